@@ -1,0 +1,242 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DefaultACL is dnsdist's default: loopback and the private and link-local ranges.
+var DefaultACL = []string{
+	"127.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "192.168.0.0/16",
+	"172.16.0.0/12", "::1/128", "fc00::/7", "fe80::/10",
+}
+
+// Defaults of keys dnsfront adds to dnsdist's schema, and of dnsdist keys whose dnsdist default
+// does not suit a Go server. Each is documented in docs/configuration.md.
+const (
+	DefaultDrainTimeout     = 5 * time.Second
+	DefaultUDPTimeout       = 2 // seconds, dnsdist's tuning.udp.timeout
+	DefaultTCPIdleTimeout   = 10 * time.Second
+	DefaultMaxTCPInFlight   = 100
+	DefaultMinimumTLS       = "tls1.2" // dnsdist says tls1.0; TLS 1.0/1.1 are deprecated (RFC 8996)
+	DefaultTicketKeys       = 5
+	DefaultTicketRotation   = 43200 // seconds
+	DefaultHandshakes       = 256
+	DefaultHandshakeQueue   = 1024
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultHandshakesPerIP  = 64
+	DefaultDoHPath          = "/dns-query"
+	DefaultDoHIdleTimeout   = 30 // seconds
+	DefaultDoHStreams       = 100
+	DefaultDoHBodySize      = 65535
+	DefaultHealthQName      = "a.root-servers.net."
+	DefaultPolicy           = "leastOutstanding"
+	DefaultOCSPValidity     = 24 * time.Hour
+)
+
+func boolPtr(b bool) *bool { return &b }
+func intPtr(i int) *int    { return &i }
+
+func (c *Config) applyDefaults() {
+	g := &c.General
+	if g.DrainTimeout == 0 {
+		g.DrainTimeout = Duration(DefaultDrainTimeout)
+	}
+	if g.UDPTimeout == 0 {
+		g.UDPTimeout = DefaultUDPTimeout
+	}
+	if g.TCPIdleTimeout == 0 {
+		g.TCPIdleTimeout = Duration(DefaultTCPIdleTimeout)
+	}
+	if g.MaxTCPInFlight == 0 {
+		g.MaxTCPInFlight = DefaultMaxTCPInFlight
+	}
+	if g.LogLevel == "" {
+		g.LogLevel = "info"
+	}
+	if c.ACL == nil {
+		c.ACL = append([]string(nil), DefaultACL...)
+	}
+	for i := range c.Binds {
+		b := &c.Binds[i]
+		if b.Protocol == "" {
+			b.Protocol = "Do53"
+		}
+		b.Protocol = canonicalProtocol(b.Protocol)
+		if b.TLS != nil {
+			t := b.TLS
+			if t.MinimumVersion == "" {
+				t.MinimumVersion = DefaultMinimumTLS
+			}
+			if t.SessionTickets == nil {
+				t.SessionTickets = boolPtr(true)
+			}
+			if t.NumberOfTicketsKeys == 0 {
+				t.NumberOfTicketsKeys = DefaultTicketKeys
+			}
+			if t.TicketsKeysRotationDelay == 0 {
+				t.TicketsKeysRotationDelay = DefaultTicketRotation
+			}
+			if t.MaxConcurrentHandshakes == 0 {
+				t.MaxConcurrentHandshakes = DefaultHandshakes
+			}
+			if t.HandshakeQueue == 0 {
+				t.HandshakeQueue = DefaultHandshakeQueue
+			}
+			if t.HandshakeTimeout == 0 {
+				t.HandshakeTimeout = Duration(DefaultHandshakeTimeout)
+			}
+			if t.MaxHandshakesPerClient == 0 {
+				t.MaxHandshakesPerClient = DefaultHandshakesPerIP
+			}
+			for j := range t.Certificates {
+				if g := t.Certificates[j].OCSP; g != nil && g.Generate != nil && g.Generate.Validity == 0 {
+					g.Generate.Validity = Duration(DefaultOCSPValidity)
+				}
+			}
+		}
+		if b.Protocol == "DoH" && b.DoH == nil {
+			b.DoH = &BindDoH{}
+		}
+		if d := b.DoH; d != nil {
+			if len(d.Paths) == 0 {
+				d.Paths = []string{DefaultDoHPath}
+			}
+			if d.ExactPathMatching == nil {
+				d.ExactPathMatching = boolPtr(true)
+			}
+			if d.IdleTimeout == 0 {
+				d.IdleTimeout = DefaultDoHIdleTimeout
+			}
+			if d.SendCacheControlHeaders == nil {
+				d.SendCacheControlHeaders = boolPtr(true)
+			}
+			if d.MaxConcurrentStreams == 0 {
+				d.MaxConcurrentStreams = DefaultDoHStreams
+			}
+			if d.MaxBodySize == 0 {
+				d.MaxBodySize = DefaultDoHBodySize
+			}
+		}
+	}
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		if b.Name == "" {
+			b.Name = b.Address
+		}
+		if b.Weight == 0 {
+			b.Weight = 1
+		}
+		if b.Order == 0 {
+			b.Order = 1
+		}
+		if b.UDPTimeout == 0 {
+			b.UDPTimeout = g.UDPTimeout
+		}
+		if len(b.Pools) == 0 {
+			b.Pools = []string{""}
+		}
+		h := &b.HealthChecks
+		if h.Mode == "" {
+			h.Mode = "auto"
+		}
+		if h.QName == "" {
+			h.QName = DefaultHealthQName
+		}
+		if h.QType == "" {
+			h.QType = "A"
+		}
+		if h.QClass == "" {
+			h.QClass = "IN"
+		}
+		if h.Interval == 0 {
+			h.Interval = 1
+		}
+		if h.Timeout == 0 {
+			h.Timeout = 1000
+		}
+		if h.MaxFailures == 0 {
+			h.MaxFailures = 1
+		}
+		if h.Rise == 0 {
+			h.Rise = 1
+		}
+	}
+	if c.LoadBalancingPolicies.DefaultPolicy == "" {
+		c.LoadBalancingPolicies.DefaultPolicy = DefaultPolicy
+	}
+	for i := range c.PacketCaches {
+		p := &c.PacketCaches[i]
+		if p.MaxTTL == nil {
+			p.MaxTTL = intPtr(86400)
+		}
+		if p.TemporaryFailureTTL == nil {
+			p.TemporaryFailureTTL = intPtr(60)
+		}
+		if p.MaxNegativeTTL == nil {
+			p.MaxNegativeTTL = intPtr(3600)
+		}
+		if p.Shards == 0 {
+			p.Shards = 20
+		}
+		if p.MaximumEntrySize == 0 {
+			p.MaximumEntrySize = 4096
+		}
+	}
+	if c.Webserver.ACL == nil {
+		c.Webserver.ACL = []string{"127.0.0.1", "::1"}
+	}
+	c.resolvePaths()
+}
+
+// canonicalProtocol accepts any case ("dot", "DOT") and returns dnsdist's spelling.
+func canonicalProtocol(p string) string {
+	switch strings.ToLower(p) {
+	case "do53":
+		return "Do53"
+	case "dot":
+		return "DoT"
+	case "doh":
+		return "DoH"
+	}
+	return p
+}
+
+// resolvePaths makes every file path absolute, relative to the configuration file's
+// directory, so that the server behaves the same whatever its working directory.
+func (c *Config) resolvePaths() {
+	if c.Path == "" {
+		return
+	}
+	dir := filepath.Dir(c.Path)
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) && *p != "/dev/null" {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for i := range c.Binds {
+		t := c.Binds[i].TLS
+		if t == nil {
+			continue
+		}
+		for j := range t.Certificates {
+			ct := &t.Certificates[j]
+			abs(&ct.Certificate)
+			abs(&ct.Key)
+			if ct.OCSP != nil && ct.OCSP.Generate != nil {
+				abs(&ct.OCSP.Generate.CACertificate)
+				abs(&ct.OCSP.Generate.CAKey)
+			}
+		}
+		for j := range t.OCSPResponseFiles {
+			abs(&t.OCSPResponseFiles[j])
+		}
+		abs(&t.TicketKeyFile)
+		abs(&t.KeyLogFile)
+	}
+	abs(&c.OCSP.CacheDir)
+	if c.DevPKI != nil {
+		abs(&c.DevPKI.Directory)
+	}
+}

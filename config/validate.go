@@ -1,0 +1,360 @@
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Policies lists the load-balancing policy names; both dnsdist's camelCase and
+// snake_case spellings are accepted and mapped by CanonicalPolicy.
+var policies = map[string]string{
+	"leastoutstanding": "leastOutstanding", "least_outstanding": "leastOutstanding",
+	"firstavailable": "firstAvailable", "first_available": "firstAvailable",
+	"roundrobin": "roundrobin", "round_robin": "roundrobin",
+	"wrandom": "wrandom", "weighted_random": "wrandom",
+	"chashed": "chashed", "consistent_hash": "chashed",
+}
+
+// CanonicalPolicy returns dnsdist's name of a policy ("least_outstanding" → "leastOutstanding"),
+// or "" if the name is unknown.
+func CanonicalPolicy(name string) string { return policies[strings.ToLower(name)] }
+
+func (c *Config) validate(v *validator) {
+	if len(c.Binds) == 0 {
+		v.errorf("binds", "at least one bind is required")
+	}
+	for i, a := range c.ACL {
+		if _, err := ParsePrefix(a); err != nil {
+			v.errorf(fmt.Sprintf("acl[%d]", i), "%v", err)
+		}
+	}
+	if c.General.EventLoops < 0 || c.General.EventLoops > 1024 {
+		v.errorf("general.event_loops", "must be between 0 (one per core) and 1024, got %d", c.General.EventLoops)
+	}
+	switch c.General.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		v.errorf("general.log_level", "must be debug, info, warn or error, got %q", c.General.LogLevel)
+	}
+	if c.General.MaxTCPInFlight < 1 {
+		v.errorf("general.max_tcp_in_flight", "must be at least 1")
+	}
+	seen := map[string]int{}
+	for i := range c.Binds {
+		c.validateBind(v, i, seen)
+	}
+	c.validateBackends(v)
+	for i, a := range c.Webserver.ListenAddresses {
+		if _, err := netip.ParseAddrPort(a); err != nil {
+			v.errorf(fmt.Sprintf("webserver.listen_addresses[%d]", i), "%q is not an IP:port", a)
+		}
+	}
+	for i, a := range c.Webserver.ACL {
+		if _, err := ParsePrefix(a); err != nil {
+			v.errorf(fmt.Sprintf("webserver.acl[%d]", i), "%v", err)
+		}
+	}
+	if c.DemoBackend != nil {
+		if _, err := netip.ParseAddrPort(c.DemoBackend.ListenAddress); err != nil {
+			v.errorf("demo_backend.listen_address", "%q is not an IP:port", c.DemoBackend.ListenAddress)
+		}
+	}
+	if c.DevPKI != nil && c.DevPKI.Directory == "" {
+		v.errorf("dev_pki.directory", "is required")
+	}
+	if c.OCSP.MaxResponseSize < 0 {
+		v.errorf("ocsp.max_response_size", "must not be negative")
+	}
+}
+
+func (c *Config) validateBind(v *validator, i int, seen map[string]int) {
+	b := &c.Binds[i]
+	p := fmt.Sprintf("binds[%d]", i)
+	ap, err := netip.ParseAddrPort(b.ListenAddress)
+	if err != nil {
+		v.errorf(p+".listen_address", "%q is not an IP:port (e.g. \"127.0.0.1:53\" or \"[::1]:53\")", b.ListenAddress)
+	} else {
+		key := ap.String()
+		if j, dup := seen[key]; dup {
+			v.errorf(p+".listen_address", "%s is already used by binds[%d]", key, j)
+		}
+		seen[key] = i
+	}
+	switch b.Protocol {
+	case "Do53":
+		if b.TLS != nil {
+			v.errorf(p+".tls", "protocol Do53 takes no tls block (use DoT or DoH)")
+		}
+	case "DoT":
+		if b.TLS == nil {
+			v.errorf(p+".tls", "protocol DoT needs a tls block with certificates")
+		}
+	case "DoH":
+	default:
+		v.errorf(p+".protocol", "unknown protocol %q (want Do53, DoT or DoH)", b.Protocol)
+	}
+	if b.DoH != nil && b.Protocol != "DoH" {
+		v.errorf(p+".doh", "a doh block needs protocol DoH")
+	}
+	if t := b.TLS; t != nil {
+		validateTLS(v, p+".tls", t)
+	}
+	if d := b.DoH; d != nil {
+		for j, path := range d.Paths {
+			if !strings.HasPrefix(path, "/") {
+				v.errorf(fmt.Sprintf("%s.doh.paths[%d]", p, j), "%q must start with /", path)
+			}
+		}
+		if d.MaxConcurrentStreams < 1 {
+			v.errorf(p+".doh.max_concurrent_streams", "must be at least 1")
+		}
+		if d.MaxBodySize < 12 || d.MaxBodySize > 65535 {
+			v.errorf(p+".doh.max_body_size", "must be between 12 and 65535")
+		}
+		for j, h := range d.CustomResponseHeaders {
+			if h.Key == "" || strings.ContainsAny(h.Key, " :\r\n") || strings.ContainsAny(h.Value, "\r\n") {
+				v.errorf(fmt.Sprintf("%s.doh.custom_response_headers[%d]", p, j), "invalid header %q", h.Key)
+			}
+		}
+	}
+	if b.Pool != "" && !c.poolHasBackend(b.Pool) {
+		v.errorf(p+".pool", "pool %q has no backend", b.Pool)
+	}
+}
+
+func validateTLS(v *validator, p string, t *BindTLS) {
+	if len(t.Certificates) == 0 {
+		v.errorf(p+".certificates", "at least one certificate is required")
+	}
+	for j, ct := range t.Certificates {
+		cp := fmt.Sprintf("%s.certificates[%d]", p, j)
+		if ct.Certificate == "" {
+			v.errorf(cp+".certificate", "is required")
+		}
+		if ct.Key == "" {
+			v.errorf(cp+".key", "is required")
+		}
+		if o := ct.OCSP; o != nil {
+			if o.Responder != "" && !strings.HasPrefix(o.Responder, "http://") && !strings.HasPrefix(o.Responder, "https://") {
+				v.errorf(cp+".ocsp.responder", "%q is not an http(s) URL", o.Responder)
+			}
+			if g := o.Generate; g != nil {
+				if g.CACertificate == "" {
+					v.errorf(cp+".ocsp.generate.ca_certificate", "is required")
+				}
+				if g.CAKey == "" {
+					v.errorf(cp+".ocsp.generate.ca_key", "is required")
+				}
+				if g.Validity.D() < 60e9 {
+					v.errorf(cp+".ocsp.generate.validity", "must be at least 1m")
+				}
+			}
+		}
+	}
+	if len(t.OCSPResponseFiles) > len(t.Certificates) {
+		v.errorf(p+".ocsp_response_files", "%d files for %d certificates (one per certificate, same order)",
+			len(t.OCSPResponseFiles), len(t.Certificates))
+	}
+	if _, err := ParseTLSVersion(t.MinimumVersion); err != nil {
+		v.errorf(p+".minimum_version", "%v", err)
+	}
+	if _, err := ParseCiphers(t.Ciphers); err != nil {
+		v.errorf(p+".ciphers", "%v", err)
+	}
+	if _, err := ParseCurves(t.ECDHECurves); err != nil {
+		v.errorf(p+".ecdhe_curves", "%v", err)
+	}
+	if t.NumberOfTicketsKeys < 1 || t.NumberOfTicketsKeys > 64 {
+		v.errorf(p+".number_of_tickets_keys", "must be between 1 and 64")
+	}
+	if t.TicketsKeysRotationDelay < 1 {
+		v.errorf(p+".tickets_keys_rotation_delay", "must be at least 1 second")
+	}
+	if t.MaxConcurrentHandshakes < 1 {
+		v.errorf(p+".max_concurrent_handshakes", "must be at least 1")
+	}
+	if t.HandshakeQueue < 0 {
+		v.errorf(p+".handshake_queue", "must not be negative")
+	}
+}
+
+func (c *Config) validateBackends(v *validator) {
+	names := map[string]int{}
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		p := fmt.Sprintf("backends[%d]", i)
+		if _, err := ParseBackendAddress(b.Address); err != nil {
+			v.errorf(p+".address", "%v", err)
+		}
+		if j, dup := names[b.Name]; dup {
+			v.errorf(p+".name", "%q is already the name of backends[%d]", b.Name, j)
+		}
+		names[b.Name] = i
+		if b.Weight < 1 {
+			v.errorf(p+".weight", "must be at least 1")
+		}
+		if b.UDPTimeout < 1 || b.UDPTimeout > 255 {
+			v.errorf(p+".udp_timeout", "must be between 1 and 255 seconds")
+		}
+		h := &b.HealthChecks
+		hp := p + ".health_checks"
+		switch h.Mode {
+		case "auto", "up", "down":
+		default:
+			v.errorf(hp+".mode", "must be auto, up or down, got %q", h.Mode)
+		}
+		if _, ok := dns.StringToType[strings.ToUpper(h.QType)]; !ok {
+			v.errorf(hp+".qtype", "unknown type %q", h.QType)
+		}
+		if _, ok := dns.StringToClass[strings.ToUpper(h.QClass)]; !ok {
+			v.errorf(hp+".qclass", "unknown class %q", h.QClass)
+		}
+		if _, ok := dns.IsDomainName(h.QName); !ok {
+			v.errorf(hp+".qname", "%q is not a domain name", h.QName)
+		}
+		if h.Interval < 1 {
+			v.errorf(hp+".interval", "must be at least 1 second")
+		}
+		if h.Timeout < 1 {
+			v.errorf(hp+".timeout", "must be at least 1 millisecond")
+		}
+	}
+	if CanonicalPolicy(c.LoadBalancingPolicies.DefaultPolicy) == "" {
+		v.errorf("load_balancing_policies.default_policy", "unknown policy %q (want leastOutstanding, firstAvailable, roundrobin, wrandom or chashed)", c.LoadBalancingPolicies.DefaultPolicy)
+	}
+	caches := map[string]bool{}
+	for i, pc := range c.PacketCaches {
+		p := fmt.Sprintf("packet_caches[%d]", i)
+		if pc.Name == "" {
+			v.errorf(p+".name", "is required")
+		}
+		if caches[pc.Name] {
+			v.errorf(p+".name", "%q is defined twice", pc.Name)
+		}
+		caches[pc.Name] = true
+		if pc.Size < 1 {
+			v.errorf(p+".size", "must be at least 1 entry")
+		}
+		if pc.Shards < 1 {
+			v.errorf(p+".shards", "must be at least 1")
+		}
+	}
+	for i, pl := range c.Pools {
+		p := fmt.Sprintf("pools[%d]", i)
+		if pl.Policy != "" && CanonicalPolicy(pl.Policy) == "" {
+			v.errorf(p+".policy", "unknown policy %q", pl.Policy)
+		}
+		if pl.PacketCache != "" && !caches[pl.PacketCache] {
+			v.errorf(p+".packet_cache", "no packet cache named %q", pl.PacketCache)
+		}
+	}
+}
+
+func (c *Config) poolHasBackend(pool string) bool {
+	for _, b := range c.Backends {
+		for _, p := range b.Pools {
+			if p == pool {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ParsePrefix accepts a CIDR prefix or a single address.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a network (e.g. 192.0.2.0/24)", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or network", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// ParseBackendAddress accepts IP:port, or an IP alone (port 53).
+func ParseBackendAddress(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return netip.AddrPortFrom(a, 53), nil
+	}
+	if host, port, err := net.SplitHostPort(s); err == nil {
+		if _, perr := strconv.Atoi(port); perr == nil {
+			return netip.AddrPort{}, fmt.Errorf("%q: backends are addresses, not names (%q)", s, host)
+		}
+	}
+	return netip.AddrPort{}, fmt.Errorf("%q is not an IP:port", s)
+}
+
+// ParseTLSVersion maps dnsdist's names (tls1.0 … tls1.3) to crypto/tls versions.
+func ParseTLSVersion(s string) (uint16, error) {
+	switch strings.ToLower(s) {
+	case "tls1.0":
+		return tls.VersionTLS10, nil
+	case "tls1.1":
+		return tls.VersionTLS11, nil
+	case "tls1.2":
+		return tls.VersionTLS12, nil
+	case "tls1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("unknown TLS version %q (want tls1.0, tls1.1, tls1.2 or tls1.3)", s)
+}
+
+// ParseCiphers maps a ':' or ',' separated list of TLS 1.2 suite names (Go's or IANA's,
+// which are the same strings) to their IDs. An empty list means Go's defaults.
+func ParseCiphers(s string) ([]uint16, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	byName := map[string]uint16{}
+	for _, cs := range tls.CipherSuites() {
+		byName[cs.Name] = cs.ID
+	}
+	var ids []uint16
+	for _, n := range strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
+		id, ok := byName[strings.ToUpper(n)]
+		if !ok {
+			return nil, fmt.Errorf("unknown or insecure TLS 1.2 cipher suite %q", n)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// ParseCurves maps a ':' or ',' separated list of key exchanges to crypto/tls IDs.
+// An empty list keeps Go's defaults (X25519MLKEM768 first).
+func ParseCurves(s string) ([]tls.CurveID, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	byName := map[string]tls.CurveID{
+		"x25519mlkem768": tls.X25519MLKEM768, "x25519": tls.X25519,
+		"p-256": tls.CurveP256, "p256": tls.CurveP256, "prime256v1": tls.CurveP256,
+		"p-384": tls.CurveP384, "p384": tls.CurveP384, "secp384r1": tls.CurveP384,
+		"p-521": tls.CurveP521, "p521": tls.CurveP521, "secp521r1": tls.CurveP521,
+	}
+	var ids []tls.CurveID
+	for _, n := range strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
+		id, ok := byName[strings.ToLower(n)]
+		if !ok {
+			return nil, fmt.Errorf("unknown key exchange %q (want X25519MLKEM768, X25519, P-256, P-384 or P-521)", n)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
