@@ -1,0 +1,281 @@
+package tlsframe
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
+)
+
+// Connection states. The loop moves hello→handshaking (submit) and
+// done→established; the handshake goroutine moves handshaking→done; OnClose
+// moves any state to closed.
+const (
+	stateHello       int32 = iota // buffering the first record
+	stateHandshaking              // queued or running on a handshake goroutine
+	stateDone                     // handshake returned; flights may still be queued
+	stateEstablished              // records are read and written on the loop
+	stateClosed
+)
+
+var (
+	errHandshakeInput = errors.New("tlsframe: client sent too much data before the handshake completed")
+	errNotEstablished = errors.New("tlsframe: write before the handshake completed")
+)
+
+// Conn is the TLS side of one client connection on a gnet loop.
+//
+// Concurrency: every method runs on the connection's event loop. The
+// handshake runs on a Handshaker goroutine that owns the tls.Conn until it
+// stores stateDone and wakes the connection; flightWritten and expire are
+// the only other entry points off the caller's path, and they touch atomics,
+// the adapter's lock and gnet's concurrency-safe calls only.
+type Conn struct {
+	ad      adapter
+	tls     *tls.Conn // set by the handshake goroutine before stateDone
+	hsErr   error     // idem
+	store   *Store
+	loop    int
+	hs      *Handshaker
+	peer    netip.AddrPort
+	gc      gnet.Conn
+	state   atomic.Int32
+	pending atomic.Int32 // flight AsyncWrites not yet run by the loop
+	timer   *time.Timer
+	out     *bytebufferpool.ByteBuffer // plaintext queued by Write
+	err     error                      // construction error, reported by OnTraffic
+
+	// guarded by hs.mu
+	job  jobState
+	elem any // *list.Element while queued
+}
+
+// NewConn attaches TLS to a freshly accepted gnet connection. Call it in
+// OnOpen, on the loop numbered loop (0 <= loop < st.Loops()); peer is the
+// client address (cached by the caller: RemoteAddr is loop-only). The
+// handshake deadline starts now.
+func NewConn(gc gnet.Conn, st *Store, loop int, hs *Handshaker, peer netip.AddrPort) *Conn {
+	c := &Conn{store: st, loop: loop, hs: hs, peer: peer, gc: gc}
+	c.ad.c = c
+	c.ad.cond.L = &c.ad.mu
+	c.ad.gc = gc
+	c.ad.laddr = gc.LocalAddr()
+	c.ad.raddr = gc.RemoteAddr()
+	slot, err := st.slot(loop)
+	if err != nil {
+		c.err = err
+		return c
+	}
+	c.ad.slot = slot
+	if slot.view.Load() == nil {
+		c.err = fmt.Errorf("tlsframe: peer %s: no certificate published for this listener", peer)
+		return c
+	}
+	c.timer = time.AfterFunc(hs.opts.Timeout, c.expire)
+	return c
+}
+
+// Peer is the client address given to NewConn.
+func (c *Conn) Peer() netip.AddrPort { return c.peer }
+
+// Established reports whether the handshake completed and the loop owns the
+// TLS connection.
+func (c *Conn) Established() bool { return c.state.Load() == stateEstablished }
+
+// ConnectionState is the negotiated state (ALPN, version, resumption); valid
+// once Established.
+func (c *Conn) ConnectionState() tls.ConnectionState {
+	if !c.Established() {
+		return tls.ConnectionState{}
+	}
+	return c.tls.ConnectionState()
+}
+
+// OnTraffic consumes the gnet inbound buffer. Before and during the
+// handshake it buffers; once established it decrypts every complete record
+// and calls deliver with the plaintext (valid only during the call; deliver
+// may be called several times, and may call Write). Partial records stay
+// inside the tls.Conn. Any error means: close the connection (io.EOF after
+// the client's close_notify).
+func (c *Conn) OnTraffic(gc gnet.Conn, deliver func(plaintext []byte)) error {
+	if c.err != nil {
+		_, _ = gc.Discard(-1)
+		return c.err
+	}
+	switch c.state.Load() {
+	case stateHello:
+		if err := c.ad.appendInput(gc); err != nil {
+			return err
+		}
+		if c.ad.in == nil {
+			return nil
+		}
+		// No goroutine exists yet: the loop may look at in unlocked.
+		complete, err := firstRecord(c.ad.in.B[c.ad.off:])
+		if err != nil {
+			return fmt.Errorf("%w (peer %s)", err, c.peer)
+		}
+		if !complete {
+			return nil
+		}
+		c.state.Store(stateHandshaking)
+		return c.hs.submit(c)
+	case stateHandshaking:
+		return c.ad.appendInput(gc)
+	case stateDone:
+		if c.pending.Load() > 0 {
+			// The last flight write's callback wakes us again; answering
+			// before it would overtake the server's Finished.
+			return c.ad.appendInput(gc)
+		}
+		c.timer.Stop()
+		if c.hsErr != nil {
+			_, _ = gc.Discard(-1)
+			return c.hsErr
+		}
+		c.ad.onLoop = true
+		c.state.Store(stateEstablished)
+		if c.ad.in != nil && c.ad.off == len(c.ad.in.B) {
+			c.ad.releaseInput()
+		}
+		return c.readPass(gc, deliver)
+	case stateEstablished:
+		return c.readPass(gc, deliver)
+	default:
+		_, _ = gc.Discard(-1)
+		return net.ErrClosed
+	}
+}
+
+// readPass decrypts everything buffered. tls.Conn.Read may return bytes and
+// an error together: the bytes are delivered first.
+func (c *Conn) readPass(gc gnet.Conn, deliver func([]byte)) error {
+	s := c.ad.slot
+	if s.plain == nil {
+		s.plain = make([]byte, maxPlaintext)
+	}
+	for {
+		n, err := c.tls.Read(s.plain)
+		if n > 0 {
+			deliver(s.plain[:n])
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Temporary() { //nolint:staticcheck // the contract crypto/tls relies on
+				break
+			}
+			_ = c.flushRecords(gc) // an alert crypto/tls queued
+			return err
+		}
+	}
+	// Records crypto/tls wrote while reading (a KeyUpdate answer).
+	return c.flushRecords(gc)
+}
+
+// Write queues plaintext for the next Flush (on the loop).
+func (c *Conn) Write(plaintext []byte) {
+	if c.out == nil {
+		c.out = bytebufferpool.Get()
+		c.out.B = c.out.B[:0]
+	}
+	c.out.B = append(c.out.B, plaintext...)
+}
+
+// Flush encrypts everything queued by Write into records (one per 16 KiB)
+// and sends them with one gnet write. Call it on the loop, in OnTraffic or
+// later (an answer arriving from a backend on the same loop).
+func (c *Conn) Flush(gc gnet.Conn) error {
+	if c.out == nil {
+		return nil
+	}
+	if c.state.Load() != stateEstablished {
+		if c.state.Load() == stateClosed {
+			return net.ErrClosed
+		}
+		return errNotEstablished
+	}
+	_, err := c.tls.Write(c.out.B)
+	bytebufferpool.Put(c.out)
+	c.out = nil
+	if err != nil {
+		c.ad.slot.out = c.ad.slot.out[:0]
+		return err
+	}
+	return c.flushRecords(gc)
+}
+
+func (c *Conn) flushRecords(gc gnet.Conn) error {
+	s := c.ad.slot
+	if len(s.out) == 0 {
+		return nil
+	}
+	_, err := gc.Write(s.out)
+	s.out = s.out[:0]
+	return err
+}
+
+// CloseNotify sends close_notify (after anything queued) and closes the
+// connection: the graceful stop. Before the handshake completed it just
+// closes.
+func (c *Conn) CloseNotify(gc gnet.Conn) error {
+	if c.state.Load() == stateEstablished {
+		_ = c.Flush(gc)
+		_ = c.tls.CloseWrite()
+		_ = c.flushRecords(gc)
+	}
+	return gc.Close()
+}
+
+// OnClose releases the connection's buffers and stops its handshake: a
+// queued one leaves the queue, a running one is woken and ends. Call it from
+// the gnet OnClose handler.
+func (c *Conn) OnClose() {
+	prev := c.state.Swap(stateClosed)
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.ad.shut(true)
+	if prev == stateHandshaking && c.hs != nil {
+		c.hs.cancel(c)
+	}
+	if c.out != nil {
+		bytebufferpool.Put(c.out)
+		c.out = nil
+	}
+}
+
+// flightWritten runs on the loop when a handshake flight has been written.
+func (c *Conn) flightWritten() {
+	if c.pending.Add(-1) == 0 && c.state.Load() == stateDone {
+		_ = c.gc.Wake(nil)
+	}
+}
+
+// expire is the handshake deadline, run by the timer's goroutine: it covers
+// a half-sent ClientHello, the time spent queued and the handshake itself.
+func (c *Conn) expire() {
+	if c.state.Load() >= stateEstablished {
+		return
+	}
+	c.hs.timedOut.Add(1)
+	c.ad.shut(false)
+	_ = c.gc.Close()
+}
+
+// runHandshake runs on a handshake goroutine.
+func (c *Conn) runHandshake() error {
+	v := c.ad.slot.view.Load()
+	tc := tls.Server(&c.ad, v.cfg)
+	err := tc.Handshake()
+	c.tls, c.hsErr = tc, err
+	if c.state.CompareAndSwap(stateHandshaking, stateDone) {
+		_ = c.gc.Wake(nil)
+	}
+	return err
+}
