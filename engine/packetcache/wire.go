@@ -1,0 +1,277 @@
+package packetcache
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+)
+
+// Wire-format helpers in miekg/dns's (msg, off) -> (value, newOff, error)
+// shape. They never allocate: the cache runs them on every lookup.
+
+const (
+	headerLen  = 12
+	maxNameLen = 255
+	// key = lower-cased qname wire form, qtype, qclass, one flag byte.
+	maxKeyLen = maxNameLen + 5
+
+	typeSOA = 6
+	typeOPT = 41
+
+	rcodeNoError  = 0
+	rcodeServFail = 2
+	rcodeNXDomain = 3
+	rcodeRefused  = 5
+)
+
+// Header flag bits (second 16-bit word).
+const (
+	flagQR     = 1 << 15
+	flagTC     = 1 << 9
+	flagRD     = 1 << 8
+	flagCD     = 1 << 4
+	opcodeMask = 0xF << 11
+	rcodeMask  = 0xF
+	ednsDO     = 1 << 15 // in the OPT record's TTL field
+)
+
+// Bits of the key's flag byte: everything in the query that changes the answer.
+const (
+	keyRD   = 1 << 0
+	keyCD   = 1 << 1
+	keyEDNS = 1 << 2
+	keyDO   = 1 << 3
+)
+
+var (
+	errShort       = errors.New("packetcache: message truncated")
+	errLabel       = errors.New("packetcache: bad label type")
+	errNameTooLong = errors.New("packetcache: name longer than 255 octets")
+	errCompressed  = errors.New("packetcache: compressed question name")
+)
+
+// skipName returns the offset just past the possibly compressed name at off.
+func skipName(msg []byte, off int) (int, error) {
+	for {
+		if off >= len(msg) {
+			return 0, errShort
+		}
+		c := int(msg[off])
+		switch c & 0xC0 {
+		case 0x00:
+			if c == 0 {
+				return off + 1, nil
+			}
+			off += 1 + c
+		case 0xC0:
+			if off+2 > len(msg) {
+				return 0, errShort
+			}
+			return off + 2, nil
+		default:
+			return 0, errLabel
+		}
+	}
+}
+
+// lowerName copies the uncompressed name at off into dst lower-cased and
+// returns the number of bytes written and the offset past the name. A
+// question name is never compressed in practice (nothing precedes it to
+// point to), so a pointer makes the message uncacheable.
+func lowerName(dst []byte, msg []byte, off int) (n int, newOff int, err error) {
+	for {
+		if off >= len(msg) {
+			return 0, 0, errShort
+		}
+		c := int(msg[off])
+		if c&0xC0 != 0 {
+			if c&0xC0 == 0xC0 {
+				return 0, 0, errCompressed
+			}
+			return 0, 0, errLabel
+		}
+		if off+1+c > len(msg) {
+			return 0, 0, errShort
+		}
+		if n+1+c > maxNameLen {
+			return 0, 0, errNameTooLong
+		}
+		dst[n] = byte(c)
+		n++
+		off++
+		if c == 0 {
+			return n, off, nil
+		}
+		for _, b := range msg[off : off+c] {
+			if 'A' <= b && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			dst[n] = b
+			n++
+		}
+		off += c
+	}
+}
+
+// rrHeader is the fixed part of a resource record after its owner name.
+type rrHeader struct {
+	typ    uint16
+	class  uint16
+	ttl    uint32
+	ttlOff int // offset of the TTL field in the message
+	rdOff  int // offset of RDATA
+	rdLen  int
+}
+
+// readRR parses the record at off and returns its header and the offset past it.
+func readRR(msg []byte, off int) (rrHeader, int, error) {
+	off, err := skipName(msg, off)
+	if err != nil {
+		return rrHeader{}, 0, err
+	}
+	if off+10 > len(msg) {
+		return rrHeader{}, 0, errShort
+	}
+	h := rrHeader{
+		typ:    binary.BigEndian.Uint16(msg[off:]),
+		class:  binary.BigEndian.Uint16(msg[off+2:]),
+		ttl:    binary.BigEndian.Uint32(msg[off+4:]),
+		ttlOff: off + 4,
+		rdOff:  off + 10,
+		rdLen:  int(binary.BigEndian.Uint16(msg[off+8:])),
+	}
+	end := h.rdOff + h.rdLen
+	if end > len(msg) {
+		return rrHeader{}, 0, errShort
+	}
+	return h, end, nil
+}
+
+// queryKey builds the cache key of a query into kb. It reports false for
+// queries the cache does not handle: responses, opcodes other than QUERY,
+// not exactly one question, records in the answer or authority sections,
+// or an additional section holding anything but one OPT record (TSIG-signed
+// queries must reach the backend).
+func queryKey(q []byte, kb *[maxKeyLen]byte) (keyLen, nameEnd int, ok bool) {
+	if len(q) < headerLen {
+		return 0, 0, false
+	}
+	flags := binary.BigEndian.Uint16(q[2:])
+	if flags&(flagQR|opcodeMask) != 0 ||
+		binary.BigEndian.Uint16(q[4:]) != 1 ||
+		binary.BigEndian.Uint16(q[6:]) != 0 ||
+		binary.BigEndian.Uint16(q[8:]) != 0 {
+		return 0, 0, false
+	}
+	arcount := binary.BigEndian.Uint16(q[10:])
+	if arcount > 1 {
+		return 0, 0, false
+	}
+	n, off, err := lowerName(kb[:], q, headerLen)
+	if err != nil || off+4 > len(q) {
+		return 0, 0, false
+	}
+	nameEnd = off
+	copy(kb[n:], q[off:off+4])
+	n += 4
+	off += 4
+	var kf byte
+	if flags&flagRD != 0 {
+		kf |= keyRD
+	}
+	if flags&flagCD != 0 {
+		kf |= keyCD
+	}
+	if arcount == 1 {
+		h, _, err := readRR(q, off)
+		if err != nil || h.typ != typeOPT {
+			return 0, 0, false
+		}
+		kf |= keyEDNS
+		if h.ttl&ednsDO != 0 {
+			kf |= keyDO
+		}
+	}
+	kb[n] = kf
+	return n + 1, nameEnd, true
+}
+
+// analyze walks every record of a response, checks that it answers the
+// question in key, decides its lifetime under o, and appends the offsets of
+// its TTL fields to offs. Compressed owner names are skipped, not followed.
+func analyze(resp []byte, key []byte, o *Options, offs []uint16) (uint32, []uint16, error) {
+	if len(resp) < headerLen {
+		return 0, offs, errShort
+	}
+	flags := binary.BigEndian.Uint16(resp[2:])
+	if flags&flagQR == 0 || flags&opcodeMask != 0 || flags&flagTC != 0 {
+		return 0, offs, nil
+	}
+	if binary.BigEndian.Uint16(resp[4:]) != 1 {
+		return 0, offs, nil
+	}
+	// The answer's question must be the query's, so that Get can copy the
+	// query's qname over it byte for byte.
+	var nb [maxNameLen]byte
+	n, off, err := lowerName(nb[:], resp, headerLen)
+	if err != nil {
+		return 0, offs, err
+	}
+	nameLen := len(key) - 5
+	if n != nameLen || string(nb[:n]) != string(key[:nameLen]) ||
+		off+4 > len(resp) || string(resp[off:off+4]) != string(key[nameLen:nameLen+4]) {
+		return 0, offs, nil
+	}
+	off += 4
+	ancount := int(binary.BigEndian.Uint16(resp[6:]))
+	nscount := int(binary.BigEndian.Uint16(resp[8:]))
+	total := ancount + nscount + int(binary.BigEndian.Uint16(resp[10:]))
+	rcode := int(flags & rcodeMask)
+
+	minTTL := uint32(math.MaxUint32)
+	soaMin := uint32(math.MaxUint32)
+	seenAuthSOA := false
+	for i := 0; i < total; i++ {
+		h, next, err := readRR(resp, off)
+		if err != nil {
+			return 0, offs, err
+		}
+		off = next
+		if h.typ == typeOPT {
+			if h.ttl>>24 != 0 { // extended RCODE (BADVERS...): leave to the backend
+				return 0, offs, nil
+			}
+			continue
+		}
+		offs = append(offs, uint16(h.ttlOff))
+		minTTL = min(minTTL, h.ttl)
+		if h.typ == typeSOA && i >= ancount && i < ancount+nscount {
+			seenAuthSOA = true
+			if h.rdLen >= 22 {
+				soaMin = min(soaMin, binary.BigEndian.Uint32(resp[h.rdOff+h.rdLen-4:]))
+			}
+		}
+	}
+
+	var ttl uint32
+	switch rcode {
+	case rcodeServFail, rcodeRefused:
+		return o.TemporaryFailureTTL, offs, nil
+	case rcodeNXDomain, rcodeNoError:
+		if minTTL == math.MaxUint32 {
+			return 0, offs, nil // no record carries a TTL
+		}
+		if rcode == rcodeNXDomain || seenAuthSOA {
+			// RFC 2308 §5: a negative answer lives min(SOA TTL, SOA MINIMUM).
+			ttl = min(minTTL, soaMin, o.MaxNegativeTTL)
+		} else {
+			ttl = min(minTTL, o.MaxTTL)
+		}
+	default:
+		return 0, offs, nil
+	}
+	if ttl < o.MinTTL {
+		return 0, offs, nil
+	}
+	return ttl, offs, nil
+}
