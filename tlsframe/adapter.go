@@ -175,3 +175,9 @@ func (a *adapter) shut(release bool) {
 	a.cond.Broadcast()
 	a.mu.Unlock()
 }
+
+func (a *adapter) isShut() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closed
+}

@@ -175,6 +175,11 @@ func (h *Handshaker) releaseClient(c *Conn) {
 func (h *Handshaker) worker(c *Conn) {
 	defer h.wg.Done()
 	for c != nil {
+		if c.ad.isShut() {
+			// Expired or closed while queued: its OnClose is on the way.
+			c = h.next(c)
+			continue
+		}
 		h.started.Add(1)
 		if err := c.runHandshake(); err != nil {
 			h.failed.Add(1)

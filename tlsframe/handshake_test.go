@@ -1,0 +1,166 @@
+package tlsframe
+
+import (
+	"crypto/tls"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// clientHello returns the first record of a real Go TLS client's handshake.
+func clientHello(t testing.TB) []byte {
+	t.Helper()
+	cli, srv := net.Pipe()
+	defer srv.Close()
+	go func() {
+		_ = tls.Client(cli, &tls.Config{ServerName: "both.test", InsecureSkipVerify: true}).Handshake()
+		cli.Close()
+	}()
+	hdr := make([]byte, 5)
+	if _, err := readFull(srv, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	if _, err := readFull(srv, body); err != nil {
+		t.Fatal(err)
+	}
+	return append(hdr, body...)
+}
+
+func readFull(c net.Conn, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := c.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// hangingClient sends a whole ClientHello and never answers the server's
+// flight: its handshake occupies a worker until the deadline.
+func hangingClient(t testing.TB, addr string, hello []byte) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestHandshakeCapAndQueueShedding(t *testing.T) {
+	b := newBothPKI(t)
+	hs := NewHandshaker(HandshakerOptions{MaxConcurrent: 1, MaxQueue: 1, PerClient: -1, Timeout: 10 * time.Second})
+	s := startServer(t, b.snap, hs, 1)
+	hello := clientHello(t)
+
+	running := hangingClient(t, s.addr, hello)
+	waitFor(t, 2*time.Second, "one running", func() bool { return hs.Stats().Running == 1 })
+	queued := hangingClient(t, s.addr, hello)
+	waitFor(t, 2*time.Second, "one queued", func() bool { return hs.Stats().Queued == 1 })
+	shed := hangingClient(t, s.addr, hello)
+	expectClosed(t, shed, 2*time.Second)
+	if st := hs.Stats(); st.Shed != 1 || st.Running != 1 || st.Queued != 1 {
+		t.Fatalf("stats %+v, want 1 running, 1 queued, 1 shed", st)
+	}
+
+	// The queued client leaves: its place is freed without a goroutine.
+	queued.Close()
+	waitFor(t, 2*time.Second, "queue emptied", func() bool { return hs.Stats().Queued == 0 })
+	// The running one leaves: the worker ends and the cap is free again.
+	running.Close()
+	waitFor(t, 2*time.Second, "worker gone", func() bool { return hs.Stats().Running == 0 })
+	c := dialTLS(t, s.addr, b.pki.clientConfig("both.test"))
+	echo(t, c, "after shedding")
+}
+
+func TestHandshakeDeadline(t *testing.T) {
+	b := newBothPKI(t)
+	hs := NewHandshaker(HandshakerOptions{MaxConcurrent: 1, MaxQueue: 4, PerClient: -1, Timeout: 300 * time.Millisecond})
+	s := startServer(t, b.snap, hs, 1)
+	hello := clientHello(t)
+
+	// Half a ClientHello: never reaches a worker, closed at the deadline.
+	half, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	if _, err := half.Write(hello[:len(hello)/2]); err != nil {
+		t.Fatal(err)
+	}
+	// A whole one that holds the only worker, and one queued behind it:
+	// the deadline covers the time spent queued.
+	running := hangingClient(t, s.addr, hello)
+	queued := hangingClient(t, s.addr, hello)
+	start := time.Now()
+	expectClosed(t, half, 3*time.Second)
+	expectClosed(t, running, 3*time.Second)
+	expectClosed(t, queued, 3*time.Second)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("closed after %v, deadline 300ms", d)
+	}
+	waitFor(t, 2*time.Second, "timeouts counted", func() bool { return hs.Stats().TimedOut >= 3 })
+	waitFor(t, 2*time.Second, "worker gone", func() bool { return hs.Stats().Running == 0 })
+	// The queued one may reach the worker in the instant between the two
+	// deadlines, never more than that.
+	if st := hs.Stats(); st.Started > 2 || st.Succeeded != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestHandshakesPerClient(t *testing.T) {
+	b := newBothPKI(t)
+	hs := NewHandshaker(HandshakerOptions{MaxConcurrent: 10, PerClient: 2, Timeout: 10 * time.Second})
+	s := startServer(t, b.snap, hs, 1)
+	hello := clientHello(t)
+	a := hangingClient(t, s.addr, hello)
+	hangingClient(t, s.addr, hello)
+	waitFor(t, 2*time.Second, "two running", func() bool { return hs.Stats().Running == 2 })
+	third := hangingClient(t, s.addr, hello)
+	expectClosed(t, third, 2*time.Second)
+	if st := hs.Stats(); st.ClientRejected != 1 {
+		t.Fatalf("stats %+v, want 1 rejected", st)
+	}
+	a.Close()
+	waitFor(t, 2*time.Second, "slot released", func() bool { return hs.Stats().Running == 1 })
+	c := dialTLS(t, s.addr, b.pki.clientConfig("both.test"))
+	echo(t, c, "within the limit again")
+}
+
+func TestCloseMidHandshakeLeavesNoGoroutine(t *testing.T) {
+	b := newBothPKI(t)
+	hs := NewHandshaker(HandshakerOptions{MaxConcurrent: 8, MaxQueue: 100, PerClient: -1, Timeout: time.Minute})
+	s := startServer(t, b.snap, hs, 2)
+	hello := clientHello(t)
+	c := dialTLS(t, s.addr, b.pki.clientConfig("both.test"))
+	echo(t, c, "warm")
+	c.Close()
+	waitFor(t, 2*time.Second, "idle", func() bool { return hs.Stats().Running == 0 })
+	time.Sleep(50 * time.Millisecond)
+	base := runtime.NumGoroutine()
+
+	var conns []net.Conn
+	for range 30 {
+		conns = append(conns, hangingClient(t, s.addr, hello))
+	}
+	waitFor(t, 3*time.Second, "handshakes in flight", func() bool {
+		st := hs.Stats()
+		return st.Running == 8 && st.Queued == 22
+	})
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, 3*time.Second, "workers gone", func() bool {
+		st := hs.Stats()
+		return st.Running == 0 && st.Queued == 0
+	})
+	waitFor(t, 3*time.Second, "goroutines back to the base", func() bool { return runtime.NumGoroutine() <= base })
+}
