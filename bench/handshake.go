@@ -150,9 +150,9 @@ type handshaker struct {
 // the atomics in workerStats that the progress line reads.
 type hsWorker struct {
 	workerStats
-	resumed, full                              uint64
+	resumed, full                             uint64
 	stapleValid, stapleInvalid, stapleMissing uint64
-	stapleErr                                  error
+	stapleErr                                 error
 }
 
 func (h *handshaker) prime(ctx context.Context) error {
@@ -161,6 +161,11 @@ func (h *handshaker) prime(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	if h.query != nil {
+		if _, err := h.ask(conn, rand.New(rand.NewPCG(1, 2)), nil); err != nil {
+			return err
+		}
+	}
 	if h.o.Resume && conn.ConnectionState().Version == tls.VersionTLS13 {
 		// TLS 1.3 tickets arrive after the handshake; crypto/tls reads them
 		// only when the application reads, so read until a short deadline.

@@ -86,6 +86,9 @@ func (h *histogram) quantile(q float64) time.Duration {
 	if h.n == 0 {
 		return 0
 	}
+	if q >= 1 {
+		return time.Duration(h.max)
+	}
 	rank := uint64(math.Ceil(q * float64(h.n)))
 	if rank < 1 {
 		rank = 1
