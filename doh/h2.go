@@ -654,9 +654,13 @@ func (c *h2conn) respond(id uint64, status int, msg []byte) {
 	s.lastActive = s.now()
 	if status == 200 {
 		c.writeResponse(st, 200, msg, true)
-		return
+	} else {
+		c.writeResponse(st, status, []byte(statusBody(status)), false)
 	}
-	c.writeResponse(st, status, []byte(statusBody(status)), false)
+	if c.blockedBytes > s.cfg.maxMem/2 {
+		// The client reads nothing: stop before it pins more memory.
+		s.abuse(AbuseZeroWindow, "responses held by flow control: "+strconv.Itoa(c.blockedBytes)+" bytes")
+	}
 }
 
 func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool) {
