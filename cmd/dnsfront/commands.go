@@ -1,0 +1,6 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// extraCommands are the subcommands that live in their own files (ocsp, bench).
+func extraCommands() []*cobra.Command { return nil }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/dnsfront/dnsfront/config"
+	"github.com/dnsfront/dnsfront/internal/server"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+func newServeCmd() *cobra.Command {
+	var cfgPath, pidFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run dnsfront in the foreground (SIGHUP reloads, SIGTERM/SIGINT drain and stop)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cfgPath, pidFile)
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "/etc/dnsfront/dnsfront.yaml", "configuration file")
+	cmd.Flags().StringVar(&pidFile, "pid-file", "", "write the process ID to this file")
+	return cmd
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(cfgPath, pidFile string) error {
+	// The level comes from the file; a file that does not load is reported by Start.
+	level := "info"
+	if cfg, err := config.Load(cfgPath); err == nil {
+		level = cfg.General.LogLevel
+	}
+	log := newLogger(level)
+	raiseFileLimit(log)
+	srv, err := server.Start(cfgPath, log)
+	if err != nil {
+		return err
+	}
+	if pidFile != "" {
+		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			log.Warn("cannot write pid file", "file", pidFile, "err", err)
+		}
+		defer os.Remove(pidFile)
+	}
+	log.Info("dnsfront started", "version", server.Version, "config", cfgPath, "pid", os.Getpid())
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				_ = srv.Reload() // logged by Reload; the old state keeps serving on error
+				continue
+			}
+			log.Info("stopping: draining queries in flight", "signal", sig.String())
+			err := srv.Shutdown(context.Background())
+			log.Info("stopped")
+			return err
+		case <-srv.Engine().Done():
+			return fmt.Errorf("engine stopped unexpectedly")
+		}
+	}
+}
+
+// raiseFileLimit lifts the soft descriptor limit to the hard one: every client stream is
+// a descriptor, and gnet's accept loop gives up on EMFILE.
+func raiseFileLimit(log *slog.Logger) {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err == nil && r.Cur < r.Max {
+		r.Cur = r.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+			log.Warn("cannot raise the file descriptor limit", "err", err)
+		}
+	}
+}
+
+func newCheckConfigCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "Validate a configuration file without starting",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := server.Check(cfgPath); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration OK\n", cfgPath)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "/etc/dnsfront/dnsfront.yaml", "configuration file")
+	return cmd
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "dnsfront", server.Version)
+		},
+	}
+}
+
+func newReloadCmd() *cobra.Command {
+	var pidFile, adminURL, apiKey string
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Ask a running dnsfront to reload (SIGHUP through --pid-file, or the admin API)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if adminURL != "" {
+				return apiPost(cmd, adminURL+"/api/v1/reload", apiKey)
+			}
+			b, err := os.ReadFile(pidFile)
+			if err != nil {
+				return err
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				return fmt.Errorf("%s: %w", pidFile, err)
+			}
+			return syscall.Kill(pid, syscall.SIGHUP)
+		},
+	}
+	cmd.Flags().StringVar(&pidFile, "pid-file", "/run/dnsfront.pid", "pid file of the running server")
+	cmd.Flags().StringVar(&adminURL, "admin", "", "admin API base URL (e.g. http://127.0.0.1:10080) instead of a signal")
+	cmd.Flags().StringVar(&apiKey, "api-key", "", "admin API key")
+	return cmd
+}

@@ -1,0 +1,282 @@
+package engine
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// clientConn is one client stream connection (Do53 TCP, DoT or DoH), owned by its loop.
+type clientConn struct {
+	gc       gnet.Conn
+	l        *loop
+	bind     *BindOptions
+	proto    proto
+	peer     netip.AddrPort
+	stream   stream // DoT and DoH; nil for Do53 over TCP
+	out      []byte // Do53 TCP: framed answers queued in this pass
+	inflight int
+	// lastActive is when the client last sent something, for the idle timeout.
+	lastActive int64
+	closed     bool
+	paused     bool // reading stopped at MaxTCPInFlight
+	dirty      bool
+}
+
+// stream is the protocol layer of a DoT or DoH connection: TLS and HTTP stay outside the
+// engine, which sees DNS messages and tags.
+type stream interface {
+	// read consumes what the connection received and calls query for each DNS message,
+	// with a tag that comes back with its answer. An error closes the connection.
+	read(gc gnet.Conn, query func(msg []byte, tag uint64)) error
+	// answer queues the answer to the query tagged tag; fail queues a failure (DoH maps
+	// it to an HTTP status, DoT sends the SERVFAIL in msg).
+	answer(tag uint64, msg []byte)
+	fail(tag uint64, kind failKind, msg []byte)
+	// flush writes everything queued in one write.
+	flush(gc gnet.Conn) error
+	// Expired reports whether the stream's own deadline (handshake, idle) has passed.
+	Expired(now time.Time) bool
+	// wantClose reports whether the stream asked to close once its output is flushed.
+	wantClose() bool
+	close()
+	shutdown(gc gnet.Conn)
+}
+
+type failKind uint8
+
+const (
+	failNone failKind = iota
+	failNoBackend
+	failTimeout
+)
+
+func (c *clientConn) closeNow() {
+	if !c.closed {
+		_ = c.l.el.Close(c.gc)
+	}
+}
+
+func (l *loop) markDirty(c *clientConn) {
+	if !c.dirty {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+// flushDirty writes, for every stream client that got answers in this pass, all of them
+// in one write (one TLS record for DoT and DoH).
+func (l *loop) flushDirty() {
+	for i, c := range l.dirty {
+		l.dirty[i] = nil
+		c.dirty = false
+		if c.closed {
+			continue
+		}
+		var err error
+		if c.stream != nil {
+			err = c.stream.flush(c.gc)
+			if err == nil && c.stream.wantClose() {
+				c.closeNow()
+			}
+		} else if len(c.out) > 0 {
+			_, err = c.gc.Write(c.out)
+			c.out = c.out[:0]
+		}
+		if err != nil {
+			l.stats.sendErrors.Add(1)
+			c.closeNow()
+			continue
+		}
+		if c.paused && c.inflight < l.e.opts.MaxTCPInFlight {
+			c.paused = false
+			_ = c.gc.Wake(nil) // read what was left in the inbound buffer
+		}
+	}
+	l.dirty = l.dirty[:0]
+}
+
+// onUDP handles one datagram received on a Do53 listener.
+func (l *loop) onUDP(c gnet.Conn, bind *BindOptions) {
+	buf, _ := c.Next(-1)
+	st := l.current()
+	l.stats.queries[protoUDP].Add(1)
+	ua, ok := c.RemoteAddr().(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	if !st.ACL.Allows(addrFromIP(ua.IP)) {
+		l.stats.aclDrops.Add(1)
+		return
+	}
+	if l.e.draining.Load() {
+		l.stats.drainDrops.Add(1)
+		return
+	}
+	q, err := parseQuery(buf)
+	if err != nil {
+		l.stats.nonCompliant.Add(1)
+		return
+	}
+	p := l.getPending()
+	p.proto = protoUDP
+	p.udpFD = c.Fd()
+	if ip4 := ua.IP.To4(); ip4 != nil {
+		p.sa4.Port = ua.Port
+		copy(p.sa4.Addr[:], ip4)
+	} else {
+		p.v6 = true
+		p.sa6.Port = ua.Port
+		copy(p.sa6.Addr[:], ua.IP.To16())
+	}
+	l.handleQuery(st, bind, buf, q, p)
+}
+
+func addrFromIP(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
+}
+
+// onStreamTraffic reads length-framed queries (Do53 TCP) or hands the bytes to the DoT/DoH
+// stream, then writes everything this pass produced.
+func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
+	c := cc.gc
+	cc.lastActive = time.Now().UnixNano()
+	if cc.stream != nil {
+		err := cc.stream.read(c, func(msg []byte, tag uint64) { l.onStreamQuery(cc, msg, tag) })
+		l.flushDirty()
+		if err != nil {
+			return gnet.Close
+		}
+		return gnet.None
+	}
+	for {
+		if cc.inflight >= l.e.opts.MaxTCPInFlight {
+			cc.paused = true
+			break
+		}
+		hdr, err := c.Peek(2)
+		if err != nil {
+			break
+		}
+		n := int(binary.BigEndian.Uint16(hdr))
+		if n < headerLen {
+			l.stats.nonCompliant.Add(1)
+			l.flushDirty()
+			return gnet.Close
+		}
+		if c.InboundBuffered() < 2+n {
+			break
+		}
+		frame, _ := c.Next(2 + n)
+		l.onStreamQuery(cc, frame[2:], 0)
+	}
+	l.flushDirty()
+	return gnet.None
+}
+
+func (l *loop) onStreamQuery(cc *clientConn, msg []byte, tag uint64) {
+	st := l.current()
+	l.stats.queries[cc.proto].Add(1)
+	if l.e.draining.Load() {
+		l.stats.drainDrops.Add(1)
+		return
+	}
+	q, err := parseQuery(msg)
+	if err != nil {
+		l.stats.nonCompliant.Add(1)
+		if cc.stream != nil {
+			cc.stream.fail(tag, failNone, nil)
+			l.markDirty(cc)
+		}
+		return
+	}
+	p := l.getPending()
+	p.proto = cc.proto
+	p.client = cc
+	p.tag = tag
+	cc.inflight++
+	l.handleQuery(st, cc.bind, msg, q, p)
+}
+
+// handleQuery answers from the pool's cache or forwards to a backend.
+func (l *loop) handleQuery(st *State, bind *BindOptions, msg []byte, q question, p *pending) {
+	pool := st.Pools[bind.Pool]
+	p.pool = pool
+	if pool != nil && pool.Cache != nil {
+		if r, ok := pool.Cache.Get(msg, l.resp[:0], time.Now()); ok {
+			l.stats.cacheHits.Add(1)
+			p.q = q
+			p.addOPT = q.optOff < 0
+			l.resp = r
+			l.finish(p, r)
+			return
+		}
+		l.stats.cacheMisses.Add(1)
+	}
+	l.forward(st, pool, msg, q, p)
+}
+
+// finish adapts an answer (from a backend or the cache, ID already the client's) to the
+// client's view and delivers it: the OPT record we added goes, and a UDP answer larger
+// than the client's limit is cut to TC=1.
+func (l *loop) finish(p *pending, m []byte) {
+	if p.addOPT {
+		m = stripOPT(m)
+	}
+	if p.proto == protoUDP && len(m) > int(p.q.udpSize) {
+		m = truncateTo(m, p.q.end)
+		l.stats.truncated.Add(1)
+	}
+	l.deliver(p, m, failNone)
+}
+
+// answerError answers the query in msg with rcode rc at once, without a backend.
+func (l *loop) answerError(p *pending, msg []byte, q question, rc byte) {
+	p.q = q
+	l.resp = appendError(l.resp[:0], msg, q.end, rc)
+	l.deliver(p, l.resp, failNoBackend)
+}
+
+// deliver sends an answer to the client of p and recycles p.
+func (l *loop) deliver(p *pending, m []byte, kind failKind) {
+	defer l.putPending(p)
+	if p.proto == protoUDP {
+		var sa unix.Sockaddr = &p.sa4
+		if p.v6 {
+			sa = &p.sa6
+		}
+		if err := unix.Sendto(p.udpFD, m, unix.MSG_DONTWAIT, sa); err != nil {
+			l.stats.sendErrors.Add(1)
+			return
+		}
+		l.stats.responses[protoUDP].Add(1)
+		return
+	}
+	c := p.client
+	c.inflight--
+	if c.closed {
+		return
+	}
+	switch {
+	case c.stream == nil:
+		c.out = binary.BigEndian.AppendUint16(c.out, uint16(len(m)))
+		c.out = append(c.out, m...)
+	case kind != failNone:
+		c.stream.fail(p.tag, kind, m)
+	default:
+		c.stream.answer(p.tag, m)
+	}
+	l.stats.responses[c.proto].Add(1)
+	l.markDirty(c)
+}
+
+func (l *loop) cacheInsert(p *pending, m []byte) {
+	if p.pool != nil && p.pool.Cache != nil {
+		p.pool.Cache.Insert(p.query, m, time.Now())
+	}
+}

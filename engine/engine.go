@@ -1,0 +1,245 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+)
+
+// proto is the client side protocol of a query.
+type proto uint8
+
+const (
+	protoUDP proto = iota
+	protoTCP
+	protoDoT
+	protoDoH
+	protoCount
+)
+
+// Options is what the engine is started with. Everything that a reload may change lives in
+// the State published by Engine.Publish; Options are fixed for the engine's life.
+type Options struct {
+	// Loops is the number of event loops (0: one per core).
+	Loops int
+	// Binds are the listeners; they are fixed for the life of the engine.
+	Binds []BindOptions
+	// TCPIdleTimeout closes stream clients that sent nothing for this long.
+	TCPIdleTimeout time.Duration
+	// MaxTCPInFlight bounds the queries waiting for backends on one stream connection;
+	// reading from the connection pauses beyond it.
+	MaxTCPInFlight int
+	Logger         *slog.Logger
+}
+
+// BindOptions is one listening address.
+type BindOptions struct {
+	Addr     netip.AddrPort
+	Protocol string // Do53, DoT or DoH
+	// MaxConns bounds the concurrent stream connections of this bind per loop (0: no bound).
+	MaxConns int
+	// Pool names the backend pool serving this bind.
+	Pool string
+
+	// newStream builds the DoT/DoH layer of a new connection on loop index loop.
+	newStream func(gc gnet.Conn, loop int, peer netip.AddrPort) (stream, error)
+}
+
+// Engine is the data plane: one gnet engine serving every bind.
+type Engine struct {
+	opts    Options
+	log     *slog.Logger
+	state   atomic.Pointer[State]
+	eng     gnet.Engine
+	booted  chan struct{}
+	stopped chan struct{}
+	runErr  error
+
+	loopsMu sync.Mutex
+	loops   atomic.Pointer[map[gnet.EventLoop]*loop]
+	loopSeq int
+
+	draining atomic.Bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+// New prepares an engine; Start runs it.
+func New(opts Options, st *State) (*Engine, error) {
+	if len(opts.Binds) == 0 {
+		return nil, errors.New("engine: no bind")
+	}
+	if opts.Loops <= 0 {
+		opts.Loops = runtime.NumCPU()
+	}
+	if opts.TCPIdleTimeout <= 0 {
+		opts.TCPIdleTimeout = 10 * time.Second
+	}
+	if opts.MaxTCPInFlight <= 0 {
+		opts.MaxTCPInFlight = 100
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := &Engine{opts: opts, log: opts.Logger, booted: make(chan struct{}), stopped: make(chan struct{})}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	m := map[gnet.EventLoop]*loop{}
+	e.loops.Store(&m)
+	e.state.Store(st)
+	return e, nil
+}
+
+// Publish installs a new State (ACL, backends, pools); loops pick it up on their next query.
+func (e *Engine) Publish(st *State) { e.state.Store(st) }
+
+// CurrentState returns the State the loops are using.
+func (e *Engine) CurrentState() *State { return e.state.Load() }
+
+// Start binds every listener and runs the loops in the background. It returns once the
+// listeners are open, or with the error that prevented it.
+func (e *Engine) Start() error {
+	// A loop blocked in epoll_wait holds a scheduler slot; handshake and health-check
+	// goroutines need spare ones (DESIGN.md, gnet traps).
+	if runtime.GOMAXPROCS(0) <= e.opts.Loops {
+		runtime.GOMAXPROCS(e.opts.Loops + 2)
+	}
+	var addrs []string
+	for _, b := range e.opts.Binds {
+		if b.Protocol == "Do53" {
+			addrs = append(addrs, "udp://"+b.Addr.String())
+		}
+		addrs = append(addrs, "tcp://"+b.Addr.String())
+	}
+	go func() {
+		defer close(e.stopped)
+		e.runErr = gnet.Rotate(&handler{e: e}, addrs,
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(e.opts.Loops),
+			gnet.WithReusePort(true),
+			gnet.WithReuseAddr(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithSocketRecvBuffer(4<<20),
+			gnet.WithSocketSendBuffer(4<<20),
+			gnet.WithLogger(gnetLogger{e.log}),
+			gnet.WithLogLevel(logging.ErrorLevel),
+		)
+	}()
+	select {
+	case <-e.booted:
+		return nil
+	case <-e.stopped:
+		if e.runErr == nil {
+			e.runErr = errors.New("engine stopped before it booted")
+		}
+		return fmt.Errorf("engine: %w", e.runErr)
+	}
+}
+
+// Drain stops taking new queries, waits until every query in flight is answered or ctx
+// ends, then stops the loops and closes every connection.
+func (e *Engine) Drain(ctx context.Context) error {
+	e.draining.Store(true)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for e.Stats().Outstanding > 0 {
+		select {
+		case <-ctx.Done():
+			e.log.Warn("drain timeout: stopping with queries in flight", "outstanding", e.Stats().Outstanding)
+			return e.Stop()
+		case <-tick.C:
+		}
+	}
+	return e.Stop()
+}
+
+// Stop closes everything at once.
+func (e *Engine) Stop() error {
+	e.cancel()
+	select {
+	case <-e.booted:
+	default:
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := e.eng.Stop(ctx)
+	<-e.stopped
+	return err
+}
+
+// Done is closed when the engine has stopped.
+func (e *Engine) Done() <-chan struct{} { return e.stopped }
+
+// loopFor returns the state of the loop el, creating it on first sight: gnet does not list
+// its loops, so each one is discovered by the first event it delivers.
+func (e *Engine) loopFor(el gnet.EventLoop) *loop {
+	if l, ok := (*e.loops.Load())[el]; ok {
+		return l
+	}
+	e.loopsMu.Lock()
+	defer e.loopsMu.Unlock()
+	old := *e.loops.Load()
+	if l, ok := old[el]; ok {
+		return l
+	}
+	l := newLoop(e, el, e.loopSeq)
+	e.loopSeq++
+	m := make(map[gnet.EventLoop]*loop, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[el] = l
+	e.loops.Store(&m)
+	go l.tick(e.ctx)
+	return l
+}
+
+func (e *Engine) loopList() []*loop {
+	m := *e.loops.Load()
+	out := make([]*loop, 0, len(m))
+	for _, l := range m {
+		out = append(out, l)
+	}
+	return out
+}
+
+// bindFor maps a listener address to its bind.
+func (e *Engine) bindFor(addr net.Addr) *BindOptions {
+	var ap netip.AddrPort
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		return nil
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	for i := range e.opts.Binds {
+		b := &e.opts.Binds[i]
+		if b.Addr.Port() == ap.Port() && b.Addr.Addr().Unmap() == ap.Addr() {
+			return b
+		}
+	}
+	return nil
+}
+
+// gnetLogger sends gnet's own messages to slog, at debug level for all but errors: gnet
+// logs every refused UDP read as an error, which a down backend would turn into a flood.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...), "component", "gnet") }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...), "component", "gnet") }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...), "component", "gnet") }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...), "component", "gnet") }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "component", "gnet") }

@@ -1,0 +1,285 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// backendSock is one socket from a loop to a backend: UDP, or TCP with pipelined queries.
+// It is registered on the loop (EventLoop.Register), so answers arrive on the loop that
+// owns the client.
+type backendSock struct {
+	l       *loop
+	b       *Backend
+	backend int
+	tcp     bool
+	gc      gnet.Conn // nil while connecting
+	pending map[uint16]*pending
+	queue   [][]byte // TCP: frames waiting for the connection
+	failed  bool     // registration failed: drop and recreate on next use
+	retired bool     // backend removed by a reload
+	closed  bool
+}
+
+func (l *loop) sock(i int, tcp bool) *backendSock {
+	socks := l.udp
+	if tcp {
+		socks = l.tcp
+	}
+	s := socks[i]
+	if s != nil && !s.failed && !s.closed {
+		return s
+	}
+	s = &backendSock{l: l, b: l.state.Backends[i], backend: i, tcp: tcp, pending: map[uint16]*pending{}}
+	socks[i] = s
+	s.connect()
+	return s
+}
+
+// connect registers a new socket on the loop. Registration dials in gnet's worker pool; a
+// UDP socket is handed back to the loop with Execute, a TCP one arrives in OnOpen.
+func (s *backendSock) connect() {
+	var addr net.Addr
+	if s.tcp {
+		addr = net.TCPAddrFromAddrPort(s.b.Addr)
+	} else {
+		addr = net.UDPAddrFromAddrPort(s.b.Addr)
+	}
+	ch, err := s.l.el.Register(gnet.NewContext(context.Background(), s), addr)
+	if err != nil {
+		s.failed = true
+		return
+	}
+	go func() {
+		res := <-ch
+		_ = s.l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			if res.Err != nil {
+				s.l.e.log.Warn("backend socket failed", "backend", s.b.Name, "tcp", s.tcp, "err", res.Err)
+				s.failed = true
+				s.l.failSock(s)
+				return nil
+			}
+			if s.retired {
+				_ = s.l.el.Close(res.Conn)
+				return nil
+			}
+			if s.gc == nil {
+				s.gc = res.Conn
+				s.flushQueue()
+			}
+			return nil
+		}))
+	}()
+}
+
+func (s *backendSock) flushQueue() {
+	for _, f := range s.queue {
+		if _, err := s.gc.Write(f); err != nil {
+			s.l.stats.sendErrors.Add(1)
+		}
+	}
+	s.queue = s.queue[:0]
+}
+
+// forward sends the query in msg (already checked: q) to a backend of the pool, or
+// answers SERVFAIL at once when no backend is up.
+func (l *loop) forward(st *State, pool *Pool, msg []byte, q question, p *pending) {
+	if pool == nil || len(pool.Backends) == 0 {
+		l.answerError(p, msg, q, rcodeServfail)
+		l.stats.servfailNoBack.Add(1)
+		return
+	}
+	pi, bi := l.pick(pool, q.hash)
+	if pi < 0 {
+		l.answerError(p, msg, q, rcodeServfail)
+		l.stats.servfailNoBack.Add(1)
+		return
+	}
+	b := pool.Backends[pi]
+	if b.MaxOutstanding > 0 && l.outstanding[bi] >= b.MaxOutstanding {
+		l.stats.overloaded.Add(1)
+		l.answerError(p, msg, q, rcodeServfail)
+		return
+	}
+	p.origID = msgID(msg)
+	p.q = q
+	p.backend = bi
+	p.addOPT = q.optOff < 0
+	// The client's query is kept as sent: the cache is keyed by it, a SERVFAIL echoes its
+	// question and a truncated UDP answer is asked again over TCP from it.
+	p.query = append(p.query[:0], msg...)
+	l.send(p, b.TCPOnly)
+}
+
+// backendQuery rewrites the pending query into scratch for the backend: an OPT record if
+// the client sent none, so that the backend may answer up to backendEDNSSize over UDP.
+func (l *loop) backendQuery(p *pending) []byte {
+	out := append(l.scratch[:0], p.query...)
+	if p.addOPT {
+		out = appendOPT(out, backendEDNSSize)
+	}
+	return out
+}
+
+// send puts the rewritten query out on the backend's UDP or TCP socket.
+func (l *loop) send(p *pending, tcp bool) {
+	s := l.sock(p.backend, tcp)
+	id, ok := s.freeID(l)
+	if !ok {
+		l.stats.overloaded.Add(1)
+		l.answerError(p, p.query, p.q, rcodeServfail)
+		return
+	}
+	out := l.backendQuery(p)
+	setMsgID(out, id)
+	p.sock, p.id = s, id
+	s.pending[id] = p
+	l.outstanding[p.backend]++
+	l.outstandingTotal.Add(1)
+	p.sent = time.Now()
+	b := l.state.Backends[p.backend]
+	l.fifo = append(l.fifo, fifoEntry{p: p, gen: p.gen, deadline: p.sent.Add(b.Timeout).UnixNano()})
+	if b.Observer != nil {
+		b.Observer.Sent()
+		b.Observer.Outstanding(1)
+	}
+	var err error
+	switch {
+	case tcp:
+		frame := make([]byte, 2+len(out))
+		binary.BigEndian.PutUint16(frame, uint16(len(out)))
+		copy(frame[2:], out)
+		if s.gc == nil {
+			s.queue = append(s.queue, frame)
+		} else {
+			_, err = s.gc.Write(frame)
+		}
+	case s.gc == nil:
+		// The UDP socket is being registered: keep the datagram until it is.
+		s.queue = append(s.queue, append([]byte(nil), out...))
+	default:
+		_, err = s.gc.Write(out)
+	}
+	if err != nil {
+		l.stats.sendErrors.Add(1)
+		if b.Observer != nil {
+			b.Observer.SendFailed()
+		}
+	}
+}
+
+// freeID picks a random query ID not in use on this socket: random IDs make off-path
+// spoofing of backend answers as hard as the backend's own port randomisation allows.
+func (s *backendSock) freeID(l *loop) (uint16, bool) {
+	if len(s.pending) >= 60000 {
+		return 0, false
+	}
+	for {
+		id := uint16(l.rnd.Uint64())
+		if _, used := s.pending[id]; !used {
+			return id, true
+		}
+	}
+}
+
+// onBackendTraffic handles answers arriving on a backend socket.
+func (l *loop) onBackendTraffic(s *backendSock, c gnet.Conn) gnet.Action {
+	if s.gc == nil {
+		s.gc = c
+	}
+	if !s.tcp {
+		buf, _ := c.Next(-1)
+		l.onBackendAnswer(s, buf)
+	} else {
+		for {
+			hdr, err := c.Peek(2)
+			if err != nil {
+				break
+			}
+			n := int(binary.BigEndian.Uint16(hdr))
+			if c.InboundBuffered() < 2+n {
+				break
+			}
+			frame, _ := c.Next(2 + n)
+			l.onBackendAnswer(s, frame[2:])
+		}
+	}
+	l.flushDirty()
+	return gnet.None
+}
+
+func (l *loop) onBackendAnswer(s *backendSock, m []byte) {
+	if len(m) < headerLen {
+		l.stats.mismatches.Add(1)
+		return
+	}
+	p, ok := s.pending[msgID(m)]
+	if !ok {
+		l.stats.mismatches.Add(1)
+		return
+	}
+	h, _, ok := responseQuestionHash(m)
+	if !ok || h != p.q.hash {
+		// Not the answer to this query (or garbage): keep waiting for the real one.
+		l.stats.mismatches.Add(1)
+		return
+	}
+	delete(s.pending, p.id)
+	l.outstanding[p.backend]--
+	l.outstandingTotal.Add(-1)
+	b := l.state.Backends[p.backend]
+	if b.Observer != nil {
+		b.Observer.Answered(time.Since(p.sent))
+		b.Observer.Outstanding(-1)
+	}
+	if isTruncated(m) && !s.tcp && p.proto != protoUDP {
+		// A stream client can take any size: ask again over TCP (the UDP client gets the
+		// TC answer and retries over TCP itself).
+		l.stats.tcRetries.Add(1)
+		p.gen++ // the UDP timeout entry no longer applies
+		l.send(p, true)
+		return
+	}
+	setMsgID(m, p.origID)
+	l.cacheInsert(p, m)
+	l.finish(p, m)
+}
+
+// timeout answers SERVFAIL for a query its backend did not answer in time.
+func (l *loop) timeout(p *pending) {
+	if p.sock != nil {
+		delete(p.sock.pending, p.id)
+	}
+	l.outstanding[p.backend]--
+	l.outstandingTotal.Add(-1)
+	l.stats.timeouts.Add(1)
+	if b := l.state.Backends[p.backend]; b.Observer != nil {
+		b.Observer.TimedOut()
+		b.Observer.Outstanding(-1)
+	}
+	l.resp = appendError(l.resp[:0], p.query, p.q.end, rcodeServfail)
+	l.deliver(p, l.resp, failTimeout)
+}
+
+// failSock answers SERVFAIL for every query waiting on a socket that closed or failed.
+func (l *loop) failSock(s *backendSock) {
+	for id, p := range s.pending {
+		delete(s.pending, id)
+		p.sock = nil
+		l.timeout(p)
+		l.stats.timeouts.Add(^uint64(0)) // counted as a send error, not a timeout
+		l.stats.sendErrors.Add(1)
+	}
+	s.queue = nil
+}
+
+func (l *loop) logDebug(msg string, args ...any) {
+	if l.e.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.e.log.Debug(msg, args...)
+	}
+}

@@ -1,0 +1,118 @@
+package engine
+
+import (
+	"net"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// handler receives gnet's events. Every callback runs on the event loop that owns the
+// connection and must not block.
+type handler struct {
+	gnet.BuiltinEventEngine
+	e *Engine
+}
+
+func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
+	h.e.eng = eng
+	close(h.e.booted)
+	return gnet.None
+}
+
+func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if s, ok := c.Context().(*backendSock); ok {
+		// A TCP backend connection registered by this loop.
+		if s.retired {
+			return nil, gnet.Close
+		}
+		s.gc = c
+		s.flushQueue()
+		return nil, gnet.None
+	}
+	e := h.e
+	l := e.loopFor(c.EventLoop())
+	st := l.current()
+	bind := l.bindFor(c.LocalAddr())
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if bind == nil || !ok {
+		return nil, gnet.Close
+	}
+	peer := ta.AddrPort()
+	if !st.ACL.Allows(peer.Addr().Unmap()) {
+		l.stats.aclDrops.Add(1)
+		return nil, gnet.Close
+	}
+	if e.draining.Load() {
+		l.stats.drainDrops.Add(1)
+		return nil, gnet.Close
+	}
+	if bind.MaxConns > 0 && l.connCount.Load() >= int64(bind.MaxConns) {
+		l.stats.overloaded.Add(1)
+		return nil, gnet.Close
+	}
+	cc := &clientConn{gc: c, l: l, bind: bind, proto: protoTCP, peer: peer, lastActive: time.Now().UnixNano()}
+	switch bind.Protocol {
+	case "DoT":
+		cc.proto = protoDoT
+	case "DoH":
+		cc.proto = protoDoH
+	}
+	if bind.newStream != nil {
+		s, err := bind.newStream(c, l.idx, peer)
+		if err != nil {
+			return nil, gnet.Close
+		}
+		cc.stream = s
+	}
+	c.SetContext(cc)
+	l.clients[cc] = struct{}{}
+	l.connCount.Add(1)
+	return nil, gnet.None
+}
+
+func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
+	switch x := c.Context().(type) {
+	case *backendSock:
+		x.closed = true
+		x.l.failSock(x)
+		x.l.flushDirty()
+	case *clientConn:
+		x.closed = true
+		if x.stream != nil {
+			x.stream.close()
+		}
+		delete(x.l.clients, x)
+		x.l.connCount.Add(-1)
+	}
+	return gnet.None
+}
+
+func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
+	switch x := c.Context().(type) {
+	case *backendSock:
+		return x.l.onBackendTraffic(x, c)
+	case *clientConn:
+		return x.l.onStreamTraffic(x)
+	}
+	// A datagram on a Do53 UDP listener.
+	l := h.e.loopFor(c.EventLoop())
+	bind := l.bindFor(c.LocalAddr())
+	if bind == nil {
+		_, _ = c.Discard(-1)
+		return gnet.None
+	}
+	l.onUDP(c, bind)
+	return gnet.None
+}
+
+// bindFor maps a listener's address to its bind, caching by the listener's address value
+// (gnet hands the same net.Addr for every connection of a listener).
+func (l *loop) bindFor(addr net.Addr) *BindOptions {
+	if b, ok := l.binds[addr]; ok {
+		return b
+	}
+	b := l.e.bindFor(addr)
+	l.binds[addr] = b
+	return b
+}

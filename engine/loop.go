@@ -1,0 +1,216 @@
+package engine
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// loop is one event loop's private state. Only that loop's goroutine touches it, except
+// the atomic counters read by the metrics scraper and the drain.
+type loop struct {
+	e   *Engine
+	el  gnet.EventLoop
+	idx int
+	rnd *rand.PCG
+
+	state *State // the State the loop's sockets were built for
+	// per backend of state.Backends, same index
+	udp         []*backendSock
+	tcp         []*backendSock
+	outstanding []int
+	byKey       map[string]int // backend key → index, to carry sockets across reloads
+	pickers     map[*Pool]*poolPick
+
+	free    []*pending // recycled pending entries
+	fifo    []fifoEntry
+	clients map[*clientConn]struct{}
+	binds   map[net.Addr]*BindOptions
+	dirty   []*clientConn // stream clients with answers queued in this pass
+
+	scratch []byte // query rewriting
+	resp    []byte // answers built on the loop
+
+	stats            counters
+	outstandingTotal atomic.Int64
+	connCount        atomic.Int64
+}
+
+// pending is a query waiting for its backend.
+type pending struct {
+	gen     uint32 // bumped at each reuse, so stale timeout entries are recognised
+	proto   proto
+	client  *clientConn // stream clients
+	tag     uint64      // the stream's own query tag (DoH stream, DoT order)
+	udpFD   int         // UDP clients: the listener socket and the client's address
+	sa4     unix.SockaddrInet4
+	sa6     unix.SockaddrInet6
+	v6      bool
+	origID  uint16
+	q       question
+	addOPT  bool // the client sent no OPT: we added one, strip it from the answer
+	sock    *backendSock
+	id      uint16
+	backend int
+	pool    *Pool
+	sent    time.Time
+	query   []byte // kept for stream clients: a truncated UDP answer is retried over TCP
+}
+
+type fifoEntry struct {
+	p        *pending
+	gen      uint32
+	deadline int64
+}
+
+func newLoop(e *Engine, el gnet.EventLoop, idx int) *loop {
+	l := &loop{
+		e: e, el: el, idx: idx,
+		rnd:     rand.NewPCG(uint64(time.Now().UnixNano()), uint64(idx)+1),
+		byKey:   map[string]int{},
+		pickers: map[*Pool]*poolPick{},
+		clients: map[*clientConn]struct{}{},
+		binds:   map[net.Addr]*BindOptions{},
+		scratch: make([]byte, 0, 65535+64),
+		resp:    make([]byte, 0, 65535+64),
+	}
+	return l
+}
+
+// current returns the published State, rebuilding the loop's per-backend sockets when it
+// changed. Sockets of backends that survive a reload keep their queries in flight.
+func (l *loop) current() *State {
+	st := l.e.state.Load()
+	if st == l.state {
+		return st
+	}
+	udp := make([]*backendSock, len(st.Backends))
+	tcp := make([]*backendSock, len(st.Backends))
+	out := make([]int, len(st.Backends))
+	byKey := make(map[string]int, len(st.Backends))
+	for i, b := range st.Backends {
+		byKey[b.Key] = i
+		if j, ok := l.byKey[b.Key]; ok {
+			udp[i], tcp[i], out[i] = l.udp[j], l.tcp[j], l.outstanding[j]
+			for _, s := range []*backendSock{udp[i], tcp[i]} {
+				if s != nil {
+					s.backend, s.b = i, b
+				}
+			}
+		}
+	}
+	for key, j := range l.byKey {
+		if _, ok := byKey[key]; !ok {
+			// A removed backend: its sockets close; their queries get SERVFAIL.
+			for _, s := range []*backendSock{l.udp[j], l.tcp[j]} {
+				if s != nil {
+					s.retired = true
+					l.failSock(s)
+					if s.gc != nil {
+						_ = l.el.Close(s.gc)
+					}
+				}
+			}
+		}
+	}
+	l.udp, l.tcp, l.outstanding, l.byKey = udp, tcp, out, byKey
+	l.pickers = map[*Pool]*poolPick{}
+	l.state = st
+	return st
+}
+
+// poolPick is a loop's selection state for one pool.
+type poolPick struct {
+	picker Picker
+	out    func(int) int
+}
+
+// pick chooses a backend of pool for a query whose question hashes to h. It returns the
+// index in pool.Backends and in the State's Backends, or -1 when none is up.
+func (l *loop) pick(pool *Pool, h uint64) (int, int) {
+	pp := l.pickers[pool]
+	if pp == nil {
+		pp = &poolPick{picker: leastOutstanding{}}
+		if pool.NewPicker != nil {
+			pp.picker = pool.NewPicker()
+		}
+		pp.out = func(i int) int { return l.outstanding[pool.index[i]] }
+		l.pickers[pool] = pp
+	}
+	i := pp.picker.Pick(pool.Backends, pp.out, h)
+	if i < 0 || i >= len(pool.Backends) {
+		return -1, -1
+	}
+	return i, pool.index[i]
+}
+
+func (l *loop) getPending() *pending {
+	if n := len(l.free); n > 0 {
+		p := l.free[n-1]
+		l.free = l.free[:n-1]
+		return p
+	}
+	return &pending{}
+}
+
+func (l *loop) putPending(p *pending) {
+	gen := p.gen + 1
+	q := p.query[:0]
+	*p = pending{gen: gen, query: q}
+	l.free = append(l.free, p)
+}
+
+// tick runs the loop's timers: backend timeouts and idle client connections. The sweep
+// itself runs on the loop (Execute), so it needs no lock.
+func (l *loop) tick(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	sweep := gnet.RunnableFunc(func(context.Context) error {
+		l.sweep(time.Now())
+		return nil
+	})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := l.el.Execute(ctx, sweep); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (l *loop) sweep(now time.Time) {
+	n := now.UnixNano()
+	i := 0
+	for ; i < len(l.fifo); i++ {
+		f := l.fifo[i]
+		if f.p.gen != f.gen {
+			continue // answered already
+		}
+		if f.deadline > n {
+			break
+		}
+		l.timeout(f.p)
+	}
+	if i > 0 {
+		m := copy(l.fifo, l.fifo[i:])
+		clear(l.fifo[m:])
+		l.fifo = l.fifo[:m]
+	}
+	idle := l.e.opts.TCPIdleTimeout.Nanoseconds()
+	for c := range l.clients {
+		if c.inflight == 0 && n-c.lastActive > idle {
+			c.closeNow()
+		} else if c.stream != nil && c.stream.Expired(now) {
+			c.closeNow()
+		}
+	}
+	l.flushDirty()
+}

@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+)
+
+// State is what a reload may change without touching listeners: the ACL, the backends and
+// their pools. It is immutable once published; the loops read it through an atomic pointer.
+type State struct {
+	ACL      *ACL
+	Backends []*Backend
+	// Pools maps a pool name to its backends and policy; "" is the default pool.
+	Pools map[string]*Pool
+}
+
+// Backend is one downstream resolver as the loops see it.
+type Backend struct {
+	// Key identifies the backend across reloads (name and address): a loop keeps its
+	// sockets, and the queries in flight on them, for a backend whose key is unchanged.
+	Key            string
+	Name           string
+	Addr           netip.AddrPort
+	Timeout        time.Duration
+	TCPOnly        bool
+	MaxOutstanding int // per loop; 0: no bound
+	// Health reports the backend's state; nil means always up.
+	Health interface{ Up() bool }
+	// Observer, when set, is told about each query's outcome (metrics, latency).
+	Observer BackendObserver
+}
+
+// BackendObserver receives a backend's per-query events. It is called on the loops and
+// must not block.
+type BackendObserver interface {
+	Sent()
+	Answered(latency time.Duration)
+	TimedOut()
+	SendFailed()
+	Outstanding(delta int)
+}
+
+// Up reports whether the backend may receive queries.
+func (b *Backend) Up() bool { return b.Health == nil || b.Health.Up() }
+
+// Pool is a group of backends behind a policy and an optional packet cache.
+type Pool struct {
+	Name     string
+	Backends []*Backend
+	// NewPicker returns the per-loop selection state of the pool's policy; each loop calls
+	// it once and uses the result alone. nil means least outstanding.
+	NewPicker func() Picker
+	Cache     Cache
+	index     []int // position of each backend in State.Backends
+}
+
+// NewState links pools to the backend list; every pool backend must be in backends.
+func NewState(acl *ACL, backends []*Backend, pools map[string]*Pool) *State {
+	pos := make(map[*Backend]int, len(backends))
+	for i, b := range backends {
+		pos[b] = i
+	}
+	for _, p := range pools {
+		p.index = make([]int, len(p.Backends))
+		for i, b := range p.Backends {
+			p.index[i] = pos[b]
+		}
+	}
+	return &State{ACL: acl, Backends: backends, Pools: pools}
+}
+
+// Picker chooses a backend for one query. It runs on one loop and must not block or
+// allocate. outstanding(i) is the loop's count of queries waiting on Backends[i].
+type Picker interface {
+	Pick(backends []*Backend, outstanding func(i int) int, qhash uint64) int // -1: none up
+}
+
+// Cache is a packet cache shared by the loops.
+type Cache interface {
+	// Get appends the cached answer to query (with the query's ID) to dst.
+	Get(query, dst []byte, now time.Time) ([]byte, bool)
+	Insert(query, response []byte, now time.Time)
+}
+
+// leastOutstanding is the default policy (dnsdist's leastOutstanding): the up backend with
+// the fewest queries in flight on this loop, ties going to the lower order in the list.
+type leastOutstanding struct{}
+
+func (leastOutstanding) Pick(bs []*Backend, outstanding func(int) int, _ uint64) int {
+	best, bestN := -1, 0
+	for i, b := range bs {
+		if !b.Up() {
+			continue
+		}
+		if n := outstanding(i); best < 0 || n < bestN {
+			best, bestN = i, n
+		}
+	}
+	return best
+}

@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Wire-format helpers for the hot path. They read only the header, the question and the
+// additional section's OPT record, never unpack a whole message, and do not allocate.
+
+const (
+	headerLen   = 12
+	typeOPT     = 41
+	maxNameWire = 255
+	// backendEDNSSize is the UDP payload size advertised to backends when the client sent
+	// no OPT record (dnsdist's choice); the answer is cut down to the client's own limit.
+	backendEDNSSize = 4096
+	// minUDPSize is the limit of a client that sent no OPT record (RFC 1035).
+	minUDPSize = 512
+)
+
+var (
+	errShort      = errors.New("message shorter than its header")
+	errResponse   = errors.New("QR bit set in a query")
+	errQDCount    = errors.New("question count is not 1")
+	errBadName    = errors.New("malformed question name")
+	errTruncated  = errors.New("message truncated inside a record")
+	errCompressed = errors.New("compression pointer in the question of a query")
+)
+
+// question is what the engine keeps of a query: enough to match the response and to
+// restore what the client sent.
+type question struct {
+	end     int    // offset just after the question section
+	hash    uint64 // FNV-1a over the lower-cased qname, qtype and qclass
+	qtype   uint16
+	optOff  int    // offset of the OPT RR, or -1
+	udpSize uint16 // the client's UDP payload limit (512 without EDNS)
+	do      bool   // DNSSEC OK
+}
+
+func msgID(m []byte) uint16           { return binary.BigEndian.Uint16(m) }
+func setMsgID(m []byte, id uint16)    { binary.BigEndian.PutUint16(m, id) }
+func isResponse(m []byte) bool        { return m[2]&0x80 != 0 }
+func isTruncated(m []byte) bool       { return m[2]&0x02 != 0 }
+func rcode(m []byte) int              { return int(m[3] & 0x0f) }
+func count(m []byte, i int) uint16    { return binary.BigEndian.Uint16(m[4+2*i:]) }
+func setCount(m []byte, i int, n int) { binary.BigEndian.PutUint16(m[4+2*i:], uint16(n)) }
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// parseQuery checks a client query and reads its question and OPT record.
+func parseQuery(m []byte) (question, error) {
+	q := question{optOff: -1, udpSize: minUDPSize}
+	if len(m) < headerLen {
+		return q, errShort
+	}
+	if isResponse(m) {
+		return q, errResponse
+	}
+	if count(m, 0) != 1 {
+		return q, errQDCount
+	}
+	h, off, err := hashQuestion(m, headerLen)
+	if err != nil {
+		return q, err
+	}
+	q.hash, q.end = h, off
+	q.qtype = binary.BigEndian.Uint16(m[off-4:])
+	// Skip answer and authority records (normally none in a query), then look for OPT.
+	off, err = skipRRs(m, off, int(count(m, 1))+int(count(m, 2)))
+	if err != nil {
+		return q, err
+	}
+	for i := 0; i < int(count(m, 3)); i++ {
+		start := off
+		if off, err = skipName(m, off); err != nil {
+			return q, err
+		}
+		if off+10 > len(m) {
+			return q, errTruncated
+		}
+		if binary.BigEndian.Uint16(m[off:]) == typeOPT && q.optOff < 0 {
+			q.optOff = start
+			q.udpSize = max(binary.BigEndian.Uint16(m[off+2:]), minUDPSize)
+			q.do = m[off+6]&0x80 != 0
+		}
+		rdlen := int(binary.BigEndian.Uint16(m[off+8:]))
+		off += 10 + rdlen
+		if off > len(m) {
+			return q, errTruncated
+		}
+	}
+	return q, nil
+}
+
+// hashQuestion hashes the question starting at off (qname lower-cased, qtype, qclass) and
+// returns the offset after it. Queries carry no compression in their question.
+func hashQuestion(m []byte, off int) (uint64, int, error) {
+	h := uint64(fnvOffset)
+	n := 0
+	for {
+		if off >= len(m) {
+			return 0, 0, errBadName
+		}
+		l := int(m[off])
+		if l&0xc0 != 0 {
+			return 0, 0, errCompressed
+		}
+		n += l + 1
+		if n > maxNameWire || off+1+l > len(m) {
+			return 0, 0, errBadName
+		}
+		h = (h ^ uint64(l)) * fnvPrime
+		for _, c := range m[off+1 : off+1+l] {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			h = (h ^ uint64(c)) * fnvPrime
+		}
+		off += 1 + l
+		if l == 0 {
+			break
+		}
+	}
+	if off+4 > len(m) {
+		return 0, 0, errBadName
+	}
+	for _, c := range m[off : off+4] {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return h, off + 4, nil
+}
+
+// skipName returns the offset after the (possibly compressed) name at off.
+func skipName(m []byte, off int) (int, error) {
+	for n := 0; n < 128; n++ {
+		if off >= len(m) {
+			return 0, errTruncated
+		}
+		l := int(m[off])
+		switch {
+		case l == 0:
+			return off + 1, nil
+		case l&0xc0 == 0xc0:
+			if off+2 > len(m) {
+				return 0, errTruncated
+			}
+			return off + 2, nil
+		case l&0xc0 != 0:
+			return 0, errBadName
+		}
+		off += 1 + l
+	}
+	return 0, errBadName
+}
+
+// skipRRs returns the offset after n resource records starting at off.
+func skipRRs(m []byte, off, n int) (int, error) {
+	var err error
+	for i := 0; i < n; i++ {
+		if off, err = skipName(m, off); err != nil {
+			return 0, err
+		}
+		if off+10 > len(m) {
+			return 0, errTruncated
+		}
+		off += 10 + int(binary.BigEndian.Uint16(m[off+8:]))
+		if off > len(m) {
+			return 0, errTruncated
+		}
+	}
+	return off, nil
+}
+
+// appendOPT appends an OPT record advertising size to the query in dst and counts it.
+func appendOPT(dst []byte, size uint16) []byte {
+	dst = append(dst, 0, 0, typeOPT, byte(size>>8), byte(size), 0, 0, 0, 0, 0, 0)
+	setCount(dst, 3, int(count(dst, 3))+1)
+	return dst
+}
+
+// stripOPT removes the OPT record from a response (the client sent none), returning the
+// shortened message. It works in place.
+func stripOPT(m []byte) []byte {
+	qd := int(count(m, 0))
+	off := headerLen
+	var err error
+	for i := 0; i < qd; i++ {
+		if off, err = skipName(m, off); err != nil {
+			return m
+		}
+		off += 4
+	}
+	if off, err = skipRRs(m, off, int(count(m, 1))+int(count(m, 2))); err != nil {
+		return m
+	}
+	for i := 0; i < int(count(m, 3)); i++ {
+		start := off
+		if off, err = skipName(m, off); err != nil || off+10 > len(m) {
+			return m
+		}
+		end := off + 10 + int(binary.BigEndian.Uint16(m[off+8:]))
+		if end > len(m) {
+			return m
+		}
+		if binary.BigEndian.Uint16(m[off:]) == typeOPT {
+			n := copy(m[start:], m[end:])
+			m = m[:start+n]
+			setCount(m, 3, int(count(m, 3))-1)
+			return m
+		}
+		off = end
+	}
+	return m
+}
+
+// truncateTo cuts a response that does not fit a UDP client's limit down to its header and
+// question, with TC=1, so that the client retries over TCP (RFC 7766 §5).
+func truncateTo(m []byte, qend int) []byte {
+	m = m[:qend]
+	m[2] |= 0x02
+	setCount(m, 1, 0)
+	setCount(m, 2, 0)
+	setCount(m, 3, 0)
+	return m
+}
+
+// responseQuestionHash hashes a response's question like hashQuestion does for queries.
+func responseQuestionHash(m []byte) (uint64, int, bool) {
+	if len(m) < headerLen || !isResponse(m) || count(m, 0) != 1 {
+		return 0, 0, false
+	}
+	h, off, err := hashQuestion(m, headerLen)
+	return h, off, err == nil
+}
+
+// appendServfail appends to dst a SERVFAIL (or other rcode) answer to query q whose
+// question ends at qend, echoing the question and no OPT.
+func appendError(dst, query []byte, qend int, rc byte) []byte {
+	start := len(dst)
+	dst = append(dst, query[:qend]...)
+	r := dst[start:]
+	r[2] = (r[2] & 0x79) | 0x80 // QR=1, keep opcode and RD, clear AA and TC
+	r[3] = (r[3] & 0x10) | 0x80 | rc&0x0f
+	setCount(r, 1, 0)
+	setCount(r, 2, 0)
+	setCount(r, 3, 0)
+	return dst
+}
+
+const (
+	rcodeServfail = 2
+	rcodeRefused  = 5
+)

@@ -1,0 +1,210 @@
+// Package server assembles a running dnsfront from its configuration: the engine and its
+// listeners, the backends, the TLS snapshots and their staples, the demo backend and the
+// admin API; and it applies reloads.
+//
+// Concurrency rule: Reload and Shutdown are serialised by a mutex; everything the event
+// loops read is published through the engine's and tlsframe's atomic pointers.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/dnsfront/dnsfront/config"
+	"github.com/dnsfront/dnsfront/engine"
+	"github.com/dnsfront/dnsfront/internal/demobackend"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Version is set at build time (-ldflags "-X .../internal/server.Version=...").
+var Version = "dev"
+
+// Server is a running dnsfront.
+type Server struct {
+	log     *slog.Logger
+	path    string
+	started time.Time
+
+	mu   sync.Mutex // serialises Reload and Shutdown
+	cfg  *config.Config
+	eng  *engine.Engine
+	demo *demobackend.Server
+	adm  *admin
+	reg  *prometheus.Registry
+
+	reloads, reloadFailures prometheus.Counter
+}
+
+// Start loads the configuration at path and starts serving it.
+func Start(path string, log *slog.Logger) (*Server, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{log: log, path: path, cfg: cfg, started: time.Now(), reg: prometheus.NewRegistry()}
+	s.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reloads_total", Help: "Successful reloads."})
+	s.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reload_failures_total", Help: "Reloads rejected; the previous state kept serving."})
+	s.reg.MustRegister(s.reloads, s.reloadFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.DemoBackend != nil {
+		if s.demo, err = demobackend.Start(cfg.DemoBackend.ListenAddress); err != nil {
+			return nil, err
+		}
+		log.Info("demo backend serving", "zone", demobackend.Zone, "listener", cfg.DemoBackend.ListenAddress)
+	}
+	st, err := buildState(cfg)
+	if err != nil {
+		s.stopDemo()
+		return nil, err
+	}
+	binds, err := s.buildBinds(cfg)
+	if err != nil {
+		s.stopDemo()
+		return nil, err
+	}
+	s.eng, err = engine.New(engine.Options{
+		Loops:          cfg.General.EventLoops,
+		Binds:          binds,
+		TCPIdleTimeout: cfg.General.TCPIdleTimeout.D(),
+		MaxTCPInFlight: cfg.General.MaxTCPInFlight,
+		Logger:         log,
+	}, st)
+	if err != nil {
+		s.stopDemo()
+		return nil, err
+	}
+	s.reg.MustRegister(s.eng.Collector())
+	if err := s.eng.Start(); err != nil {
+		s.stopDemo()
+		return nil, err
+	}
+	for _, b := range cfg.Binds {
+		log.Info("listening", "listener", b.ListenAddress, "protocol", b.Protocol)
+	}
+	if len(cfg.Webserver.ListenAddresses) > 0 {
+		if s.adm, err = startAdmin(s, cfg.Webserver); err != nil {
+			_ = s.eng.Stop()
+			s.stopDemo()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Engine returns the running engine.
+func (s *Server) Engine() *engine.Engine { return s.eng }
+
+// Reload re-reads the configuration file and applies it whole, or not at all: on any
+// error the previous state keeps serving and the error is returned.
+func (s *Server) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.reload()
+	if err != nil {
+		s.reloadFailures.Inc()
+		s.log.Error("reload rejected, previous configuration still serving", "err", err)
+		return err
+	}
+	s.reloads.Inc()
+	s.log.Info("reloaded", "config", s.path)
+	return nil
+}
+
+func (s *Server) reload() error {
+	cfg, err := config.Load(s.path)
+	if err != nil {
+		return err
+	}
+	if err := sameListeners(s.cfg, cfg); err != nil {
+		return err
+	}
+	st, err := buildState(cfg)
+	if err != nil {
+		return err
+	}
+	s.eng.Publish(st)
+	s.cfg = cfg
+	return nil
+}
+
+// sameListeners rejects a reload that changes the set of listeners: gnet fixes its
+// listeners when it starts, so such a change needs a restart.
+func sameListeners(old, cur *config.Config) error {
+	key := func(c *config.Config) map[string]string {
+		m := map[string]string{}
+		for _, b := range c.Binds {
+			m[b.ListenAddress] = b.Protocol
+		}
+		return m
+	}
+	a, b := key(old), key(cur)
+	if len(a) != len(b) {
+		return fmt.Errorf("%s: the set of binds changed (%d → %d listeners); restart dnsfront to apply it", cur.Path, len(a), len(b))
+	}
+	for addr, p := range a {
+		if b[addr] != p {
+			return fmt.Errorf("%s: bind %s changed; restart dnsfront to apply listener changes", cur.Path, addr)
+		}
+	}
+	return nil
+}
+
+// Shutdown stops taking queries, lets those in flight finish up to the drain timeout and
+// stops everything.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.General.DrainTimeout.D())
+	defer cancel()
+	err := s.eng.Drain(dctx)
+	if s.adm != nil {
+		s.adm.shutdown(ctx)
+	}
+	s.stopDemo()
+	return err
+}
+
+func (s *Server) stopDemo() {
+	if s.demo != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.demo.Shutdown(ctx)
+	}
+}
+
+// Check validates a configuration file as Start would, without serving it.
+func Check(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if _, err := buildState(cfg); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {
+	var out []engine.BindOptions
+	for i, b := range cfg.Binds {
+		ap, err := netip.ParseAddrPort(b.ListenAddress)
+		if err != nil {
+			return nil, fmt.Errorf("%s: binds[%d]: %w", cfg.Path, i, err)
+		}
+		bo := engine.BindOptions{Addr: ap, Protocol: b.Protocol, Pool: b.Pool}
+		if b.TCP != nil {
+			bo.MaxConns = b.TCP.MaxConcurrentConnections
+		}
+		if b.Protocol != "Do53" {
+			return nil, errors.New(cfg.Path + ": protocol " + b.Protocol + " is not served yet")
+		}
+		out = append(out, bo)
+	}
+	return out, nil
+}
