@@ -1,0 +1,476 @@
+package ocsp
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// CertSource is one certificate whose staple the Manager keeps.
+type CertSource struct {
+	// ID is the stable key of the certificate: it names the cache file and
+	// lets Set recognise the certificate on reload. Empty: CertID(Chain[0]).
+	ID string
+	// Name is how logs and metrics name the certificate (its file, say).
+	// Empty: the leaf's subject.
+	Name string
+	// Chain is the leaf first, then its issuer and any intermediates. A
+	// chain of the leaf alone makes the Manager fetch the issuer from the
+	// AIA caIssuers URL (once) before it can fetch or validate.
+	Chain []*x509.Certificate
+	// Files are DER responses (ocsp_response_files) loaded at every Set.
+	Files []string
+	// Fetch asks the responder (Responder, else the AIA OCSP URL).
+	Fetch     bool
+	Responder string
+	// Generate mints responses from a local CA key instead of fetching.
+	Generate *GenerateSpec
+}
+
+// GenerateSpec is the local-PKI source: responses minted with the CA key.
+type GenerateSpec struct {
+	CACertFile string
+	CAKeyFile  string
+	Validity   time.Duration // 0: DefaultGenerateValidity
+}
+
+// Options configure a Manager. Zero values take the defaults in schedule.go.
+type Options struct {
+	CacheDir        string // "" disables the disk cache
+	MinRefreshDelay time.Duration
+	MaxRefreshDelay time.Duration
+	BackoffCap      time.Duration
+	RequestTimeout  time.Duration
+	MaxResponseSize int64
+	HTTPProxy       string // "" uses HTTP_PROXY/HTTPS_PROXY/NO_PROXY
+	Logger          *slog.Logger
+	Clock           Clock        // nil: the real clock
+	HTTPClient      *http.Client // nil: one built from HTTPProxy
+}
+
+// Sources of a staple, as shown in status.
+const (
+	SourceFile     = "file"
+	SourceCache    = "cache"
+	SourceFetch    = "fetch"
+	SourceGenerate = "generate"
+)
+
+// Manager keeps one staple per certificate: it loads files and the disk
+// cache, fetches or mints new responses in the background, schedules their
+// refresh and drops them at nextUpdate.
+//
+// Concurrency: every certificate has one worker goroutine (started by Set,
+// stopped by the next Set or Close). Mutable per-certificate state is guarded
+// by mu; Staples are immutable and handed out as pointers. publish is called
+// from Set's goroutine and from workers, one call at a time (pubMu), never
+// with mu held; it must not call Set or Close.
+type Manager struct {
+	opts    Options
+	log     *slog.Logger
+	clock   Clock
+	client  *http.Client
+	cache   diskCache
+	publish func(id string, s *Staple)
+
+	setMu   sync.Mutex // serialises Set and Close
+	pubMu   sync.Mutex
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closed  bool
+	workers []*worker
+
+	mu        sync.Mutex
+	certs     map[string]*certState
+	order     []string
+	attempts  map[[2]string]uint64 // (source, result) → count
+	clientErr error
+}
+
+// certState is what the Manager knows of one certificate; fields below mu
+// are guarded by Manager.mu, the others are set by Set before the worker
+// starts and not changed while it runs.
+type certState struct {
+	id, name   string
+	leaf       *x509.Certificate
+	src        CertSource
+	mustStaple bool
+	gen        *generator
+	url        string
+	kick       chan struct{}
+
+	// guarded by Manager.mu
+	issuer      *x509.Certificate
+	current     *Staple
+	source      string
+	revoked     *RevokedError
+	nextRefresh time.Time // zero: no background source
+	lastAttempt time.Time
+	lastResult  string
+	lastError   string
+	failures    int // consecutive
+	successes   int // total
+	noURLLogged bool
+}
+
+type generator struct {
+	ca       *x509.Certificate
+	key      crypto.Signer
+	validity time.Duration
+}
+
+type worker struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewManager returns a Manager that calls publish(id, staple) whenever the
+// staple to serve for certificate id changes; publish(id, nil) means stop
+// stapling it.
+func NewManager(opts Options, publish func(id string, staple *Staple)) *Manager {
+	if opts.MinRefreshDelay <= 0 {
+		opts.MinRefreshDelay = DefaultMinRefreshDelay
+	}
+	if opts.MaxRefreshDelay <= 0 {
+		opts.MaxRefreshDelay = DefaultMaxRefreshDelay
+	}
+	if opts.BackoffCap <= 0 {
+		opts.BackoffCap = DefaultBackoffCap
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.MaxResponseSize <= 0 {
+		opts.MaxResponseSize = DefaultMaxResponseSize
+	}
+	m := &Manager{
+		opts:     opts,
+		log:      opts.Logger,
+		clock:    opts.Clock,
+		client:   opts.HTTPClient,
+		cache:    diskCache{dir: opts.CacheDir},
+		publish:  publish,
+		certs:    map[string]*certState{},
+		attempts: map[[2]string]uint64{},
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.clock == nil {
+		m.clock = realClock{}
+	}
+	if m.client == nil {
+		m.client, m.clientErr = newHTTPClient(opts.HTTPProxy)
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m
+}
+
+// Set replaces the managed certificates; call it at start and on every
+// reload. Certificates whose ID is unchanged keep their state and staple.
+// Before returning it loads the disk cache and the files (and mints for a
+// generate source with no valid staple), publishes a staple or nil for every
+// certificate and nil for the ones removed, so that the first handshake after
+// Set is stapled; fetching happens afterwards in the background.
+//
+// Of the staples available (the one held, the cache, the files, and later
+// what is fetched or minted), the valid one with the latest thisUpdate wins.
+//
+// Set returns an error, changing nothing, when a source is unusable as
+// configured: empty chain, duplicate or unusable ID, generate CA files that
+// do not load or did not issue the certificate. Bad response files are not
+// errors: they are logged and skipped.
+func (m *Manager) Set(certs []CertSource) error {
+	m.setMu.Lock()
+	defer m.setMu.Unlock()
+	if m.closed {
+		return errors.New("ocsp: manager is closed")
+	}
+	if m.clientErr != nil {
+		return m.clientErr
+	}
+	fresh := make([]*certState, 0, len(certs))
+	seen := map[string]bool{}
+	for i, c := range certs {
+		st, err := newCertState(c)
+		if err != nil {
+			return fmt.Errorf("ocsp: certificate %d (%s): %w", i+1, c.Name, err)
+		}
+		if seen[st.id] {
+			return fmt.Errorf("ocsp: certificate %d (%s): duplicate ID %s", i+1, st.name, st.id)
+		}
+		seen[st.id] = true
+		fresh = append(fresh, st)
+	}
+
+	m.stopWorkers()
+	now := m.clock.Now()
+	type pub struct {
+		id string
+		s  *Staple
+	}
+	var pubs []pub
+	m.mu.Lock()
+	old := m.certs
+	m.certs = make(map[string]*certState, len(fresh))
+	m.order = m.order[:0]
+	for _, st := range fresh {
+		if prev, ok := old[st.id]; ok {
+			st.inherit(prev, now)
+		}
+		m.certs[st.id] = st
+		m.order = append(m.order, st.id)
+		m.loadSync(st, now)
+		pubs = append(pubs, pub{st.id, st.current})
+	}
+	for id := range old {
+		if !seen[id] {
+			pubs = append(pubs, pub{id, nil})
+		}
+	}
+	m.mu.Unlock()
+
+	m.pubMu.Lock()
+	for _, p := range pubs {
+		m.publish(p.id, p.s)
+	}
+	m.pubMu.Unlock()
+	for _, st := range fresh {
+		if st.mustStaple && st.current == nil && !st.hasBackground() {
+			m.log.Error("ocsp: must-staple certificate has no valid staple and no source to get one; clients will reject it",
+				"cert", st.name, "serial", FormatSerial(st.leaf.SerialNumber))
+		}
+		m.startWorker(st)
+	}
+	return nil
+}
+
+func newCertState(c CertSource) (*certState, error) {
+	if len(c.Chain) == 0 || c.Chain[0] == nil {
+		return nil, errors.New("empty certificate chain")
+	}
+	leaf := c.Chain[0]
+	st := &certState{id: c.ID, name: c.Name, leaf: leaf, src: c, kick: make(chan struct{}, 1)}
+	if st.id == "" {
+		st.id = CertID(leaf)
+	}
+	if !validID(st.id) {
+		return nil, fmt.Errorf("ID %q is not usable as a file name", st.id)
+	}
+	if st.name == "" {
+		st.name = leaf.Subject.String()
+	}
+	st.mustStaple = HasMustStaple(leaf)
+	if len(c.Chain) > 1 {
+		st.issuer = c.Chain[1]
+	}
+	if g := c.Generate; g != nil {
+		ca, err := ReadCertFile(g.CACertFile)
+		if err != nil {
+			return nil, fmt.Errorf("generate: %w", err)
+		}
+		key, err := ReadKeyFile(g.CAKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("generate: %w", err)
+		}
+		if err := leaf.CheckSignatureFrom(ca); err != nil {
+			return nil, fmt.Errorf("generate: %s did not issue the certificate: %v", g.CACertFile, err)
+		}
+		if !samePublicKey(key.Public(), ca.PublicKey) {
+			return nil, fmt.Errorf("generate: %s does not match %s", g.CAKeyFile, g.CACertFile)
+		}
+		v := g.Validity
+		if v <= 0 {
+			v = DefaultGenerateValidity
+		}
+		st.gen = &generator{ca: ca, key: key, validity: v}
+		if st.issuer == nil {
+			st.issuer = ca
+		}
+	} else if c.Fetch {
+		st.url = ResponderURL(leaf, c.Responder)
+	}
+	return st, nil
+}
+
+// hasBackground says whether a worker can obtain new responses.
+func (st *certState) hasBackground() bool { return st.gen != nil || st.url != "" }
+
+// sameSource says whether two configurations get responses the same way.
+func (st *certState) sameSource(prev *certState) bool {
+	return st.url == prev.url && (st.gen == nil) == (prev.gen == nil) &&
+		slices.Equal(st.src.Files, prev.src.Files)
+}
+
+// inherit carries state across a reload for an unchanged certificate.
+// Called with m.mu held.
+func (st *certState) inherit(prev *certState, now time.Time) {
+	if st.issuer == nil {
+		st.issuer = prev.issuer // fetched from caIssuers before
+	}
+	st.current, st.source, st.revoked = prev.current, prev.source, prev.revoked
+	st.lastAttempt, st.lastResult, st.lastError = prev.lastAttempt, prev.lastResult, prev.lastError
+	st.failures, st.successes, st.noURLLogged = prev.failures, prev.successes, prev.noURLLogged
+	// An unchanged source keeps its schedule, so a reload (a cron job's
+	// SIGHUP every few minutes) never turns into a burst of requests.
+	if st.sameSource(prev) {
+		st.nextRefresh = prev.nextRefresh
+	}
+}
+
+// loadSync picks the staple to serve right now from what is held, the cache
+// and the files, mints one for a generate source that has none, and plans
+// the first background attempt. Called with m.mu held: it reads small files
+// and signs at most once, never touches the network.
+func (m *Manager) loadSync(st *certState, now time.Time) {
+	if st.current != nil && !now.Before(st.current.Expiry()) {
+		st.current, st.source = nil, ""
+	}
+	if st.url == "" && st.src.Fetch && st.gen == nil && !st.noURLLogged {
+		st.noURLLogged = true
+		m.log.Info("ocsp: certificate has no OCSP responder URL; nothing to fetch",
+			"cert", st.name, "serial", FormatSerial(st.leaf.SerialNumber))
+	}
+	if st.revoked == nil {
+		if st.issuer != nil {
+			s, err := m.cache.load(st.id, st.leaf, st.issuer, now)
+			if err != nil {
+				m.log.Warn("ocsp: ignoring cached response", "cert", st.name, "error", err)
+			}
+			st.offer(s, SourceCache)
+		}
+		m.loadFiles(st, now)
+	}
+	if st.current == nil && st.gen != nil {
+		m.mint(st, now)
+	}
+	switch {
+	case !st.hasBackground():
+		st.nextRefresh = time.Time{}
+	case !st.nextRefresh.IsZero():
+		// kept from before the reload (same source), even when overdue
+	case st.current == nil:
+		st.nextRefresh = now
+	default:
+		st.nextRefresh = m.refreshAt(now, st.current, st.leaf.NotAfter)
+	}
+}
+
+// loadFiles validates the certificate's response files; bad ones are
+// logged with the file and the reason, never served.
+func (m *Manager) loadFiles(st *certState, now time.Time) {
+	for _, f := range st.src.Files {
+		if st.issuer == nil {
+			m.log.Warn("ocsp: response file not checked yet: the chain lacks the issuer", "cert", st.name, "file", f)
+			continue
+		}
+		s, err := LoadFile(f, st.leaf, st.issuer, now)
+		if err != nil {
+			level := slog.LevelWarn
+			if errors.Is(err, ErrRevoked) {
+				level = slog.LevelError
+			}
+			m.log.Log(context.Background(), level, "ocsp: not stapling response file", "cert", st.name,
+				"serial", FormatSerial(st.leaf.SerialNumber), "file", f, "error", err)
+			continue
+		}
+		st.offer(s, SourceFile)
+	}
+}
+
+// offer makes s the current staple if it is fresher. Called with m.mu held.
+func (st *certState) offer(s *Staple, source string) bool {
+	if s == nil || st.current != nil && !s.ThisUpdate.After(st.current.ThisUpdate) {
+		return false
+	}
+	st.current, st.source = s, source
+	return true
+}
+
+// mint signs a new response for a generate source and offers it.
+// Called with m.mu held (signing takes well under a millisecond).
+func (m *Manager) mint(st *certState, now time.Time) (*Staple, error) {
+	der, err := Generate(st.leaf, st.gen.ca, st.gen.key, now, now.Add(st.gen.validity))
+	if err != nil {
+		return nil, err
+	}
+	s, err := Validate(der, st.leaf, st.gen.ca, now)
+	if err != nil {
+		return nil, err
+	}
+	if st.offer(s, SourceGenerate) {
+		if err := m.cache.store(st.id, der); err != nil {
+			m.log.Warn("ocsp: cache write failed; staple still served", "cert", st.name, "error", err)
+		}
+	}
+	return s, nil
+}
+
+// Refresh asks every certificate with a fetch or generate source to try
+// now, whatever its schedule (the admin API's refresh). It does not wait.
+func (m *Manager) Refresh() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range m.certs {
+		select {
+		case st.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close stops the workers. Staples already published stay where they are.
+func (m *Manager) Close() error {
+	m.setMu.Lock()
+	defer m.setMu.Unlock()
+	m.closed = true
+	m.stopWorkers()
+	m.cancel()
+	return nil
+}
+
+func (m *Manager) startWorker(st *certState) {
+	ctx, cancel := context.WithCancel(m.ctx)
+	w := &worker{cancel: cancel, done: make(chan struct{})}
+	m.workers = append(m.workers, w)
+	go func() {
+		defer close(w.done)
+		m.run(ctx, st)
+	}()
+}
+
+func (m *Manager) stopWorkers() {
+	for _, w := range m.workers {
+		w.cancel()
+	}
+	for _, w := range m.workers {
+		<-w.done
+	}
+	m.workers = m.workers[:0]
+}
+
+// HasMustStaple reports the TLS Feature extension (RFC 7633) with
+// status_request (5): "OCSP Must-Staple".
+func HasMustStaple(leaf *x509.Certificate) bool {
+	for _, e := range leaf.Extensions {
+		if !e.Id.Equal(oidTLSFeature) {
+			continue
+		}
+		var features []int
+		if _, err := asn1.Unmarshal(e.Value, &features); err != nil {
+			return false
+		}
+		return slices.Contains(features, 5)
+	}
+	return false
+}
+
+var oidTLSFeature = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}

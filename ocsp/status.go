@@ -1,0 +1,81 @@
+package ocsp
+
+import (
+	"time"
+)
+
+// Status values of CertStatus.Status.
+const (
+	StateGood    = "good"    // a valid staple is served
+	StateNone    = "none"    // no valid staple: nothing stapled
+	StateRevoked = "revoked" // the responder said revoked: nothing stapled
+)
+
+// CertStatus is the state of one certificate's staple, as served at
+// GET /api/v1/ocsp and printed by `dnsfront ocsp status`. Times are absent
+// from the JSON when unknown.
+type CertStatus struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Subject     string     `json:"subject"`
+	Serial      string     `json:"serial"`
+	Source      string     `json:"source"` // file, cache, fetch, generate; "" without staple
+	Status      string     `json:"status"`
+	Responder   string     `json:"responder,omitempty"`
+	ThisUpdate  *time.Time `json:"this_update,omitempty"`
+	NextUpdate  *time.Time `json:"next_update,omitempty"`
+	NextRefresh *time.Time `json:"next_refresh,omitempty"`
+	LastAttempt *time.Time `json:"last_attempt,omitempty"`
+	LastResult  string     `json:"last_result,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	Failures    int        `json:"failures"`  // consecutive failed attempts
+	Successes   int        `json:"successes"` // successful attempts since start
+	MustStaple  bool       `json:"must_staple"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+	Reason      string     `json:"revocation_reason,omitempty"`
+}
+
+// Status returns the state of every managed certificate, in Set's order.
+// Safe to call from any goroutine.
+func (m *Manager) Status() []CertStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]CertStatus, 0, len(m.order))
+	for _, id := range m.order {
+		st := m.certs[id]
+		cs := CertStatus{
+			ID:          st.id,
+			Name:        st.name,
+			Subject:     st.leaf.Subject.String(),
+			Serial:      FormatSerial(st.leaf.SerialNumber),
+			Source:      st.source,
+			Status:      StateNone,
+			Responder:   st.url,
+			NextRefresh: timePtr(st.nextRefresh),
+			LastAttempt: timePtr(st.lastAttempt),
+			LastResult:  st.lastResult,
+			LastError:   st.lastError,
+			Failures:    st.failures,
+			Successes:   st.successes,
+			MustStaple:  st.mustStaple,
+		}
+		if s := st.current; s != nil {
+			cs.Status = StateGood
+			cs.ThisUpdate, cs.NextUpdate = timePtr(s.ThisUpdate), timePtr(s.NextUpdate)
+		}
+		if r := st.revoked; r != nil {
+			cs.Status = StateRevoked
+			cs.RevokedAt, cs.Reason = timePtr(r.RevokedAt), ReasonString(r.Reason)
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
