@@ -1,0 +1,294 @@
+package tlsframe
+
+// Contract tests: the crypto/tls behaviour the adapter is built on. If a Go
+// upgrade changes one of these, this file fails before anything subtler
+// does. KeyUpdate from a real client (openssl s_client) under would-block
+// reads is pinned by TestOpenSSLKeyUpdate, since Go's client cannot send one.
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memConn is a server-side net.Conn whose bytes come from a TCP socket
+// through a pump goroutine into raw. In blocking mode Read waits on raw
+// (the handshake goroutine's view); otherwise Read sees only what the test
+// moved into in with feed, and returns wouldBlock when it is empty (the
+// loop's view).
+type memConn struct {
+	net.Conn // the socket, for writes
+	mu       sync.Mutex
+	cond     sync.Cond
+	raw, in  []byte
+	blocking bool
+}
+
+func newMemPair(t *testing.T, cfg *tls.Config) (*memConn, *tls.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	cli, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := <-accepted
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	m := &memConn{Conn: srv, blocking: true}
+	m.cond.L = &m.mu
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := srv.Read(buf)
+			m.mu.Lock()
+			m.raw = append(m.raw, buf[:n]...)
+			m.cond.Broadcast()
+			m.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	_ = cli.SetDeadline(time.Now().Add(10 * time.Second))
+	return m, tls.Client(cli, cfg)
+}
+
+func (m *memConn) Read(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.blocking {
+		for len(m.raw) == 0 {
+			m.cond.Wait()
+		}
+		n := copy(p, m.raw)
+		m.raw = m.raw[n:]
+		return n, nil
+	}
+	if len(m.in) == 0 {
+		return 0, errWouldBlock
+	}
+	n := copy(p, m.in)
+	m.in = m.in[n:]
+	return n, nil
+}
+
+func (m *memConn) SetDeadline(time.Time) error      { return nil }
+func (m *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (m *memConn) SetWriteDeadline(time.Time) error { return nil }
+
+// awaitRaw waits until at least n bytes came from the client.
+func (m *memConn) awaitRaw(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.mu.Lock()
+		have := len(m.raw)
+		m.mu.Unlock()
+		if have >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client sent %d bytes, want %d", have, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// feed moves n bytes (all if n < 0) from raw into what the server sees.
+func (m *memConn) feed(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n < 0 || n > len(m.raw) {
+		n = len(m.raw)
+	}
+	m.in = append(m.in, m.raw[:n]...)
+	m.raw = m.raw[n:]
+}
+
+// nextRecordLen is the size of the next whole record the client sent.
+func (m *memConn) nextRecordLen(t *testing.T) int {
+	t.Helper()
+	m.awaitRaw(t, recordHeaderLen)
+	m.mu.Lock()
+	n := recordHeaderLen + (int(m.raw[3])<<8 | int(m.raw[4]))
+	m.mu.Unlock()
+	m.awaitRaw(t, n)
+	return n
+}
+
+// establish runs the handshake in blocking mode (as the handshake goroutine
+// does) and switches the server to would-block reads (as the loop does).
+func establish(t *testing.T, version uint16) (*memConn, *tls.Conn, *tls.Conn) {
+	t.Helper()
+	b := newBothPKI(t)
+	m, client := newMemPair(t, b.pki.clientConfig("both.test"))
+	cfg := b.snap.config.Clone()
+	cfg.MaxVersion = version
+	server := tls.Server(m, cfg)
+	errc := make(chan error, 1)
+	go func() { errc <- client.Handshake() }()
+	if err := server.Handshake(); err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	m.mu.Lock()
+	m.blocking = false
+	m.mu.Unlock()
+	return m, server, client
+}
+
+func isWouldBlock(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Temporary() //nolint:staticcheck
+}
+
+func forVersions(t *testing.T, f func(t *testing.T, v uint16)) {
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) { f(t, v) })
+	}
+}
+
+func TestContractWouldBlockIsNotCached(t *testing.T) {
+	forVersions(t, func(t *testing.T, v uint16) {
+		m, server, client := establish(t, v)
+		buf := make([]byte, 1024)
+		for i := range 5 {
+			if _, err := server.Read(buf); !isWouldBlock(err) {
+				t.Fatalf("read on empty input: %v, want would-block", err)
+			}
+			msg := []byte{'m', byte('0' + i)}
+			if _, err := client.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			m.nextRecordLen(t)
+			m.feed(-1)
+			n, err := server.Read(buf)
+			if err != nil || string(buf[:n]) != string(msg) {
+				t.Fatalf("read after would-block: %q %v", buf[:n], err)
+			}
+		}
+	})
+}
+
+func TestContractSplitRecords(t *testing.T) {
+	forVersions(t, func(t *testing.T, v uint16) {
+		m, server, client := establish(t, v)
+		if _, err := client.Write([]byte("one byte at a time")); err != nil {
+			t.Fatal(err)
+		}
+		n := m.nextRecordLen(t)
+		buf := make([]byte, 1024)
+		for i := range n - 1 {
+			m.feed(1)
+			if got, err := server.Read(buf); got != 0 || !isWouldBlock(err) {
+				t.Fatalf("byte %d of %d: %d %v, want would-block", i+1, n, got, err)
+			}
+		}
+		m.feed(1)
+		got, err := server.Read(buf)
+		if err != nil || string(buf[:got]) != "one byte at a time" {
+			t.Fatalf("last byte: %q %v", buf[:got], err)
+		}
+	})
+}
+
+func TestContractDataAndWouldBlockTogether(t *testing.T) {
+	forVersions(t, func(t *testing.T, v uint16) {
+		m, server, client := establish(t, v)
+		if _, err := client.Write([]byte("last words")); err != nil {
+			t.Fatal(err)
+		}
+		data := m.nextRecordLen(t)
+		m.feed(data)
+		if err := client.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		alert := m.nextRecordLen(t)
+		m.feed(3) // part of the close_notify record
+		buf := make([]byte, 1024)
+		n, err := server.Read(buf)
+		if v == tls.VersionTLS13 {
+			// TLS 1.3 alerts travel as application_data records, so
+			// crypto/tls does not peek at them: data first, then
+			// would-block on its own.
+			if string(buf[:n]) != "last words" || err != nil {
+				t.Fatalf("got %q %v, want the data alone", buf[:n], err)
+			}
+			n, err = server.Read(buf)
+			if n != 0 || !isWouldBlock(err) {
+				t.Fatalf("got %d %v, want would-block", n, err)
+			}
+		} else if string(buf[:n]) != "last words" || !isWouldBlock(err) {
+			t.Fatalf("got %q %v, want the data and would-block together", buf[:n], err)
+		}
+		m.feed(alert - 3)
+		if n, err := server.Read(buf); n != 0 || err != io.EOF {
+			t.Fatalf("after close_notify: %d %v, want io.EOF", n, err)
+		}
+	})
+}
+
+func TestContractCloseNotifyIsEOF(t *testing.T) {
+	forVersions(t, func(t *testing.T, v uint16) {
+		m, server, client := establish(t, v)
+		if _, err := client.Write([]byte("bye")); err != nil {
+			t.Fatal(err)
+		}
+		if err := client.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		m.nextRecordLen(t)
+		m.awaitRaw(t, 1)
+		time.Sleep(20 * time.Millisecond)
+		m.feed(-1)
+		buf := make([]byte, 1024)
+		n, err := server.Read(buf)
+		// TLS 1.2: the data with io.EOF at once (crypto/tls peeks at a
+		// plaintext alert header); TLS 1.3: the data, then io.EOF.
+		want := error(io.EOF)
+		if v == tls.VersionTLS13 {
+			want = nil
+		}
+		if string(buf[:n]) != "bye" || err != want {
+			t.Fatalf("got %q %v, want \"bye\" and %v", buf[:n], err, want)
+		}
+		if _, err := server.Read(buf); err != io.EOF {
+			t.Fatalf("second read: %v, want io.EOF", err)
+		}
+	})
+}
+
+// TestContractHandshakeErrorIsCached is why handshakes run off the loop: a
+// would-block during the handshake is final.
+func TestContractHandshakeErrorIsCached(t *testing.T) {
+	b := newBothPKI(t)
+	m, client := newMemPair(t, b.pki.clientConfig("both.test"))
+	m.mu.Lock()
+	m.blocking = false
+	m.mu.Unlock()
+	server := tls.Server(m, b.snap.config.Clone())
+	first := server.Handshake()
+	if !isWouldBlock(first) {
+		t.Fatalf("handshake on empty input: %v", first)
+	}
+	go func() { _ = client.Handshake() }()
+	m.nextRecordLen(t)
+	m.feed(-1)
+	if second := server.Handshake(); second == nil {
+		t.Fatal("handshake recovered after would-block: the adapter could run handshakes on the loop")
+	}
+}
