@@ -328,4 +328,3 @@ func TestSmallWindows(t *testing.T) {
 		t.Errorf("abuse counted: %v", s.Abuse)
 	}
 }
-

@@ -1,0 +1,95 @@
+package doh
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// benchH2 measures one request/response on a warm HTTP/2 session. Header
+// fields are sent never-indexed so the same bytes are valid for every
+// stream; only the stream ID is patched.
+func benchH2(b *testing.B, post bool) {
+	q := packQuery(b, "www.example", dns.TypeA)
+	_, answer := answerFor(q)
+	s := NewSession(DefaultOptions(), HTTP2, time.Now)
+	var pre bytes.Buffer
+	pre.WriteString(http2.ClientPreface)
+	http2.NewFramer(&pre, nil).WriteSettings()
+	s.Feed(pre.Bytes(), func(Query) {})
+	out := s.AppendOutput(nil)
+
+	var req, hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	field := func(n, v string) { enc.WriteField(hpack.HeaderField{Name: n, Value: v, Sensitive: true}) }
+	fr := http2.NewFramer(&req, nil)
+	var idOffsets []int
+	if post {
+		field(":method", "POST")
+		field(":scheme", "https")
+		field(":path", "/dns-query")
+		field("content-type", "application/dns-message")
+		field("content-length", strconv.Itoa(len(q)))
+		idOffsets = append(idOffsets, req.Len()+5)
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+		idOffsets = append(idOffsets, req.Len()+5)
+		fr.WriteData(1, true, q)
+	} else {
+		field(":method", "GET")
+		field(":scheme", "https")
+		field(":path", "/dns-query?dns="+base64.RawURLEncoding.EncodeToString(q))
+		idOffsets = append(idOffsets, req.Len()+5)
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
+	}
+	fr.WriteWindowUpdate(0, uint32(len(answer))) // keep the connection window open
+	in := req.Bytes()
+	var pending Query
+	emit := func(q Query) { pending = q }
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		id := uint32(2*i + 1)
+		for _, off := range idOffsets {
+			in[off], in[off+1], in[off+2], in[off+3] = byte(id>>24), byte(id>>16), byte(id>>8), byte(id)
+		}
+		if err := s.Feed(in, emit); err != nil {
+			b.Fatal(err)
+		}
+		s.Respond(pending.ID, answer)
+		out = s.AppendOutput(out[:0])
+	}
+	if s.Stats().Responses[Status200] != uint64(b.N) {
+		b.Fatalf("%d answers for %d requests", s.Stats().Responses[Status200], b.N)
+	}
+}
+
+func BenchmarkH2POST(b *testing.B) { benchH2(b, true) }
+func BenchmarkH2GET(b *testing.B)  { benchH2(b, false) }
+
+func BenchmarkH1POST(b *testing.B) {
+	q := packQuery(b, "www.example", dns.TypeA)
+	_, answer := answerFor(q)
+	in := append([]byte("POST /dns-query HTTP/1.1\r\nHost: x\r\nContent-Type: application/dns-message\r\nContent-Length: "+strconv.Itoa(len(q))+"\r\n\r\n"), q...)
+	s := NewSession(DefaultOptions(), HTTP1, time.Now)
+	var pending Query
+	emit := func(q Query) { pending = q }
+	var out []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := s.Feed(in, emit); err != nil {
+			b.Fatal(err)
+		}
+		s.Respond(pending.ID, answer)
+		out = s.AppendOutput(out[:0])
+	}
+	if s.Stats().Responses[Status200] != uint64(b.N) {
+		b.Fatalf("%d answers for %d requests", s.Stats().Responses[Status200], b.N)
+	}
+}
