@@ -1,0 +1,81 @@
+package tlsframe
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTicketKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	keys := bytes.Repeat([]byte{1}, TicketKeySize)
+	keys = append(keys, bytes.Repeat([]byte{2}, TicketKeySize)...)
+	keys = append(keys, bytes.Repeat([]byte{3}, TicketKeySize)...)
+	good := filepath.Join(dir, "tickets.key")
+	if err := os.WriteFile(good, keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewTicketKeys(2, 0, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := k.Keys()
+	// The last key of the file encrypts; only n are kept.
+	if len(got) != 2 || got[0] != sha256.Sum256(keys[160:]) || got[1] != sha256.Sum256(keys[80:160]) {
+		t.Fatalf("keys not in dnsdist order (last in file active)")
+	}
+
+	bad := filepath.Join(dir, "bad.key")
+	os.WriteFile(bad, keys[:81], 0o600)
+	if _, err := NewTicketKeys(2, 0, bad); err == nil || !strings.Contains(err.Error(), "bad.key") || !strings.Contains(err.Error(), "81") {
+		t.Fatalf("error %v should name the file and its size", err)
+	}
+	if err := k.Reload(bad); err == nil {
+		t.Fatal("reload of a bad file succeeded")
+	}
+	if k.Keys()[0] != got[0] {
+		t.Fatal("failed reload changed the ring")
+	}
+}
+
+func TestTicketRotationResumption(t *testing.T) {
+	b := newBothPKI(t)
+	s := startServer(t, b.snap, nil, 2)
+	cache := tls.NewLRUClientSessionCache(8)
+	connect := func() bool {
+		cfg := b.pki.clientConfig("both.test")
+		cfg.ClientSessionCache = cache
+		cfg.MaxVersion = tls.VersionTLS12 // the ticket arrives within the handshake
+		c := dialTLS(t, s.addr, cfg)
+		echo(t, c, "x")
+		defer c.Close()
+		return c.ConnectionState().DidResume
+	}
+	if connect() {
+		t.Fatal("first connection resumed")
+	}
+	if !connect() {
+		t.Fatal("no resumption with the same keys (across loops)")
+	}
+	// One rotation: the old key still decrypts (n = 3).
+	if err := b.tickets.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if !connect() {
+		t.Fatal("no resumption after one rotation")
+	}
+	// Past n rotations the key of the cached ticket is gone.
+	cache2 := tls.NewLRUClientSessionCache(8)
+	cache = cache2
+	connect()
+	for range 3 {
+		b.tickets.Rotate()
+	}
+	if connect() {
+		t.Fatal("resumed with a ticket whose key was rotated out")
+	}
+}
