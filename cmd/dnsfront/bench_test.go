@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnsfront/dnsfront/bench"
+	"github.com/miekg/dns"
+)
+
+func runBench(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newBenchCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func answerA(w dns.ResponseWriter, q *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(q)
+	w.WriteMsg(m)
+}
+
+func startUDP(t *testing.T) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(answerA)}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// startDoT serves DoT with a self-signed certificate for dns.test, written
+// to a PEM file usable as --ca.
+func startDoT(t *testing.T) (addr, caFile string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7),
+		Subject:      pkix.Name{CommonName: "dns.test"},
+		DNSNames:     []string{"dns.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IsCA:         true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(answerA)}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().String(), caFile
+}
+
+func TestBenchCommands(t *testing.T) {
+	dir := t.TempDir()
+	udp := startUDP(t)
+	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	for _, f := range []string{a, b} {
+		out, err := runBench(t, "query", "--target", udp, "--proto", "udp", "--connections", "2", "--inflight", "4",
+			"--duration", "200ms", "--json", f, "--chart", f+".svg", "--label", filepath.Base(f))
+		if err != nil {
+			t.Fatalf("query: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "rate") || !strings.Contains(out, "0 errors") {
+			t.Errorf("query table:\n%s", out)
+		}
+		if _, err := os.Stat(f + ".svg"); err != nil {
+			t.Error(err)
+		}
+	}
+	r, err := bench.ReadReport(a)
+	if err != nil || r.Results.OK == 0 || r.Params.Protocol != "udp" || r.Label != "a.json" {
+		t.Fatalf("report %+v, %v", r, err)
+	}
+
+	out, err := runBench(t, "compare", "--markdown", a+","+a, b)
+	if err != nil {
+		t.Fatalf("compare: %v", err)
+	}
+	if !strings.Contains(out, "| metric | A: a.json | B: b.json | B/A |") || !strings.Contains(out, "| rate /s (higher is better) |") {
+		t.Errorf("compare:\n%s", out)
+	}
+	if _, err := runBench(t, "compare", a); err == nil {
+		t.Error("compare with one report accepted")
+	}
+
+	svg := filepath.Join(dir, "suite.svg")
+	out, err = runBench(t, "summary", "--markdown", "--chart", svg, a, b)
+	if err != nil || strings.Count(out, "| a.json |")+strings.Count(out, "| b.json |") != 2 {
+		t.Errorf("summary: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(svg); err != nil {
+		t.Error(err)
+	}
+
+	dot, ca := startDoT(t)
+	hs := filepath.Join(dir, "hs.json")
+	out, err = runBench(t, "handshake", "--target", dot, "--sni", "dns.test", "--ca", ca, "--tls", "1.2",
+		"--concurrency", "2", "--duration", "500ms", "--server-pid", "0", "--json", hs)
+	if err != nil {
+		t.Fatalf("handshake: %v\n%s", err, out)
+	}
+	h, err := bench.ReadReport(hs)
+	if err != nil || h.Results.OK == 0 || h.Results.StapleFrac != 0 || h.Params.TLSVersion != "1.2" {
+		t.Errorf("handshake report %+v, %v", h, err)
+	}
+	if _, err := runBench(t, "handshake", "--target", dot, "--sni", "other.test", "--ca", ca, "--duration", "100ms"); err == nil {
+		t.Error("handshake with a name the certificate lacks succeeded")
+	}
+	if _, err := runBench(t, "query", "--target", udp, "--proto", "quic", "--duration", "100ms"); err == nil {
+		t.Error("unknown protocol accepted")
+	}
+}
