@@ -332,9 +332,16 @@ func (c *h1conn) head(h []byte) {
 	switch {
 	case chunked:
 		c.state = h1ChunkSize
-	case contentLength > int64(s.cfg.maxBody):
+	case contentLength > int64(s.cfg.maxMem):
 		c.fatal(reject{413, statusBody(413)})
 		return
+	case contentLength > int64(s.cfg.maxBody):
+		// Read and drop the body before answering, up to MaxConnMemory:
+		// closing with unread input makes the kernel reset the connection
+		// and the client would never see the 413.
+		c.curReject = reject{413, statusBody(413)}
+		r.close = true
+		c.state, c.remaining = h1Body, contentLength
 	case contentLength > 0:
 		c.state, c.remaining = h1Body, contentLength
 	default:
@@ -368,7 +375,7 @@ func (c *h1conn) bodyBytes(b []byte) {
 	r := c.cur
 	if !c.curReject.ok() || !c.isPost {
 		c.discarded += len(b)
-		if c.discarded > c.s.cfg.maxBody {
+		if c.discarded > c.s.cfg.maxMem {
 			c.fatal(reject{413, statusBody(413)})
 		}
 		return
