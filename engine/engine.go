@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
 )
@@ -50,6 +51,9 @@ type BindOptions struct {
 	MaxConns int
 	// Pool names the backend pool serving this bind.
 	Pool string
+	// TLSStore and Handshaker serve DoT, and DoH over TLS.
+	TLSStore   *tlsframe.Store
+	Handshaker *tlsframe.Handshaker
 
 	// newStream builds the DoT/DoH layer of a new connection on loop index loop.
 	newStream func(gc gnet.Conn, loop int, peer netip.AddrPort) (stream, error)
@@ -90,6 +94,19 @@ func New(opts Options, st *State) (*Engine, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	for i := range opts.Binds {
+		b := &opts.Binds[i]
+		switch b.Protocol {
+		case "DoT":
+			if b.TLSStore == nil || b.Handshaker == nil {
+				return nil, fmt.Errorf("engine: DoT bind %s has no certificates", b.Addr)
+			}
+			if b.TLSStore.Loops() != opts.Loops {
+				return nil, fmt.Errorf("engine: bind %s: TLS store built for %d loops, engine has %d", b.Addr, b.TLSStore.Loops(), opts.Loops)
+			}
+			b.newStream = newDoTStream(b)
+		}
 	}
 	e := &Engine{opts: opts, log: opts.Logger, booted: make(chan struct{}), stopped: make(chan struct{})}
 	e.ctx, e.cancel = context.WithCancel(context.Background())

@@ -12,12 +12,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/dnsfront/dnsfront/config"
 	"github.com/dnsfront/dnsfront/engine"
 	"github.com/dnsfront/dnsfront/internal/demobackend"
+	"github.com/dnsfront/dnsfront/ocsp"
+	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -31,12 +35,15 @@ type Server struct {
 	path    string
 	started time.Time
 
-	mu   sync.Mutex // serialises Reload and Shutdown
-	cfg  *config.Config
-	eng  *engine.Engine
-	demo *demobackend.Server
-	adm  *admin
-	reg  *prometheus.Registry
+	mu    sync.Mutex // serialises Reload and Shutdown
+	cfg   *config.Config
+	eng   *engine.Engine
+	demo  *demobackend.Server
+	adm   *admin
+	reg   *prometheus.Registry
+	loops int
+	tls   map[string]*tlsBind // by listen address
+	st    *staples
 
 	reloads, reloadFailures prometheus.Counter
 }
@@ -58,31 +65,53 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		}
 		log.Info("demo backend serving", "zone", demobackend.Zone, "listener", cfg.DemoBackend.ListenAddress)
 	}
-	st, err := buildState(cfg)
-	if err != nil {
+	s.loops = cfg.General.EventLoops
+	if s.loops <= 0 {
+		s.loops = runtime.NumCPU()
+	}
+	s.tls = map[string]*tlsBind{}
+	s.st = &staples{}
+	s.st.mgr = ocsp.NewManager(withLogger(ocspOptions(cfg.OCSP), log), s.st.publish)
+	s.reg.MustRegister(s.st.mgr.Collector())
+	fail := func(err error) (*Server, error) {
+		s.closeTLS()
 		s.stopDemo()
 		return nil, err
+	}
+	for _, b := range cfg.Binds {
+		if b.TLS == nil {
+			continue
+		}
+		tb, err := newTLSBind(b, s.loops, log)
+		if err != nil {
+			return fail(err)
+		}
+		s.tls[b.ListenAddress] = tb
+	}
+	p, err := s.prepare(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if err := s.commit(p); err != nil {
+		return fail(err)
 	}
 	binds, err := s.buildBinds(cfg)
 	if err != nil {
-		s.stopDemo()
-		return nil, err
+		return fail(err)
 	}
 	s.eng, err = engine.New(engine.Options{
-		Loops:          cfg.General.EventLoops,
+		Loops:          s.loops,
 		Binds:          binds,
 		TCPIdleTimeout: cfg.General.TCPIdleTimeout.D(),
 		MaxTCPInFlight: cfg.General.MaxTCPInFlight,
 		Logger:         log,
-	}, st)
+	}, p.state)
 	if err != nil {
-		s.stopDemo()
-		return nil, err
+		return fail(err)
 	}
 	s.reg.MustRegister(s.eng.Collector())
 	if err := s.eng.Start(); err != nil {
-		s.stopDemo()
-		return nil, err
+		return fail(err)
 	}
 	for _, b := range cfg.Binds {
 		log.Info("listening", "listener", b.ListenAddress, "protocol", b.Protocol)
@@ -90,8 +119,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	if len(cfg.Webserver.ListenAddresses) > 0 {
 		if s.adm, err = startAdmin(s, cfg.Webserver); err != nil {
 			_ = s.eng.Stop()
-			s.stopDemo()
-			return nil, err
+			return fail(err)
 		}
 	}
 	return s, nil
@@ -124,13 +152,69 @@ func (s *Server) reload() error {
 	if err := sameListeners(s.cfg, cfg); err != nil {
 		return err
 	}
-	st, err := buildState(cfg)
+	p, err := s.prepare(cfg)
 	if err != nil {
 		return err
 	}
-	s.eng.Publish(st)
+	if err := s.commit(p); err != nil {
+		return err
+	}
+	s.eng.Publish(p.state)
 	s.cfg = cfg
 	return nil
+}
+
+// plan is a configuration fully loaded and checked, ready to be swapped in.
+type plan struct {
+	state   *engine.State
+	snaps   map[*tlsframe.Store]*tlsframe.Snapshot
+	routes  map[string][]stapleRoute
+	sources map[string]ocsp.CertSource
+	tickets map[*tlsBind]string // ticket key files to (re)load
+}
+
+// prepare loads everything a configuration names (certificates, keys, backends) without
+// changing what is served.
+func (s *Server) prepare(cfg *config.Config) (*plan, error) {
+	if err := ensureDevPKI(cfg); err != nil {
+		return nil, err
+	}
+	st, err := buildState(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{state: st, snaps: map[*tlsframe.Store]*tlsframe.Snapshot{}, routes: map[string][]stapleRoute{},
+		sources: map[string]ocsp.CertSource{}, tickets: map[*tlsBind]string{}}
+	for _, b := range cfg.Binds {
+		if b.TLS == nil {
+			continue
+		}
+		tb := s.tls[b.ListenAddress]
+		if b.TLS.TicketKeyFile != tb.keyFile {
+			p.tickets[tb] = b.TLS.TicketKeyFile
+		}
+		snap, err := buildSnapshot(b, tb)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+		}
+		p.snaps[tb.store] = snap
+		stapleSources(b, snap, tb, p.routes, p.sources)
+	}
+	return p, nil
+}
+
+// commit swaps a prepared configuration in: ticket keys, then snapshots with their staples.
+func (s *Server) commit(p *plan) error {
+	for tb, file := range p.tickets {
+		if file == "" {
+			continue // keep the ring: dropping keys would end every session
+		}
+		if err := tb.tickets.Reload(file); err != nil {
+			return fmt.Errorf("ticket_key_file: %w", err)
+		}
+		tb.keyFile = file
+	}
+	return s.st.apply(p.snaps, p.routes, p.sources)
 }
 
 // sameListeners rejects a reload that changes the set of listeners: gnet fixes its
@@ -166,8 +250,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.adm != nil {
 		s.adm.shutdown(ctx)
 	}
+	s.closeTLS()
 	s.stopDemo()
 	return err
+}
+
+func (s *Server) closeTLS() {
+	if s.st != nil && s.st.mgr != nil {
+		_ = s.st.mgr.Close()
+	}
+	for _, tb := range s.tls {
+		tb.tickets.Stop()
+		tb.store.Close()
+	}
 }
 
 func (s *Server) stopDemo() {
@@ -187,6 +282,26 @@ func Check(path string) error {
 	if _, err := buildState(cfg); err != nil {
 		return err
 	}
+	for _, b := range cfg.Binds {
+		if b.TLS == nil {
+			continue
+		}
+		opts, err := tlsOptions(b.TLS, alpnFor(b.Protocol))
+		if err != nil {
+			return fmt.Errorf("%s: bind %s: %w", cfg.Path, b.ListenAddress, err)
+		}
+		specs := make([]tlsframe.CertSpec, len(b.TLS.Certificates))
+		for i, c := range b.TLS.Certificates {
+			specs[i] = tlsframe.CertSpec{ChainFile: c.Certificate, KeyFile: c.Key}
+		}
+		opts.SessionTickets = false
+		if _, err := tlsframe.BuildSnapshot(specs, opts, nil); err != nil {
+			if cfg.DevPKI != nil && errors.Is(err, os.ErrNotExist) {
+				continue // created by dev_pki at start
+			}
+			return fmt.Errorf("%s: bind %s: %w", cfg.Path, b.ListenAddress, err)
+		}
+	}
 	return nil
 }
 
@@ -201,8 +316,8 @@ func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {
 		if b.TCP != nil {
 			bo.MaxConns = b.TCP.MaxConcurrentConnections
 		}
-		if b.Protocol != "Do53" {
-			return nil, errors.New(cfg.Path + ": protocol " + b.Protocol + " is not served yet")
+		if tb := s.tls[b.ListenAddress]; tb != nil {
+			bo.TLSStore, bo.Handshaker = tb.store, tb.hs
 		}
 		out = append(out, bo)
 	}

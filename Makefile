@@ -1,0 +1,39 @@
+# dnsfront — see README.md. `make run` serves examples/dev.yaml; `make test` is what CI runs.
+GO      ?= go
+BIN     := bin/dnsfront
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/dnsfront/dnsfront/internal/server.Version=$(VERSION)
+# Packages whose tests run under the race detector (all of them: every package has
+# goroutines or is driven by ones that do).
+RACE_PKGS := ./...
+
+.PHONY: build run test test-short bench bench-compare lint fmt clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dnsfront
+
+run: build
+	./$(BIN) serve --config examples/dev.yaml
+
+test: lint
+	$(GO) test -race -timeout 12m -count=1 $(RACE_PKGS)
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench: build
+	./scripts/bench/run.sh
+
+bench-compare: build
+	./scripts/bench/compare.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin state

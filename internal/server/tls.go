@@ -1,0 +1,238 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dnsfront/dnsfront/config"
+	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/ocsp"
+	"github.com/dnsfront/dnsfront/tlsframe"
+)
+
+// tlsBind is the TLS side of one DoT or DoH bind. Its store and ticket ring live as long
+// as the listener: a reload publishes new snapshots into the same store and keeps the
+// ticket keys, so sessions resume across reloads.
+type tlsBind struct {
+	addr    string
+	store   *tlsframe.Store
+	hs      *tlsframe.Handshaker
+	tickets *tlsframe.TicketKeys
+	keyFile string // ticket_key_file the ring was loaded from
+}
+
+// staples routes the OCSP manager's staples to the snapshots that serve each certificate.
+// A staple is keyed by the certificate and its source settings: two binds serving the
+// same certificate, one with a staple source and one without, staple independently.
+type staples struct {
+	mu     sync.Mutex // serialises read-modify-publish of snapshots
+	routes map[string][]stapleRoute
+	// staged holds the snapshots of a reload being validated: staples published meanwhile
+	// go into them, and commit publishes them all at once.
+	staged map[*tlsframe.Store]*tlsframe.Snapshot
+	mgr    *ocsp.Manager
+}
+
+type stapleRoute struct {
+	store  *tlsframe.Store
+	certID string
+}
+
+func (s *staples) publish(id string, st *ocsp.Staple) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var der []byte
+	if st != nil {
+		der = st.DER
+	}
+	for _, r := range s.routes[id] {
+		if snap, ok := s.staged[r.store]; ok {
+			s.staged[r.store] = snap.WithStaple(r.certID, der)
+		} else if cur := r.store.Current(); cur != nil {
+			r.store.Publish(cur.WithStaple(r.certID, der))
+		}
+	}
+}
+
+// apply installs new snapshots and staple sources: the manager loads every source (files,
+// cache, minting) into the staged snapshots, and only if it accepts them all are they
+// published. On error nothing changes.
+func (s *staples) apply(snaps map[*tlsframe.Store]*tlsframe.Snapshot, routes map[string][]stapleRoute, srcs map[string]ocsp.CertSource) error {
+	s.mu.Lock()
+	oldRoutes := s.routes
+	s.routes, s.staged = routes, snaps
+	s.mu.Unlock()
+	list := make([]ocsp.CertSource, 0, len(srcs))
+	for _, src := range srcs {
+		list = append(list, src)
+	}
+	err := s.mgr.Set(list)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.routes, s.staged = oldRoutes, nil
+		return err
+	}
+	for st, snap := range s.staged {
+		st.Publish(snap)
+	}
+	s.staged = nil
+	return nil
+}
+
+// ensureDevPKI creates the development PKI the configuration asks for.
+func ensureDevPKI(cfg *config.Config) error {
+	if cfg.DevPKI == nil {
+		return nil
+	}
+	if _, err := devpki.Ensure(cfg.DevPKI.Directory, time.Now()); err != nil {
+		return fmt.Errorf("dev_pki: %w", err)
+	}
+	return nil
+}
+
+func tlsOptions(t *config.BindTLS, protos []string) (tlsframe.Options, error) {
+	minV, err := config.ParseTLSVersion(t.MinimumVersion)
+	if err != nil {
+		return tlsframe.Options{}, err
+	}
+	suites, err := config.ParseCiphers(t.Ciphers)
+	if err != nil {
+		return tlsframe.Options{}, err
+	}
+	curves, err := config.ParseCurves(t.ECDHECurves)
+	if err != nil {
+		return tlsframe.Options{}, err
+	}
+	o := tlsframe.Options{MinVersion: minV, CipherSuites: suites, CurvePreferences: curves, NextProtos: protos, SessionTickets: *t.SessionTickets}
+	if t.KeyLogFile != "" {
+		f, err := os.OpenFile(t.KeyLogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return o, fmt.Errorf("key_log_file: %w", err)
+		}
+		o.KeyLogWriter = f
+	}
+	return o, nil
+}
+
+func alpnFor(protocol string) []string {
+	if protocol == "DoH" {
+		return []string{"h2", "http/1.1"}
+	}
+	return []string{"dot"}
+}
+
+// buildSnapshot loads a bind's certificates. Staples already served for the same
+// certificates are carried over, so that a reload never serves a handshake without one;
+// the OCSP manager then publishes what the new files and sources say.
+func buildSnapshot(b config.Bind, tb *tlsBind) (*tlsframe.Snapshot, error) {
+	opts, err := tlsOptions(b.TLS, alpnFor(b.Protocol))
+	if err != nil {
+		return nil, fmt.Errorf("bind %s: %w", b.ListenAddress, err)
+	}
+	specs := make([]tlsframe.CertSpec, len(b.TLS.Certificates))
+	for i, c := range b.TLS.Certificates {
+		specs[i] = tlsframe.CertSpec{ChainFile: c.Certificate, KeyFile: c.Key}
+	}
+	snap, err := tlsframe.BuildSnapshot(specs, opts, tb.tickets)
+	if err != nil {
+		return nil, fmt.Errorf("bind %s: %w", b.ListenAddress, err)
+	}
+	if cur := tb.store.Current(); cur != nil {
+		for _, ci := range cur.Certificates() {
+			if ci.OCSPStaple != nil {
+				if _, ok := snap.Cert(ci.ID); ok {
+					snap = snap.WithStaple(ci.ID, ci.OCSPStaple)
+				}
+			}
+		}
+	}
+	return snap, nil
+}
+
+// stapleSources lists the OCSP sources of a bind's certificates for the manager, and the
+// routes from each source to the snapshot entry it staples.
+func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes map[string][]stapleRoute, srcs map[string]ocsp.CertSource) {
+	certs := snap.Certificates()
+	for i, c := range b.TLS.Certificates {
+		if i >= len(certs) {
+			break
+		}
+		ci := certs[i]
+		src := ocsp.CertSource{ID: ci.ID, Name: c.Certificate, Chain: ci.Chain}
+		if i < len(b.TLS.OCSPResponseFiles) {
+			src.Files = []string{b.TLS.OCSPResponseFiles[i]}
+		}
+		if o := c.OCSP; o != nil {
+			src.Fetch, src.Responder = o.Fetch, o.Responder
+			if g := o.Generate; g != nil {
+				src.Generate = &ocsp.GenerateSpec{CACertFile: g.CACertificate, CAKeyFile: g.CAKey, Validity: g.Validity.D()}
+			}
+		}
+		if len(src.Files) == 0 && !src.Fetch && src.Generate == nil {
+			continue // no staple source: this bind serves the certificate bare
+		}
+		src.ID = sourceID(ci.ID, src)
+		routes[src.ID] = append(routes[src.ID], stapleRoute{store: tb.store, certID: ci.ID})
+		if _, dup := srcs[src.ID]; !dup {
+			srcs[src.ID] = src
+		}
+	}
+}
+
+// sourceID keys a staple by certificate and source settings (see staples).
+func sourceID(certID string, src ocsp.CertSource) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%v|%s", strings.Join(src.Files, ","), src.Fetch, src.Responder)
+	if g := src.Generate; g != nil {
+		fmt.Fprintf(h, "|%s|%s|%s", g.CACertFile, g.CAKeyFile, g.Validity)
+	}
+	return certID[:32] + "-" + hex.EncodeToString(h.Sum(nil))[:8]
+}
+
+func ocspOptions(o config.OCSPSettings) ocsp.Options {
+	return ocsp.Options{
+		CacheDir:        o.CacheDir,
+		MinRefreshDelay: o.MinRefreshDelay.D(),
+		MaxRefreshDelay: o.MaxRefreshDelay.D(),
+		BackoffCap:      o.BackoffCap.D(),
+		RequestTimeout:  o.RequestTimeout.D(),
+		MaxResponseSize: int64(o.MaxResponseSize),
+		HTTPProxy:       o.HTTPProxy,
+	}
+}
+
+func newTLSBind(b config.Bind, loops int, log *slog.Logger) (*tlsBind, error) {
+	t := b.TLS
+	tickets, err := tlsframe.NewTicketKeys(t.NumberOfTicketsKeys, time.Duration(t.TicketsKeysRotationDelay)*time.Second, t.TicketKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("bind %s: %w", b.ListenAddress, err)
+	}
+	if t.TicketKeyFile == "" {
+		tickets.Start() // keys from a file rotate when the file does (reload)
+	}
+	return &tlsBind{
+		addr:    b.ListenAddress,
+		store:   tlsframe.NewStore(loops),
+		tickets: tickets,
+		keyFile: t.TicketKeyFile,
+		hs: tlsframe.NewHandshaker(tlsframe.HandshakerOptions{
+			MaxConcurrent: t.MaxConcurrentHandshakes,
+			MaxQueue:      t.HandshakeQueue,
+			PerClient:     t.MaxHandshakesPerClient,
+			Timeout:       t.HandshakeTimeout.D(),
+			Logger:        log.With("listener", b.ListenAddress),
+		}),
+	}, nil
+}
+
+func withLogger(o ocsp.Options, log *slog.Logger) ocsp.Options {
+	o.Logger = log
+	return o
+}
