@@ -60,7 +60,6 @@ type h1conn struct {
 
 	heldBytes int
 	fields    []field
-	scratch   []byte
 }
 
 func newH1(s *Session) *h1conn {
@@ -456,7 +455,7 @@ func (c *h1conn) answer(r *h1req, status int, body []byte, isDNS bool) {
 	o = append(o, ' ')
 	o = append(o, http.StatusText(status)...)
 	o = append(o, "\r\n"...)
-	c.fields = s.cfg.responseFields(c.fields[:0], status, body, isDNS, &c.scratch)
+	c.fields = s.cfg.responseFields(c.fields[:0], status, body, isDNS)
 	for _, f := range c.fields {
 		o = append(o, f.name...)
 		o = append(o, ": "...)

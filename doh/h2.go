@@ -97,7 +97,6 @@ type h2conn struct {
 	resets, settings, pings rate
 
 	fields  []field
-	scratch []byte
 }
 
 func (s *Session) startH2() {
@@ -669,7 +668,7 @@ func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool
 	st.answered = true
 	c.hb.b = c.hb.b[:0]
 	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(status)})
-	c.fields = s.cfg.responseFields(c.fields[:0], status, body, isDNS, &c.scratch)
+	c.fields = s.cfg.responseFields(c.fields[:0], status, body, isDNS)
 	for _, f := range c.fields {
 		c.enc.WriteField(hpack.HeaderField{Name: f.name, Value: f.value})
 	}

@@ -158,9 +158,7 @@ func forwardedFor(v []byte) netip.Addr {
 type field struct{ name, value string }
 
 // responseFields lists the headers of a response, without :status.
-// scratch holds the formatted numbers.
-func (c *config) responseFields(dst []field, status int, body []byte, isDNS bool, scratch *[]byte) []field {
-	*scratch = (*scratch)[:0]
+func (c *config) responseFields(dst []field, status int, body []byte, isDNS bool) []field {
 	if isDNS {
 		dst = append(dst, field{"content-type", "application/dns-message"})
 	} else {
