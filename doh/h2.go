@@ -96,7 +96,7 @@ type h2conn struct {
 
 	resets, settings, pings rate
 
-	fields  []field
+	fields []field
 }
 
 func (s *Session) startH2() {
