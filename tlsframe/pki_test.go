@@ -157,3 +157,9 @@ func (i issued) writeFiles(t testing.TB, dir string) CertSpec {
 	}
 	return CertSpec{ChainFile: cf, KeyFile: kf}
 }
+
+func x509Pool(caPEM []byte) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(caPEM)
+	return p
+}
