@@ -13,8 +13,10 @@ type Collector struct {
 
 // NewCollector returns a collector for c under the given cache name.
 func NewCollector(name string, c *Cache) *Collector {
-	l := []string{"cache"}
-	d := func(n, help string) *prometheus.Desc { return prometheus.NewDesc("dnsfront_cache_"+n, help, l, nil) }
+	// The name is a constant label so that each cache's descriptors are
+	// distinct and collectors for several caches can share a registry.
+	l := prometheus.Labels{"cache": name}
+	d := func(n, help string) *prometheus.Desc { return prometheus.NewDesc("dnsfront_cache_"+n, help, nil, l) }
 	return &Collector{
 		name:        name,
 		c:           c,
@@ -42,7 +44,7 @@ func (k *Collector) Collect(ch chan<- prometheus.Metric) {
 		d *prometheus.Desc
 		v uint64
 	}{{k.hits, s.Hits}, {k.misses, s.Misses}, {k.insertions, s.Insertions}, {k.evictions, s.Evictions}, {k.expunged, s.Expunged}, {k.uncacheable, s.Uncacheable}} {
-		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v), k.name)
+		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
 	}
-	ch <- prometheus.MustNewConstMetric(k.entries, prometheus.GaugeValue, float64(s.Entries), k.name)
+	ch <- prometheus.MustNewConstMetric(k.entries, prometheus.GaugeValue, float64(s.Entries))
 }
