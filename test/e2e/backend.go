@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// BackendOptions is how a test backend behaves.
+type BackendOptions struct {
+	// Records is the zone, one RR in text form per entry. A name with records but none of
+	// the asked type gets NOERROR and no answer; any other name NXDOMAIN.
+	Records []string
+	// Delay holds every answer this long; Jitter adds a random [0, Jitter) on top, so that
+	// answers leave in another order than their queries came.
+	Delay, Jitter time.Duration
+	// NeverAnswer drops every query.
+	NeverAnswer bool
+	// Rcode, when non-zero, answers every query with it and no records (e.g.
+	// dns.RcodeServerFailure).
+	Rcode int
+	// TruncateUDP answers over UDP with TC=1 and no records; TCP gets the full answer.
+	TruncateUDP bool
+	// Host is the address to listen on (default 127.0.0.1).
+	Host string
+}
+
+// Received is one query as the backend saw it.
+type Received struct {
+	Proto string // "udp" or "tcp"
+	Msg   *dns.Msg
+}
+
+// Backend is an in-process DNS server on UDP and TCP of one loopback port, with the
+// behaviour of its BackendOptions; it records every query it receives.
+type Backend struct {
+	Addr string // host:port, the same for UDP and TCP
+
+	opts BackendOptions
+	zone map[string][]dns.RR // lower-cased owner name → records
+	udp  *dns.Server
+	tcp  *dns.Server
+
+	mu       sync.Mutex
+	received []Received
+	rnd      *rand.Rand
+}
+
+// StartBackend starts a backend; it stops in t.Cleanup.
+func StartBackend(t testing.TB, opts BackendOptions) *Backend {
+	t.Helper()
+	b := &Backend{opts: opts, zone: map[string][]dns.RR{}, rnd: rand.New(rand.NewPCG(1, 2))}
+	for _, r := range opts.Records {
+		rr, err := dns.NewRR(r)
+		if err != nil {
+			t.Fatalf("backend record %q: %v", r, err)
+		}
+		name := strings.ToLower(rr.Header().Name)
+		b.zone[name] = append(b.zone[name], rr)
+	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	pc, ln, err := listenBoth(host)
+	if err != nil {
+		t.Fatalf("backend: %v", err)
+	}
+	b.Addr = pc.LocalAddr().String()
+	h := dns.HandlerFunc(b.serve)
+	started := make(chan struct{}, 2)
+	notify := func() { started <- struct{}{} }
+	// UDPSize is the read buffer: answers to dnsfront may be as large as its EDNS size.
+	b.udp = &dns.Server{PacketConn: pc, Handler: h, UDPSize: 65535, NotifyStartedFunc: notify}
+	b.tcp = &dns.Server{Listener: ln, Handler: h, NotifyStartedFunc: notify}
+	for _, srv := range []*dns.Server{b.udp, b.tcp} {
+		go func() { _ = srv.ActivateAndServe() }()
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("backend did not start")
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = b.udp.ShutdownContext(ctx)
+		_ = b.tcp.ShutdownContext(ctx)
+	})
+	return b
+}
+
+// listenBoth opens a UDP socket and a TCP listener on the same free port of host.
+func listenBoth(host string) (net.PacketConn, net.Listener, error) {
+	for range 20 {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, nil, err
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, errors.New("no port free for both UDP and TCP on " + host)
+}
+
+// Received returns a copy of the queries received so far, in arrival order.
+func (b *Backend) Received() []Received {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Received(nil), b.received...)
+}
+
+// Count returns how many queries arrived over proto ("udp", "tcp" or "" for both).
+func (b *Backend) Count(proto string) int {
+	n := 0
+	for _, r := range b.Received() {
+		if proto == "" || r.Proto == proto {
+			n++
+		}
+	}
+	return n
+}
+
+func (b *Backend) serve(w dns.ResponseWriter, r *dns.Msg) {
+	proto := "udp"
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+		proto = "tcp"
+	}
+	b.mu.Lock()
+	b.received = append(b.received, Received{Proto: proto, Msg: r.Copy()})
+	var jitter time.Duration
+	if b.opts.Jitter > 0 {
+		jitter = time.Duration(b.rnd.Int64N(int64(b.opts.Jitter)))
+	}
+	b.mu.Unlock()
+	if b.opts.NeverAnswer {
+		return
+	}
+	if d := b.opts.Delay + jitter; d > 0 {
+		time.Sleep(d)
+	}
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	switch {
+	case b.opts.Rcode != 0:
+		m.Rcode = b.opts.Rcode
+	case b.opts.TruncateUDP && proto == "udp":
+		m.Truncated = true
+	case len(r.Question) == 1:
+		m.Answer, m.Rcode = b.answer(r.Question[0])
+	}
+	// Mirror EDNS: an answer carries OPT only when its query did (RFC 6891 §7).
+	if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(4096, opt.Do())
+	}
+	_ = w.WriteMsg(m)
+}
+
+func (b *Backend) answer(q dns.Question) ([]dns.RR, int) {
+	rrs, ok := b.zone[strings.ToLower(q.Name)]
+	if !ok {
+		return nil, dns.RcodeNameError
+	}
+	var out []dns.RR
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == q.Qtype && rr.Header().Class == q.Qclass {
+			out = append(out, dns.Copy(rr))
+		}
+	}
+	return out, dns.RcodeSuccess
+}

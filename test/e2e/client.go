@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// queryTimeout bounds every query a test sends; a missing answer fails fast.
+const queryTimeout = 2 * time.Second
+
+// NewQuery builds a recursive query for name and qtype, without EDNS.
+func NewQuery(name string, qtype uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	return m
+}
+
+// Exchange sends m over network ("udp" or "tcp") to addr with the miekg/dns client and
+// returns the answer. The client does not retry a truncated UDP answer over TCP.
+func Exchange(network, addr string, m *dns.Msg) (*dns.Msg, error) {
+	c := &dns.Client{Net: network, Timeout: queryTimeout, UDPSize: 65535}
+	r, _, err := c.Exchange(m, addr)
+	return r, err
+}
+
+// MustExchange is Exchange that fails the test on error.
+func MustExchange(t testing.TB, network, addr string, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	r, err := Exchange(network, addr, m)
+	if err != nil {
+		t.Fatalf("%s query %s to %s: %v", network, m.Question[0].String(), addr, err)
+	}
+	return r
+}
+
+// AnswerStrings returns the rdata of the answer section's records ("192.0.2.1").
+func AnswerStrings(m *dns.Msg) []string {
+	var out []string
+	for _, rr := range m.Answer {
+		s := rr.String()
+		h := rr.Header().String()
+		out = append(out, strings.TrimSpace(strings.TrimPrefix(s, h)))
+	}
+	return out
+}
+
+// RequireTool returns the path of an external program the test needs; when it is not
+// installed the test is skipped with the package that provides it (CI installs them).
+func RequireTool(t testing.TB, name, aptPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s is not installed (apt-get install -y %s)", name, aptPackage)
+	}
+	return p
+}
+
+// Dig runs dig with args against addr ("127.0.0.1:port") and returns its output. Every
+// run is bounded: +time=2 +tries=1 and a 10 s deadline on the process.
+func Dig(t testing.TB, addr string, args ...string) string {
+	t.Helper()
+	RequireTool(t, "dig", "bind9-dnsutils")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"@" + host, "-p", port, "+time=2", "+tries=1"}, args...)
+	return runTool(t, "dig", all...)
+}
+
+// Kdig runs kdig (knot-dnsutils) with args against addr and returns its output.
+func Kdig(t testing.TB, addr string, args ...string) string {
+	t.Helper()
+	RequireTool(t, "kdig", "knot-dnsutils")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"@" + host, "-p", port, "+time=2", "+retry=0"}, args...)
+	return runTool(t, "kdig", all...)
+}
+
+func runTool(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

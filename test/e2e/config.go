@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"syscall"
+	"text/template"
+)
+
+// ports hands out free loopback ports by name, so that a configuration template can
+// say {{port "dns"}} and a test can later ask for the same port by that name.
+type ports struct {
+	byName map[string]int
+}
+
+// get returns the port named name, allocating it on first use. Names ending in "6" are
+// free on ::1, the others on 127.0.0.1; every port is free for both TCP and UDP, since
+// a Do53 bind listens on both.
+func (p *ports) get(name string) (int, error) {
+	if n, ok := p.byName[name]; ok {
+		return n, nil
+	}
+	host := "127.0.0.1"
+	if len(name) > 0 && name[len(name)-1] == '6' {
+		host = "::1"
+	}
+	n, err := FreePort(host)
+	if err != nil {
+		return 0, err
+	}
+	p.byName[name] = n
+	return n, nil
+}
+
+// FreePort returns a port that is free for TCP and UDP on host. Another process may take
+// it before it is used: Start retries with new ports when dnsfront reports a bind conflict.
+func FreePort(host string) (int, error) {
+	for range 20 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		ln.Close()
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				continue
+			}
+			return 0, err
+		}
+		pc.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no port free for both TCP and UDP on %s", host)
+}
+
+// render expands a configuration template. Besides the fields of data, it offers
+// {{port "name"}}: a free port, the same for the same name.
+func render(tmpl string, data any, p *ports) ([]byte, error) {
+	t, err := template.New("config").Option("missingkey=error").Funcs(template.FuncMap{
+		"port": p.get,
+	}).Parse(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("config template: %w", err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return nil, fmt.Errorf("config template: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Do53Config is the configuration most tests start from: one Do53 bind on {{port "dns"}},
+// the admin API on {{port "admin"}} and one backend. Health checks are forced up so that a
+// backend that never answers is still chosen (the timeout path), whatever the checker does.
+const Do53Config = `
+general:
+  event_loops: 2
+  log_level: {{.LogLevel}}
+acl: {{.ACL}}
+binds:
+  - listen_address: "127.0.0.1:{{port "dns"}}"
+    protocol: Do53
+backends:
+  - address: "{{.Backend}}"
+    name: {{.Name}}
+    udp_timeout: {{.UDPTimeout}}
+    health_checks:
+      mode: up
+webserver:
+  listen_addresses: ["127.0.0.1:{{port "admin"}}"]
+`
+
+// Do53Data fills Do53Config.
+type Do53Data struct {
+	Backend    string // host:port
+	Name       string // backend name
+	ACL        string // a YAML list
+	UDPTimeout int    // seconds
+	LogLevel   string
+}
+
+// Do53 returns the data for Do53Config with one backend at addr and test defaults.
+func Do53(addr string) Do53Data {
+	return Do53Data{Backend: addr, Name: "b1", ACL: `["127.0.0.0/8", "::1/128"]`, UDPTimeout: 2, LogLevel: "info"}
+}
