@@ -148,6 +148,9 @@ func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
 	cc.lastActive = time.Now().UnixNano()
 	if cc.stream != nil {
 		err := cc.stream.read(c, func(msg []byte, tag uint64) { l.onStreamQuery(cc, msg, tag) })
+		// The protocol layer may have output of its own (HTTP/2 SETTINGS and their ACKs,
+		// WINDOW_UPDATE, a GOAWAY) even when no query came in.
+		l.markDirty(cc)
 		l.flushDirty()
 		if err != nil {
 			return gnet.Close

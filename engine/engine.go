@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dnsfront/dnsfront/doh"
 	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
@@ -54,6 +55,8 @@ type BindOptions struct {
 	// TLSStore and Handshaker serve DoT, and DoH over TLS.
 	TLSStore   *tlsframe.Store
 	Handshaker *tlsframe.Handshaker
+	// DoH configures a DoH bind's HTTP side; with no TLSStore it serves cleartext.
+	DoH *doh.Options
 
 	// newStream builds the DoT/DoH layer of a new connection on loop index loop.
 	newStream func(gc gnet.Conn, loop int, peer netip.AddrPort) (stream, error)
@@ -106,6 +109,14 @@ func New(opts Options, st *State) (*Engine, error) {
 				return nil, fmt.Errorf("engine: bind %s: TLS store built for %d loops, engine has %d", b.Addr, b.TLSStore.Loops(), opts.Loops)
 			}
 			b.newStream = newDoTStream(b)
+		case "DoH":
+			if b.DoH == nil {
+				b.DoH = doh.DefaultOptions()
+			}
+			if b.TLSStore != nil && b.TLSStore.Loops() != opts.Loops {
+				return nil, fmt.Errorf("engine: bind %s: TLS store built for %d loops, engine has %d", b.Addr, b.TLSStore.Loops(), opts.Loops)
+			}
+			b.newStream = newDoHStream(b)
 		}
 	}
 	e := &Engine{opts: opts, log: opts.Logger, booted: make(chan struct{}), stopped: make(chan struct{})}

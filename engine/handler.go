@@ -63,6 +63,9 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		if err != nil {
 			return nil, gnet.Close
 		}
+		if d, ok := s.(*dohStream); ok {
+			d.l = l
+		}
 		cc.stream = s
 	}
 	c.SetContext(cc)

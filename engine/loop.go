@@ -37,6 +37,7 @@ type loop struct {
 	resp    []byte // answers built on the loop
 
 	stats            counters
+	doh              dohStats
 	outstandingTotal atomic.Int64
 	connCount        atomic.Int64
 }
@@ -206,9 +207,14 @@ func (l *loop) sweep(now time.Time) {
 	}
 	idle := l.e.opts.TCPIdleTimeout.Nanoseconds()
 	for c := range l.clients {
-		if c.inflight == 0 && n-c.lastActive > idle {
-			c.closeNow()
-		} else if c.stream != nil && c.stream.Expired(now) {
+		switch {
+		case c.proto == protoDoH:
+			// DoH sessions keep their own idle deadline (idle_timeout) and say goodbye
+			// with a GOAWAY, written by flushDirty before it closes them.
+			if c.stream.Expired(now) {
+				l.markDirty(c)
+			}
+		case c.inflight == 0 && n-c.lastActive > idle:
 			c.closeNow()
 		}
 	}

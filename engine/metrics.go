@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"strconv"
 	"sync/atomic"
 
+	"github.com/dnsfront/dnsfront/doh"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,6 +34,7 @@ type metricsCollector struct {
 
 	queries, responses, drops, servfails, tcRetries, truncated, mismatches, sendErrors, cache *prometheus.Desc
 	outstanding, conns                                                                        *prometheus.Desc
+	dohResponses, dohAbuse, dohProtoErrors, dohIdle                                           *prometheus.Desc
 }
 
 // Collector exposes the engine's counters, summed over loops, to Prometheus.
@@ -52,11 +55,16 @@ func (e *Engine) Collector() prometheus.Collector {
 		cache:       d("engine_cache_lookups_total", "Packet cache lookups on the loops, by result.", "result"),
 		outstanding: d("outstanding_queries", "Queries waiting for a backend."),
 		conns:       d("client_connections", "Open client stream connections."),
+
+		dohResponses:   d("doh_responses_total", "DoH responses, by HTTP status.", "code"),
+		dohAbuse:       d("doh_abuse_total", "DoH connections and streams cut by a defence, by kind.", "kind"),
+		dohProtoErrors: d("doh_protocol_errors_total", "DoH connections closed for malformed HTTP."),
+		dohIdle:        d("doh_idle_timeouts_total", "DoH connections closed by their idle timeout."),
 	}
 }
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.queries, m.responses, m.drops, m.servfails, m.tcRetries, m.truncated, m.mismatches, m.sendErrors, m.cache, m.outstanding, m.conns} {
+	for _, d := range []*prometheus.Desc{m.queries, m.responses, m.drops, m.servfails, m.tcRetries, m.truncated, m.mismatches, m.sendErrors, m.cache, m.outstanding, m.conns, m.dohResponses, m.dohAbuse, m.dohProtoErrors, m.dohIdle} {
 		ch <- d
 	}
 }
@@ -104,6 +112,15 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(m.sendErrors, sum.sendErrors.Load())
 	counter(m.cache, sum.cacheHits.Load(), "hit")
 	counter(m.cache, sum.cacheMisses.Load(), "miss")
+	ds := m.e.DoHStats()
+	for i := range doh.NumStatuses {
+		counter(m.dohResponses, ds.Responses[i], strconv.Itoa(i.Code()))
+	}
+	for i := range doh.NumAbuses {
+		counter(m.dohAbuse, ds.Abuse[i], i.String())
+	}
+	counter(m.dohProtoErrors, ds.ProtocolErrors)
+	counter(m.dohIdle, ds.IdleTimeouts)
 	ch <- prometheus.MustNewConstMetric(m.outstanding, prometheus.GaugeValue, float64(outstanding))
 	ch <- prometheus.MustNewConstMetric(m.conns, prometheus.GaugeValue, float64(conns))
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dnsfront/dnsfront/config"
 	"github.com/dnsfront/dnsfront/engine"
+	"github.com/dnsfront/dnsfront/doh"
 	"github.com/dnsfront/dnsfront/internal/demobackend"
 	"github.com/dnsfront/dnsfront/ocsp"
 	"github.com/dnsfront/dnsfront/tlsframe"
@@ -318,6 +319,21 @@ func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {
 		}
 		if tb := s.tls[b.ListenAddress]; tb != nil {
 			bo.TLSStore, bo.Handshaker = tb.store, tb.hs
+		}
+		if d := b.DoH; d != nil {
+			o := &doh.Options{
+				Paths:                d.Paths,
+				ExactPathMatching:    *d.ExactPathMatching,
+				MaxConcurrentStreams: uint32(d.MaxConcurrentStreams),
+				MaxBodySize:          d.MaxBodySize,
+				IdleTimeout:          time.Duration(d.IdleTimeout) * time.Second,
+				SendCacheControl:     *d.SendCacheControlHeaders,
+				TrustForwardedFor:    d.TrustForwardedForHeader,
+			}
+			for _, h := range d.CustomResponseHeaders {
+				o.CustomResponseHeaders = append(o.CustomResponseHeaders, doh.Header{Key: h.Key, Value: h.Value})
+			}
+			bo.DoH = o
 		}
 		out = append(out, bo)
 	}

@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/dnsfront/dnsfront/doh"
+	"github.com/dnsfront/dnsfront/tlsframe"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// dohStream is DNS over HTTPS (RFC 8484): a doh.Session behind TLS (ALPN picks h2 or
+// http/1.1), or in cleartext for a bind behind a proxy (h2c with prior knowledge or
+// HTTP/1.1, told apart by the first bytes).
+type dohStream struct {
+	l    *loop
+	t    *tlsframe.Conn // nil in cleartext
+	opts *doh.Options
+	s    *doh.Session
+	out  []byte
+	bad  bool
+	// born bounds a TLS connection that completes its handshake and never sends a request
+	// (its session does not exist yet, so it has no idle deadline of its own).
+	born time.Time
+}
+
+func newDoHStream(b *BindOptions) func(gnet.Conn, int, netip.AddrPort) (stream, error) {
+	return func(gc gnet.Conn, loop int, peer netip.AddrPort) (stream, error) {
+		d := &dohStream{opts: b.DoH, born: time.Now()}
+		if b.TLSStore != nil {
+			d.t = tlsframe.NewConn(gc, b.TLSStore, loop, b.Handshaker, peer)
+		} else {
+			d.s = doh.NewSession(d.opts, doh.Detect, time.Now)
+		}
+		return d, nil
+	}
+}
+
+func (d *dohStream) read(gc gnet.Conn, query func([]byte, uint64)) error {
+	emit := func(q doh.Query) { query(q.Msg, q.ID) }
+	if d.t == nil {
+		buf, _ := gc.Next(-1)
+		if err := d.s.Feed(buf, emit); err != nil {
+			d.bad = true
+		}
+		return nil
+	}
+	return d.t.OnTraffic(gc, func(p []byte) {
+		if d.s == nil {
+			proto := doh.HTTP1
+			if d.t.ConnectionState().NegotiatedProtocol == "h2" {
+				proto = doh.HTTP2
+			}
+			d.s = doh.NewSession(d.opts, proto, time.Now)
+		}
+		if d.bad {
+			return
+		}
+		if err := d.s.Feed(p, emit); err != nil {
+			d.bad = true // the session queued its GOAWAY: flush it, then close
+		}
+	})
+}
+
+func (d *dohStream) answer(tag uint64, msg []byte) { d.s.Respond(tag, msg) }
+
+func (d *dohStream) fail(tag uint64, kind failKind, _ []byte) {
+	switch kind {
+	case failTimeout:
+		d.s.Fail(tag, 504)
+	case failNoBackend:
+		d.s.Fail(tag, 502)
+	default:
+		d.s.Fail(tag, 400)
+	}
+}
+
+func (d *dohStream) flush(gc gnet.Conn) error {
+	if d.s == nil {
+		return nil
+	}
+	d.out = d.s.AppendOutput(d.out[:0])
+	if d.l != nil {
+		d.l.foldDoH(d.s)
+	}
+	if len(d.out) == 0 {
+		return nil
+	}
+	if d.t == nil {
+		_, err := gc.Write(d.out)
+		return err
+	}
+	d.t.Write(d.out)
+	return d.t.Flush(gc)
+}
+
+func (d *dohStream) Expired(now time.Time) bool {
+	if d.s == nil {
+		if now.Sub(d.born) > d.opts.IdleTimeout {
+			d.bad = true
+			return true
+		}
+		return false
+	}
+	return now.After(d.s.Deadline()) && d.s.Expire()
+}
+
+func (d *dohStream) wantClose() bool { return d.bad || (d.s != nil && d.s.Closed()) }
+
+func (d *dohStream) close() {
+	if d.s != nil && d.l != nil {
+		d.l.foldDoH(d.s)
+	}
+	if d.t != nil {
+		d.t.OnClose()
+	}
+}
+
+func (d *dohStream) shutdown(gc gnet.Conn) {
+	if d.s != nil {
+		d.s.Shutdown()
+		_ = d.flush(gc)
+	}
+	if d.t != nil {
+		_ = d.t.CloseNotify(gc)
+		return
+	}
+	_ = gc.Close()
+}
+
+// dohStats are a loop's DoH counters, folded in from its sessions. The mutex is only
+// contended by a metrics scrape.
+type dohStats struct {
+	mu sync.Mutex
+	s  doh.Stats
+}
+
+func (l *loop) foldDoH(s *doh.Session) {
+	l.doh.mu.Lock()
+	s.DrainStats(&l.doh.s)
+	l.doh.mu.Unlock()
+}
+
+// DoHStats sums the loops' DoH counters.
+func (e *Engine) DoHStats() doh.Stats {
+	var sum doh.Stats
+	for _, l := range e.loopList() {
+		l.doh.mu.Lock()
+		sum.Add(&l.doh.s)
+		l.doh.mu.Unlock()
+	}
+	return sum
+}
