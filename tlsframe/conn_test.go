@@ -231,7 +231,7 @@ func TestWriteOutsideOnTraffic(t *testing.T) {
 
 func TestManyConcurrentHandshakes(t *testing.T) {
 	b := newBothPKI(t)
-	hs := NewHandshaker(HandshakerOptions{MaxConcurrent: 16, MaxQueue: 1000, PerClient: 1000})
+	hs := NewHandshaker(HandshakerOptions{MaxConcurrent: 16, MaxQueue: 1000, PerClient: 1000, Timeout: 30 * time.Second})
 	s := startServer(t, b.snap, hs, 2)
 	const n = 300
 	var wg sync.WaitGroup
@@ -244,13 +244,14 @@ func TestManyConcurrentHandshakes(t *testing.T) {
 			if i%2 == 0 {
 				cfg.MaxVersion = tls.VersionTLS12
 			}
-			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.addr, cfg)
+			// Generous: other test binaries may share the CPUs.
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", s.addr, cfg)
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 			want := fmt.Sprintf("c%d", i)
 			if _, err := c.Write(frame(want)); err != nil {
 				errs <- err
