@@ -24,7 +24,12 @@ func NewQuery(name string, qtype uint16) *dns.Msg {
 // Exchange sends m over network ("udp" or "tcp") to addr with the miekg/dns client and
 // returns the answer. The client does not retry a truncated UDP answer over TCP.
 func Exchange(network, addr string, m *dns.Msg) (*dns.Msg, error) {
-	c := &dns.Client{Net: network, Timeout: queryTimeout, UDPSize: 65535}
+	return ExchangeTimeout(network, addr, m, queryTimeout)
+}
+
+// ExchangeTimeout is Exchange with its own timeout, for queries that must not be answered.
+func ExchangeTimeout(network, addr string, m *dns.Msg, timeout time.Duration) (*dns.Msg, error) {
+	c := &dns.Client{Net: network, Timeout: timeout, UDPSize: 65535}
 	r, _, err := c.Exchange(m, addr)
 	return r, err
 }
