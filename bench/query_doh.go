@@ -101,6 +101,7 @@ func (c *dohConn) loop(ctx context.Context, w *queryWorker, end time.Time) {
 	var body bytes.Buffer
 	for ctx.Err() == nil {
 		t0 := time.Now()
+		w.sent++
 		rcode, kind, err := c.ask(ctx, rng, &c.qs[next], &body)
 		now := time.Now()
 		if now.After(end) || ctx.Err() != nil {

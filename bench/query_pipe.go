@@ -187,6 +187,7 @@ func (c *pipeConn) write(ctx context.Context, end time.Time) {
 			}
 		}
 		c.mu.Unlock()
+		c.sent += uint64(n)
 		if c.framed {
 			if _, err := c.conn.Write(buf); err != nil {
 				if time.Now().Before(end) {

@@ -68,8 +68,11 @@ type Results struct {
 	StapleFrac    float64 `json:"staple_fraction"`
 	StapleError   string  `json:"staple_error,omitempty"` // the first reason a staple was refused
 
-	// Queries only.
+	// Queries only. Sent counts every query written during the window:
+	// far more than ok+errors means queries were neither answered nor yet
+	// timed out (a timeout longer than the run).
 	Rcodes map[string]uint64 `json:"rcodes,omitempty"`
+	Sent   uint64            `json:"sent,omitempty"`
 
 	ServerCPUSeconds  float64 `json:"server_cpu_s,omitempty"`
 	ServerCPUPerOpUS  float64 `json:"server_cpu_per_op_us,omitempty"`
@@ -206,7 +209,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("protocol", "%s connections=%d inflight=%d names=%d", r.Params.Protocol, r.Params.Connections, r.Params.Inflight, r.Params.Names)
 	}
 	row("elapsed", "%.2f s", res.ElapsedS)
-	row(unit, "%d ok, %d errors", res.OK, res.Errors)
+	if r.Kind == "query" {
+		row(unit, "%d ok, %d errors, %d sent", res.OK, res.Errors, res.Sent)
+	} else {
+		row(unit, "%d ok, %d errors", res.OK, res.Errors)
+	}
 	row("rate", "%.0f /s", res.Rate)
 	row("latency", "p50 %s  p90 %s  p99 %s  max %s", fmtUS(res.Latency.P50US), fmtUS(res.Latency.P90US), fmtUS(res.Latency.P99US), fmtUS(res.Latency.MaxUS))
 	if r.Kind == "handshake" {

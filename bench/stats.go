@@ -23,6 +23,7 @@ type workerStats struct {
 	hist histogram
 	ok   atomic.Uint64
 	errs atomic.Uint64
+	sent uint64 // queries sent: owned by the one goroutine that sends
 
 	mu    sync.Mutex
 	kinds map[string]uint64
@@ -45,6 +46,7 @@ func collect(r *Results, workers []*workerStats) *histogram {
 		h.merge(&w.hist)
 		r.OK += w.ok.Load()
 		r.Errors += w.errs.Load()
+		r.Sent += w.sent
 		for k, v := range w.kinds {
 			if r.ErrorsByKind == nil {
 				r.ErrorsByKind = make(map[string]uint64)

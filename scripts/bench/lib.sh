@@ -1,0 +1,228 @@
+# Shared by run.sh and compare.sh: a dev PKI and staple, processes started
+# and killed, readiness checks, and the benchmark suite itself.
+# Everything listens on 127.0.0.1. Sourced, not executed.
+
+BIN=${BIN:-bin/dnsfront}
+DURATION=${DURATION:-5s}          # per run; the suite is 12 runs
+HS_CONCURRENCY=${HS_CONCURRENCY:-8}
+Q_CONNECTIONS=${Q_CONNECTIONS:-4}
+Q_INFLIGHT=${Q_INFLIGHT:-16}
+BACKEND_ADDR=${BACKEND_ADDR:-}     # an existing backend to use instead of starting one
+BACKEND_PORT=${BACKEND_PORT:-11054}
+
+PIDS=()
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dnsfront-bench.XXXXXX")
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# wait_port HOST:PORT [tcp|udp]: until something listens (10 s at most).
+wait_port() {
+	local addr=$1 proto=${2:-tcp} i
+	for i in $(seq 100); do
+		if [ "$proto" = tcp ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
+			return 0
+		fi
+		if [ "$proto" = udp ] && dig +time=1 +tries=1 -p "${addr##*:}" @"${addr%:*}" www.dnsfront.test A >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "nothing answers on $addr ($proto)"
+}
+
+# make_pki: a CA, an ECDSA P-256 leaf for dns.test and 127.0.0.1, and a
+# good OCSP response for it, in $WORK/pki. The staple is minted by
+# `dnsfront ocsp generate` when the binary has it, else by `openssl ocsp`.
+make_pki() {
+	local d=$WORK/pki
+	mkdir -p "$d"
+	(
+		cd "$d"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+			-days 30 -subj "/CN=dnsfront bench CA" 2>/dev/null
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+			-subj "/CN=dns.test" 2>/dev/null
+		printf 'subjectAltName=DNS:dns.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n' >ext.cnf
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 30 \
+			-extfile ext.cnf 2>/dev/null
+		cp server.pem server.chain.pem
+	) || die "openssl could not make the dev PKI"
+	if "$BIN" ocsp generate --help 2>/dev/null | grep -q -- --ca-key; then
+		"$BIN" ocsp generate --cert "$d/server.chain.pem" --ca-cert "$d/ca.pem" --ca-key "$d/ca.key" \
+			--out "$d/server.ocsp" --days 7 --minutes 0 || die "dnsfront ocsp generate failed"
+	else
+		local serial exp
+		serial=$(openssl x509 -in "$d/server.pem" -noout -serial | cut -d= -f2)
+		exp=$(date -u -d '+30 days' +%y%m%d%H%M%SZ)
+		printf 'V\t%s\t\t%s\tunknown\t/CN=dns.test\n' "$exp" "$serial" >"$d/index.txt"
+		openssl ocsp -index "$d/index.txt" -rsigner "$d/ca.pem" -rkey "$d/ca.key" -CA "$d/ca.pem" \
+			-issuer "$d/ca.pem" -cert "$d/server.pem" -ndays 7 -no_nonce -respout "$d/server.ocsp" >/dev/null 2>&1 ||
+			die "openssl ocsp could not mint the staple"
+	fi
+	openssl ocsp -respin "$d/server.ocsp" -issuer "$d/ca.pem" -CAfile "$d/ca.pem" -cert "$d/server.pem" -no_nonce 2>&1 |
+		grep -q 'server.pem: good' || die "the minted staple does not verify"
+	PKI=$d
+}
+
+# start_backend: the demo backend (authoritative for dnsfront.test) in a
+# dnsfront process of its own, so that its CPU is never charged to the
+# frontend being measured. BACKEND is set to its address.
+start_backend() {
+	if [ -n "$BACKEND_ADDR" ]; then
+		BACKEND=$BACKEND_ADDR
+		return
+	fi
+	BACKEND=127.0.0.1:$BACKEND_PORT
+	local relay=127.0.0.1:$((BACKEND_PORT + 1))
+	# The config engineer owns the schema; keep this heredoc the only place
+	# that knows it.
+	cat >"$WORK/backend.yaml" <<-YAML
+	acl: ["127.0.0.0/8"]
+	binds:
+	  - listen_address: "$relay"
+	    protocol: Do53
+	backends:
+	  - address: "$BACKEND"
+	    name: demo
+	demo_backend:
+	  listen_address: "$BACKEND"
+	YAML
+	"$BIN" serve --config "$WORK/backend.yaml" >"$WORK/backend.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "$BACKEND" udp
+}
+
+# start_dnsfront PORTBASE: Do53 on PORTBASE+53, DoT with the staple on
+# +853, DoT without on +854 (same certificate), DoH with the staple on +443.
+# Sets SERVER_PID.
+start_dnsfront() {
+	local base=$1
+	cat >"$WORK/dnsfront.yaml" <<-YAML
+	acl: ["127.0.0.0/8"]
+	general:
+	  event_loops: 0
+	binds:
+	  - listen_address: "127.0.0.1:$((base + 53))"
+	    protocol: Do53
+	  - listen_address: "127.0.0.1:$((base + 853))"
+	    protocol: DoT
+	    tls:
+	      certificates:
+	        - certificate: "$PKI/server.chain.pem"
+	          key: "$PKI/server.key"
+	      ocsp_response_files: ["$PKI/server.ocsp"]
+	      minimum_version: "tls1.2"
+	      session_tickets: true
+	  - listen_address: "127.0.0.1:$((base + 854))"
+	    protocol: DoT
+	    tls:
+	      certificates:
+	        - certificate: "$PKI/server.chain.pem"
+	          key: "$PKI/server.key"
+	      minimum_version: "tls1.2"
+	      session_tickets: true
+	  - listen_address: "127.0.0.1:$((base + 443))"
+	    protocol: DoH
+	    tls:
+	      certificates:
+	        - certificate: "$PKI/server.chain.pem"
+	          key: "$PKI/server.key"
+	      ocsp_response_files: ["$PKI/server.ocsp"]
+	      minimum_version: "tls1.2"
+	    doh:
+	      paths: ["/dns-query"]
+	backends:
+	  - address: "$BACKEND"
+	    name: backend
+	YAML
+	"$BIN" check-config --config "$WORK/dnsfront.yaml" >&2 || die "dnsfront rejects the bench config ($WORK/dnsfront.yaml)"
+	"$BIN" serve --config "$WORK/dnsfront.yaml" >"$WORK/dnsfront.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	wait_port "127.0.0.1:$((base + 53))" udp
+	wait_port "127.0.0.1:$((base + 853))"
+	wait_port "127.0.0.1:$((base + 854))"
+	wait_port "127.0.0.1:$((base + 443))"
+}
+
+# start_dnsdist PORTBASE: the same four listeners in dnsdist (Debian
+# package), its staples given with ocspResponses. Sets SERVER_PID.
+start_dnsdist() {
+	local base=$1
+	command -v dnsdist >/dev/null || die "dnsdist is not installed (apt-get install -y dnsdist)"
+	cat >"$WORK/dnsdist.conf" <<-LUA
+	setSecurityPollSuffix('')
+	setACL({'127.0.0.0/8'})
+	setLocal('127.0.0.1:$((base + 53))')
+	newServer({address='$BACKEND', name='backend'})
+	addTLSLocal('127.0.0.1:$((base + 853))', '$PKI/server.chain.pem', '$PKI/server.key', {ocspResponses={'$PKI/server.ocsp'}, minTLSVersion='tls1.2'})
+	addTLSLocal('127.0.0.1:$((base + 854))', '$PKI/server.chain.pem', '$PKI/server.key', {minTLSVersion='tls1.2'})
+	addDOHLocal('127.0.0.1:$((base + 443))', '$PKI/server.chain.pem', '$PKI/server.key', {'/dns-query'}, {ocspResponses={'$PKI/server.ocsp'}, minTLSVersion='tls1.2'})
+	LUA
+	dnsdist --check-config -C "$WORK/dnsdist.conf" >&2 || die "dnsdist rejects $WORK/dnsdist.conf"
+	dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf" >"$WORK/dnsdist.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	wait_port "127.0.0.1:$((base + 53))" udp
+	wait_port "127.0.0.1:$((base + 853))"
+	wait_port "127.0.0.1:$((base + 854))"
+	wait_port "127.0.0.1:$((base + 443))"
+}
+
+# stop_server: end the frontend started last (compare.sh alternates them).
+stop_server() {
+	kill "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# run_suite NAME PORTBASE OUTDIR: the handshake suite (TLS 1.3 and 1.2, full
+# and resumed, with and without a staple) then the query suite (UDP, TCP,
+# DoT, DoH), one JSON report per run named CASE.NAME.json.
+run_suite() {
+	local name=$1 base=$2 out=$3 v mode staple port flag q
+	local common=(--sni dns.test --ca "$PKI/ca.pem" --duration "$DURATION" --server-pid "$SERVER_PID")
+	for v in 1.3 1.2; do
+		for mode in full resumed; do
+			for staple in stapled bare; do
+				port=$((base + 853))
+				[ "$staple" = bare ] && port=$((base + 854))
+				flag=()
+				[ "$mode" = resumed ] && flag=(--resume)
+				log "$name: handshakes TLS $v $mode $staple"
+				"$BIN" bench handshake --target "127.0.0.1:$port" --tls "$v" "${flag[@]}" \
+					--concurrency "$HS_CONCURRENCY" "${common[@]}" \
+					--label "$name hs tls$v $mode $staple" --json "$out/hs-tls$v-$mode-$staple.$name.json" >/dev/null
+			done
+		done
+	done
+	for q in udp tcp dot doh; do
+		case $q in
+		udp | tcp) port=$((base + 53)) ;;
+		dot) port=$((base + 853)) ;;
+		doh) port=$((base + 443)) ;;
+		esac
+		log "$name: queries over $q"
+		"$BIN" bench query --target "127.0.0.1:$port" --proto "$q" --connections "$Q_CONNECTIONS" \
+			--inflight "$Q_INFLIGHT" "${common[@]}" \
+			--label "$name query $q" --json "$out/query-$q.$name.json" >/dev/null
+	done
+}
+
+# The cases of run_suite, in order, for tables.
+SUITE_CASES="hs-tls1.3-full-stapled hs-tls1.3-full-bare hs-tls1.3-resumed-stapled hs-tls1.3-resumed-bare
+hs-tls1.2-full-stapled hs-tls1.2-full-bare hs-tls1.2-resumed-stapled hs-tls1.2-resumed-bare
+query-udp query-tcp query-dot query-doh"
