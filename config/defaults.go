@@ -22,10 +22,10 @@ const (
 	DefaultMinimumTLS       = "tls1.2" // dnsdist says tls1.0; TLS 1.0/1.1 are deprecated (RFC 8996)
 	DefaultTicketKeys       = 5
 	DefaultTicketRotation   = 43200 // seconds
-	DefaultHandshakes       = 256
-	DefaultHandshakeQueue   = 1024
+	DefaultHandshakes       = 1024
+	DefaultHandshakeQueue   = 4096
 	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultHandshakesPerIP  = 64
+	DefaultHandshakesPerIP  = 128
 	DefaultDoHPath          = "/dns-query"
 	DefaultDoHIdleTimeout   = 30 // seconds
 	DefaultDoHStreams       = 100

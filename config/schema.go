@@ -75,7 +75,7 @@ type BindTLS struct {
 	KeyLogFile               string `yaml:"key_log_file"`
 	// Handshake limits (not in dnsdist, whose OpenSSL handshakes run inline).
 	MaxConcurrentHandshakes int      `yaml:"max_concurrent_handshakes"`
-	HandshakeQueue          int      `yaml:"handshake_queue"`
+	HandshakeQueue          int      `yaml:"handshake_queue_size"`
 	HandshakeTimeout        Duration `yaml:"handshake_timeout"`
 	MaxHandshakesPerClient  int      `yaml:"max_handshakes_per_client"`
 }

@@ -180,7 +180,7 @@ func validateTLS(v *validator, p string, t *BindTLS) {
 		v.errorf(p+".max_concurrent_handshakes", "must be at least 1")
 	}
 	if t.HandshakeQueue < 0 {
-		v.errorf(p+".handshake_queue", "must not be negative")
+		v.errorf(p+".handshake_queue_size", "must not be negative")
 	}
 }
 

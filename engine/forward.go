@@ -94,13 +94,13 @@ func (l *loop) forward(st *State, pool *Pool, msg []byte, q question, p *pending
 		l.stats.servfailNoBack.Add(1)
 		return
 	}
-	pi, bi := l.pick(pool, q.hash)
-	if pi < 0 {
+	bi := l.pick(pool, q.nameHash)
+	if bi < 0 {
 		l.answerError(p, msg, q, rcodeServfail)
 		l.stats.servfailNoBack.Add(1)
 		return
 	}
-	b := pool.Backends[pi]
+	b := st.Backends[bi]
 	if b.MaxOutstanding > 0 && l.outstanding[bi] >= b.MaxOutstanding {
 		l.stats.overloaded.Add(1)
 		l.answerError(p, msg, q, rcodeServfail)
@@ -144,9 +144,8 @@ func (l *loop) send(p *pending, tcp bool) {
 	p.sent = time.Now()
 	b := l.state.Backends[p.backend]
 	l.fifo = append(l.fifo, fifoEntry{p: p, gen: p.gen, deadline: p.sent.Add(b.Timeout).UnixNano()})
-	if b.Observer != nil {
-		b.Observer.Sent()
-		b.Observer.Outstanding(1)
+	if l.obs != nil {
+		l.obs.QuerySent(p.backend)
 	}
 	var err error
 	switch {
@@ -167,8 +166,8 @@ func (l *loop) send(p *pending, tcp bool) {
 	}
 	if err != nil {
 		l.stats.sendErrors.Add(1)
-		if b.Observer != nil {
-			b.Observer.SendFailed()
+		if l.obs != nil {
+			l.obs.SendFailed(p.backend)
 		}
 	}
 }
@@ -232,10 +231,8 @@ func (l *loop) onBackendAnswer(s *backendSock, m []byte) {
 	delete(s.pending, p.id)
 	l.outstanding[p.backend]--
 	l.outstandingTotal.Add(-1)
-	b := l.state.Backends[p.backend]
-	if b.Observer != nil {
-		b.Observer.Answered(time.Since(p.sent))
-		b.Observer.Outstanding(-1)
+	if l.obs != nil {
+		l.obs.ResponseReceived(p.backend, time.Since(p.sent))
 	}
 	if isTruncated(m) && !s.tcp && p.proto != protoUDP {
 		// A stream client can take any size: ask again over TCP (the UDP client gets the
@@ -251,19 +248,31 @@ func (l *loop) onBackendAnswer(s *backendSock, m []byte) {
 }
 
 // timeout answers SERVFAIL for a query its backend did not answer in time.
-func (l *loop) timeout(p *pending) {
+func (l *loop) timeout(p *pending) { l.giveUp(p, true) }
+
+// giveUp answers SERVFAIL for a query that will get no backend answer: it timed out, or
+// its socket closed or failed (abandoned).
+func (l *loop) giveUp(p *pending, timedOut bool) {
 	if p.sock != nil {
 		delete(p.sock.pending, p.id)
 	}
 	l.outstanding[p.backend]--
 	l.outstandingTotal.Add(-1)
-	l.stats.timeouts.Add(1)
-	if b := l.state.Backends[p.backend]; b.Observer != nil {
-		b.Observer.TimedOut()
-		b.Observer.Outstanding(-1)
+	kind := failTimeout
+	if timedOut {
+		l.stats.timeouts.Add(1)
+		if l.obs != nil {
+			l.obs.TimedOut(p.backend)
+		}
+	} else {
+		kind = failNoBackend
+		l.stats.sendErrors.Add(1)
+		if l.obs != nil {
+			l.obs.Abandoned(p.backend)
+		}
 	}
 	l.resp = appendError(l.resp[:0], p.query, p.q.end, rcodeServfail)
-	l.deliver(p, l.resp, failTimeout)
+	l.deliver(p, l.resp, kind)
 }
 
 // failSock answers SERVFAIL for every query waiting on a socket that closed or failed.
@@ -271,9 +280,7 @@ func (l *loop) failSock(s *backendSock) {
 	for id, p := range s.pending {
 		delete(s.pending, id)
 		p.sock = nil
-		l.timeout(p)
-		l.stats.timeouts.Add(^uint64(0)) // counted as a send error, not a timeout
-		l.stats.sendErrors.Add(1)
+		l.giveUp(p, false)
 	}
 	s.queue = nil
 }

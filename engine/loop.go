@@ -25,7 +25,9 @@ type loop struct {
 	tcp         []*backendSock
 	outstanding []int
 	byKey       map[string]int // backend key → index, to carry sockets across reloads
-	pickers     map[*Pool]*poolPick
+	pickers     map[*Pool]Picker
+	outFn       func(int) int
+	obs         LoopObserver
 
 	free    []*pending // recycled pending entries
 	fifo    []fifoEntry
@@ -74,12 +76,13 @@ func newLoop(e *Engine, el gnet.EventLoop, idx int) *loop {
 		e: e, el: el, idx: idx,
 		rnd:     rand.NewPCG(uint64(time.Now().UnixNano()), uint64(idx)+1),
 		byKey:   map[string]int{},
-		pickers: map[*Pool]*poolPick{},
+		pickers: map[*Pool]Picker{},
 		clients: map[*clientConn]struct{}{},
 		binds:   map[net.Addr]*BindOptions{},
 		scratch: make([]byte, 0, 65535+64),
 		resp:    make([]byte, 0, 65535+64),
 	}
+	l.outFn = func(i int) int { return l.outstanding[i] }
 	return l
 }
 
@@ -101,6 +104,9 @@ func (l *loop) current() *State {
 			for _, s := range []*backendSock{udp[i], tcp[i]} {
 				if s != nil {
 					s.backend, s.b = i, b
+					for _, p := range s.pending {
+						p.backend = i
+					}
 				}
 			}
 		}
@@ -120,34 +126,31 @@ func (l *loop) current() *State {
 		}
 	}
 	l.udp, l.tcp, l.outstanding, l.byKey = udp, tcp, out, byKey
-	l.pickers = map[*Pool]*poolPick{}
+	l.pickers = map[*Pool]Picker{}
+	l.obs = nil
+	if st.NewLoopObserver != nil {
+		l.obs = st.NewLoopObserver()
+	}
 	l.state = st
 	return st
 }
 
-// poolPick is a loop's selection state for one pool.
-type poolPick struct {
-	picker Picker
-	out    func(int) int
-}
-
-// pick chooses a backend of pool for a query whose question hashes to h. It returns the
-// index in pool.Backends and in the State's Backends, or -1 when none is up.
-func (l *loop) pick(pool *Pool, h uint64) (int, int) {
-	pp := l.pickers[pool]
-	if pp == nil {
-		pp = &poolPick{picker: leastOutstanding{}}
+// pick chooses a backend of pool for a query whose question hashes to h: its index in
+// the State's Backends, or -1 when none is up.
+func (l *loop) pick(pool *Pool, h uint64) int {
+	pk := l.pickers[pool]
+	if pk == nil {
+		pk = leastOutstanding{pool}
 		if pool.NewPicker != nil {
-			pp.picker = pool.NewPicker()
+			pk = pool.NewPicker()
 		}
-		pp.out = func(i int) int { return l.outstanding[pool.index[i]] }
-		l.pickers[pool] = pp
+		l.pickers[pool] = pk
 	}
-	i := pp.picker.Pick(pool.Backends, pp.out, h)
-	if i < 0 || i >= len(pool.Backends) {
-		return -1, -1
+	i := pk.Pick(l.outFn, h)
+	if i >= len(l.outstanding) {
+		return -1
 	}
-	return i, pool.index[i]
+	return i
 }
 
 func (l *loop) getPending() *pending {

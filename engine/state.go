@@ -12,6 +12,8 @@ type State struct {
 	Backends []*Backend
 	// Pools maps a pool name to its backends and policy; "" is the default pool.
 	Pools map[string]*Pool
+	// NewLoopObserver, when set, gives each loop its observer of backend events.
+	NewLoopObserver func() LoopObserver
 }
 
 // Backend is one downstream resolver as the loops see it.
@@ -26,18 +28,17 @@ type Backend struct {
 	MaxOutstanding int // per loop; 0: no bound
 	// Health reports the backend's state; nil means always up.
 	Health interface{ Up() bool }
-	// Observer, when set, is told about each query's outcome (metrics, latency).
-	Observer BackendObserver
 }
 
-// BackendObserver receives a backend's per-query events. It is called on the loops and
-// must not block.
-type BackendObserver interface {
-	Sent()
-	Answered(latency time.Duration)
-	TimedOut()
-	SendFailed()
-	Outstanding(delta int)
+// LoopObserver receives one loop's per-query backend events (metrics, latency), by index
+// in State.Backends. Each loop gets its own from State.NewLoopObserver and calls it alone,
+// on the loop: it must not block.
+type LoopObserver interface {
+	QuerySent(backend int)
+	ResponseReceived(backend int, latency time.Duration)
+	TimedOut(backend int)
+	Abandoned(backend int)
+	SendFailed(backend int)
 }
 
 // Up reports whether the backend may receive queries.
@@ -69,10 +70,11 @@ func NewState(acl *ACL, backends []*Backend, pools map[string]*Pool) *State {
 	return &State{ACL: acl, Backends: backends, Pools: pools}
 }
 
-// Picker chooses a backend for one query. It runs on one loop and must not block or
-// allocate. outstanding(i) is the loop's count of queries waiting on Backends[i].
+// Picker chooses a backend of its pool for one query and returns its index in
+// State.Backends, or -1 when none is up. It runs on one loop and must not block or
+// allocate. outstanding(i) is the loop's count of queries waiting on State.Backends[i].
 type Picker interface {
-	Pick(backends []*Backend, outstanding func(i int) int, qhash uint64) int // -1: none up
+	Pick(outstanding func(backend int) int, qhash uint64) int
 }
 
 // Cache is a packet cache shared by the loops.
@@ -82,18 +84,18 @@ type Cache interface {
 	Insert(query, response []byte, now time.Time)
 }
 
-// leastOutstanding is the default policy (dnsdist's leastOutstanding): the up backend with
-// the fewest queries in flight on this loop, ties going to the lower order in the list.
-type leastOutstanding struct{}
+// leastOutstanding is the policy of a pool that names no picker (dnsdist's default): the
+// up backend with the fewest queries in flight on this loop, ties going to the first.
+type leastOutstanding struct{ p *Pool }
 
-func (leastOutstanding) Pick(bs []*Backend, outstanding func(int) int, _ uint64) int {
+func (lo leastOutstanding) Pick(outstanding func(int) int, _ uint64) int {
 	best, bestN := -1, 0
-	for i, b := range bs {
+	for i, b := range lo.p.Backends {
 		if !b.Up() {
 			continue
 		}
-		if n := outstanding(i); best < 0 || n < bestN {
-			best, bestN = i, n
+		if n := outstanding(lo.p.index[i]); best < 0 || n < bestN {
+			best, bestN = lo.p.index[i], n
 		}
 	}
 	return best

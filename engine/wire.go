@@ -31,12 +31,13 @@ var (
 // question is what the engine keeps of a query: enough to match the response and to
 // restore what the client sent.
 type question struct {
-	end     int    // offset just after the question section
-	hash    uint64 // FNV-1a over the lower-cased qname, qtype and qclass
-	qtype   uint16
-	optOff  int    // offset of the OPT RR, or -1
-	udpSize uint16 // the client's UDP payload limit (512 without EDNS)
-	do      bool   // DNSSEC OK
+	end      int    // offset just after the question section
+	hash     uint64 // FNV-1a over the lower-cased qname, qtype and qclass
+	nameHash uint64 // FNV-1a over the lower-cased qname alone (consistent hashing)
+	qtype    uint16
+	optOff   int    // offset of the OPT RR, or -1
+	udpSize  uint16 // the client's UDP payload limit (512 without EDNS)
+	do       bool   // DNSSEC OK
 }
 
 func msgID(m []byte) uint16           { return binary.BigEndian.Uint16(m) }
@@ -64,11 +65,11 @@ func parseQuery(m []byte) (question, error) {
 	if count(m, 0) != 1 {
 		return q, errQDCount
 	}
-	h, off, err := hashQuestion(m, headerLen)
+	h, nh, off, err := hashQuestionName(m, headerLen)
 	if err != nil {
 		return q, err
 	}
-	q.hash, q.end = h, off
+	q.hash, q.nameHash, q.end = h, nh, off
 	q.qtype = binary.BigEndian.Uint16(m[off-4:])
 	// Skip answer and authority records (normally none in a query), then look for OPT.
 	off, err = skipRRs(m, off, int(count(m, 1))+int(count(m, 2)))
@@ -100,19 +101,25 @@ func parseQuery(m []byte) (question, error) {
 // hashQuestion hashes the question starting at off (qname lower-cased, qtype, qclass) and
 // returns the offset after it. Queries carry no compression in their question.
 func hashQuestion(m []byte, off int) (uint64, int, error) {
+	h, _, off, err := hashQuestionName(m, off)
+	return h, off, err
+}
+
+// hashQuestionName is hashQuestion that also returns the hash of the name alone.
+func hashQuestionName(m []byte, off int) (uint64, uint64, int, error) {
 	h := uint64(fnvOffset)
 	n := 0
 	for {
 		if off >= len(m) {
-			return 0, 0, errBadName
+			return 0, 0, 0, errBadName
 		}
 		l := int(m[off])
 		if l&0xc0 != 0 {
-			return 0, 0, errCompressed
+			return 0, 0, 0, errCompressed
 		}
 		n += l + 1
 		if n > maxNameWire || off+1+l > len(m) {
-			return 0, 0, errBadName
+			return 0, 0, 0, errBadName
 		}
 		h = (h ^ uint64(l)) * fnvPrime
 		for _, c := range m[off+1 : off+1+l] {
@@ -127,12 +134,13 @@ func hashQuestion(m []byte, off int) (uint64, int, error) {
 		}
 	}
 	if off+4 > len(m) {
-		return 0, 0, errBadName
+		return 0, 0, 0, errBadName
 	}
+	nh := h
 	for _, c := range m[off : off+4] {
 		h = (h ^ uint64(c)) * fnvPrime
 	}
-	return h, off + 4, nil
+	return h, nh, off + 4, nil
 }
 
 // skipName returns the offset after the (possibly compressed) name at off.

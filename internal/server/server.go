@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/dnsfront/dnsfront/config"
-	"github.com/dnsfront/dnsfront/engine"
 	"github.com/dnsfront/dnsfront/doh"
+	"github.com/dnsfront/dnsfront/engine"
 	"github.com/dnsfront/dnsfront/internal/demobackend"
 	"github.com/dnsfront/dnsfront/ocsp"
 	"github.com/dnsfront/dnsfront/tlsframe"
@@ -45,6 +45,9 @@ type Server struct {
 	loops int
 	tls   map[string]*tlsBind // by listen address
 	st    *staples
+	be    *backends // current backend set and caches
+	hc    health
+	dyn   dynamicCollector
 
 	reloads, reloadFailures prometheus.Counter
 }
@@ -73,7 +76,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	s.tls = map[string]*tlsBind{}
 	s.st = &staples{}
 	s.st.mgr = ocsp.NewManager(withLogger(ocspOptions(cfg.OCSP), log), s.st.publish)
-	s.reg.MustRegister(s.st.mgr.Collector())
+	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn)
 	fail := func(err error) (*Server, error) {
 		s.closeTLS()
 		s.stopDemo()
@@ -106,10 +109,11 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		TCPIdleTimeout: cfg.General.TCPIdleTimeout.D(),
 		MaxTCPInFlight: cfg.General.MaxTCPInFlight,
 		Logger:         log,
-	}, p.state)
+	}, p.be.state)
 	if err != nil {
 		return fail(err)
 	}
+	s.useBackends(p.be)
 	s.reg.MustRegister(s.eng.Collector())
 	if err := s.eng.Start(); err != nil {
 		return fail(err)
@@ -160,14 +164,22 @@ func (s *Server) reload() error {
 	if err := s.commit(p); err != nil {
 		return err
 	}
-	s.eng.Publish(p.state)
+	s.eng.Publish(p.be.state)
+	s.useBackends(p.be)
 	s.cfg = cfg
 	return nil
 }
 
+// useBackends starts the health checks and metrics of a newly published backend set.
+func (s *Server) useBackends(b *backends) {
+	s.be = b
+	s.hc.start(b.set, s.log)
+	s.dyn.set(b)
+}
+
 // plan is a configuration fully loaded and checked, ready to be swapped in.
 type plan struct {
-	state   *engine.State
+	be      *backends
 	snaps   map[*tlsframe.Store]*tlsframe.Snapshot
 	routes  map[string][]stapleRoute
 	sources map[string]ocsp.CertSource
@@ -180,11 +192,11 @@ func (s *Server) prepare(cfg *config.Config) (*plan, error) {
 	if err := ensureDevPKI(cfg); err != nil {
 		return nil, err
 	}
-	st, err := buildState(cfg)
+	be, err := buildState(cfg, s.be)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{state: st, snaps: map[*tlsframe.Store]*tlsframe.Snapshot{}, routes: map[string][]stapleRoute{},
+	p := &plan{be: be, snaps: map[*tlsframe.Store]*tlsframe.Snapshot{}, routes: map[string][]stapleRoute{},
 		sources: map[string]ocsp.CertSource{}, tickets: map[*tlsBind]string{}}
 	for _, b := range cfg.Binds {
 		if b.TLS == nil {
@@ -251,6 +263,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.adm != nil {
 		s.adm.shutdown(ctx)
 	}
+	s.hc.stop()
 	s.closeTLS()
 	s.stopDemo()
 	return err
@@ -280,7 +293,7 @@ func Check(path string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := buildState(cfg); err != nil {
+	if _, err := buildState(cfg, nil); err != nil {
 		return err
 	}
 	for _, b := range cfg.Binds {

@@ -1,40 +1,207 @@
 package server
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/dnsfront/dnsfront/config"
 	"github.com/dnsfront/dnsfront/engine"
+	"github.com/dnsfront/dnsfront/engine/lb"
+	"github.com/dnsfront/dnsfront/engine/packetcache"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// buildState turns the configuration's ACL, backends and pools into the engine's State.
-func buildState(cfg *config.Config) (*engine.State, error) {
+// backends is what buildState makes of the configuration's backends, pools and caches:
+// the engine's State, the lb.Set behind it (health, policies, per-backend counters) and
+// the packet caches by name.
+type backends struct {
+	state  *engine.State
+	set    *lb.Set
+	caches map[string]*cacheEntry
+}
+
+type cacheEntry struct {
+	opts  packetcache.Options
+	cache *packetcache.Cache
+}
+
+// buildState turns the configuration's ACL, backends, pools and packet caches into the
+// engine's State. Caches whose settings did not change are carried over from prev, so a
+// reload does not empty them; so is the health of backends that are still configured.
+func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 	acl, err := engine.NewACL(cfg.ACL)
 	if err != nil {
 		return nil, err
 	}
-	var backends []*engine.Backend
-	pools := map[string]*engine.Pool{}
-	for _, b := range cfg.Backends {
-		addr, err := config.ParseBackendAddress(b.Address)
-		if err != nil {
-			return nil, err
-		}
-		eb := &engine.Backend{
-			Key:            b.Name + "|" + addr.String(),
-			Name:           b.Name,
-			Addr:           addr,
-			Timeout:        time.Duration(b.UDPTimeout) * time.Second,
-			TCPOnly:        b.TCPOnly,
-			MaxOutstanding: b.MaxOutstandingQueries,
-		}
-		backends = append(backends, eb)
-		for _, p := range b.Pools {
-			if pools[p] == nil {
-				pools[p] = &engine.Pool{Name: p}
-			}
-			pools[p].Backends = append(pools[p].Backends, eb)
+	lbcfgs := make([]lb.BackendConfig, len(cfg.Backends))
+	for i, b := range cfg.Backends {
+		h := b.HealthChecks
+		lbcfgs[i] = lb.BackendConfig{
+			Name: b.Name, Address: b.Address, Weight: b.Weight, Order: b.Order, Pools: b.Pools,
+			TCPOnly: b.TCPOnly, MaxOutstanding: b.MaxOutstandingQueries,
+			HealthCheck: lb.HealthCheckConfig{
+				Mode:        h.Mode,
+				QName:       dns.Fqdn(h.QName),
+				QType:       dns.StringToType[strings.ToUpper(h.QType)],
+				QClass:      dns.StringToClass[strings.ToUpper(h.QClass)],
+				MustResolve: h.MustResolve,
+				Interval:    time.Duration(h.Interval) * time.Second,
+				Timeout:     time.Duration(h.Timeout) * time.Millisecond,
+				MaxFailures: h.MaxFailures,
+				Rise:        h.Rise,
+				UseTCP:      h.UseTCP,
+			},
 		}
 	}
-	return engine.NewState(acl, backends, pools), nil
+	policies := map[string]string{}
+	for _, b := range cfg.Backends {
+		for _, p := range b.Pools {
+			policies[p] = cfg.LoadBalancingPolicies.DefaultPolicy
+		}
+	}
+	cacheOf := map[string]string{}
+	for _, p := range cfg.Pools {
+		if p.Policy != "" {
+			policies[p.Name] = p.Policy
+		} else {
+			policies[p.Name] = cfg.LoadBalancingPolicies.DefaultPolicy
+		}
+		cacheOf[p.Name] = p.PacketCache
+	}
+	set, err := lb.NewSet(lbcfgs, policies)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	out := &backends{set: set, caches: map[string]*cacheEntry{}}
+	for _, pc := range cfg.PacketCaches {
+		o := packetcache.Options{
+			Size: pc.Size, MaxTTL: uint32(*pc.MaxTTL), MinTTL: uint32(pc.MinTTL),
+			TemporaryFailureTTL: uint32(*pc.TemporaryFailureTTL), MaxNegativeTTL: uint32(*pc.MaxNegativeTTL),
+			DontAge: pc.DontAge, Shards: pc.Shards, MaximumEntrySize: pc.MaximumEntrySize,
+		}
+		if prev != nil {
+			if e, ok := prev.caches[pc.Name]; ok && e.opts == o {
+				out.caches[pc.Name] = e
+				continue
+			}
+		}
+		out.caches[pc.Name] = &cacheEntry{opts: o, cache: packetcache.New(o)}
+	}
+	ebs := make([]*engine.Backend, len(set.Backends))
+	for i, b := range set.Backends {
+		c := cfg.Backends[i]
+		ebs[i] = &engine.Backend{
+			Key:            b.Name + "|" + b.Addr.String(),
+			Name:           b.Name,
+			Addr:           b.Addr,
+			Timeout:        time.Duration(c.UDPTimeout) * time.Second,
+			TCPOnly:        c.TCPOnly,
+			MaxOutstanding: c.MaxOutstandingQueries,
+			Health:         b,
+		}
+		if prev != nil {
+			for _, ob := range prev.set.Backends {
+				if ob.Name == b.Name && ob.Addr == b.Addr && b.Config.HealthCheck.Mode == lb.ModeAuto {
+					st := ob.Status()
+					b.SetUp(st.Up, "state kept across reload: "+st.Reason, st.Since)
+				}
+			}
+		}
+	}
+	pools := map[string]*engine.Pool{}
+	for name, p := range set.Pools {
+		ep := &engine.Pool{Name: name}
+		for _, b := range p.Backends {
+			ep.Backends = append(ep.Backends, ebs[b.ID])
+		}
+		lp := p
+		ep.NewPicker = func() engine.Picker { return lbPicker{lp.NewLoopPicker()} }
+		if cn := cacheOf[name]; cn != "" {
+			ep.Cache = out.caches[cn].cache
+		}
+		pools[name] = ep
+	}
+	out.state = engine.NewState(acl, ebs, pools)
+	out.state.NewLoopObserver = func() engine.LoopObserver { return set.NewLoop() }
+	return out, nil
+}
+
+// lbPicker adapts an lb.Picker (one loop's handle on a pool) to the engine; lb backend IDs
+// are indexes in State.Backends, since both follow the configuration's order.
+type lbPicker struct{ pk *lb.Picker }
+
+type outView func(int) int
+
+func (v outView) Outstanding(id int) int { return v(id) }
+
+func (p lbPicker) Pick(outstanding func(int) int, h uint64) int {
+	b := p.pk.Pick(outView(outstanding), h)
+	if b == nil {
+		return -1
+	}
+	return b.ID
+}
+
+// health runs the health checks of the current backend set; a reload replaces it.
+type health struct {
+	mu      sync.Mutex
+	checker *lb.Checker
+	cancel  context.CancelFunc
+}
+
+func (h *health) start(set *lb.Set, log *slog.Logger) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopLocked()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.checker, h.cancel = lb.NewChecker(set, log), cancel
+	h.checker.Start(ctx)
+}
+
+func (h *health) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopLocked()
+}
+
+func (h *health) stopLocked() {
+	if h.checker != nil {
+		h.cancel()
+		h.checker.Stop()
+		h.checker = nil
+	}
+}
+
+// dynamicCollector exports the metrics of whatever backend set and caches are current:
+// they change with reloads, the registry does not.
+type dynamicCollector struct {
+	mu  sync.Mutex
+	cur []prometheus.Collector
+}
+
+func (d *dynamicCollector) set(b *backends) {
+	cs := []prometheus.Collector{lb.NewCollector(b.set)}
+	for name, e := range b.caches {
+		cs = append(cs, packetcache.NewCollector(name, e.cache))
+	}
+	d.mu.Lock()
+	d.cur = cs
+	d.mu.Unlock()
+}
+
+// Describe sends nothing: the collector is unchecked, since its metrics follow reloads.
+func (d *dynamicCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (d *dynamicCollector) Collect(ch chan<- prometheus.Metric) {
+	d.mu.Lock()
+	cs := d.cur
+	d.mu.Unlock()
+	for _, c := range cs {
+		c.Collect(ch)
+	}
 }
