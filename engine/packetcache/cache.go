@@ -45,13 +45,12 @@ type entry struct {
 // the slot's ref bit, the hand clears it once and evicts the first slot it
 // finds unreferenced or expired.
 type shard struct {
-	mu      sync.RWMutex
-	index   map[uint64]int32
-	slots   []entry
-	free    []int32 // unused slots, only after Expunge/Purge
-	filled  int     // slots[:filled] have been handed out once
-	hand    int
-	scratch []uint16 // TTL offsets of the answer being inserted
+	mu     sync.RWMutex
+	index  map[uint64]int32
+	slots  []entry
+	free   []int32 // unused slots, only after Expunge/Purge
+	filled int     // slots[:filled] have been handed out once
+	hand   int
 
 	hits, misses, insertions, evictions, expunged, uncacheable, entries atomic.Uint64
 	_                                                                   [64]byte // keep hot counters of neighbouring shards apart
@@ -158,14 +157,15 @@ func (c *Cache) Insert(query, response []byte, now time.Time) {
 	h := maphash.Bytes(c.seed, key)
 	s := c.shardFor(h)
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ttl, offs, err := analyze(response, key, &c.opts, s.scratch[:0])
-	s.scratch = offs
+	// Parse before locking: the write lock is held only to copy.
+	var offBuf [64]uint16
+	ttl, offs, err := analyze(response, key, &c.opts, offBuf[:0])
 	if err != nil || ttl == 0 {
 		s.uncacheable.Add(1)
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	nowNs := now.UnixNano()
 	i, found := s.index[h]
 	if !found {
