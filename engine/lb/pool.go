@@ -59,15 +59,11 @@ func (p *Pool) NewLoopPicker() *Picker {
 // NoBackend: the engine should answer SERVFAIL at once rather than wait.
 // qnameHash is HashQName of the query's name; only consistent_hash uses it.
 func (pk *Picker) Pick(view LoopView, qnameHash uint64) *Backend {
-	b := pk.pool.policyPick(pk.policy, view, qnameHash)
+	b := pk.policy.Pick(pk.pool.Backends, view, qnameHash)
 	if b == nil {
 		pk.noBackend.inc()
 	}
 	return b
-}
-
-func (p *Pool) policyPick(pol Policy, view LoopView, h uint64) *Backend {
-	return pol.Pick(p.Backends, view, h)
 }
 
 // NoBackend returns how many picks, over every loop, found no backend up.
