@@ -4,6 +4,16 @@
 // fetching and refreshing them from the CA's responder, caching them on disk
 // and reporting their status.
 //
-// Concurrency rule: the Manager runs its own goroutines and never reaches into
-// the engine; it publishes staples through a callback.
+// Validate is the one gate every response passes (file, cache, fetch or
+// generate): parses, successful, exactly one SingleResponse for this
+// certificate's serial and issuer, signed by the issuer or a delegated
+// responder it certified with the OCSPSigning EKU, status good, and
+// thisUpdate <= now+Skew < nextUpdate. Generate mints a response from a CA
+// key (dnsdist's generateOCSPResponse). The Manager (manager.go) runs the
+// life cycle; its timing rules, each with its reason, are in schedule.go.
+//
+// Concurrency rule: the Manager runs one goroutine per certificate and never
+// reaches into the engine; it publishes staples through a callback, one call
+// at a time. Staples are immutable once published. Validate, Generate and the
+// file helpers are safe for concurrent use.
 package ocsp

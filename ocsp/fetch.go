@@ -89,7 +89,13 @@ func Fetch(ctx context.Context, client *http.Client, responderURL string, leaf, 
 	if err != nil {
 		return nil, fmt.Errorf("ocsp: request for serial %s: %v", FormatSerial(leaf.SerialNumber), err)
 	}
+	return post(ctx, client, responderURL, reqDER, maxSize)
+}
+
+// post sends an encoded request, by GET when it is small enough.
+func post(ctx context.Context, client *http.Client, responderURL string, reqDER []byte, maxSize int64) ([]byte, error) {
 	var req *http.Request
+	var err error
 	if b64 := base64.StdEncoding.EncodeToString(reqDER); len(b64) < getLimit {
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, getURL(responderURL, b64), nil)
 	} else {

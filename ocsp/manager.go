@@ -360,7 +360,7 @@ func (m *Manager) loadSync(st *certState, now time.Time) {
 	case st.current == nil:
 		st.nextRefresh = now
 	default:
-		st.nextRefresh = m.refreshAt(now, st.current, st.leaf.NotAfter)
+		st.nextRefresh = m.refreshAt(now, st.current, st.leaf.NotAfter, 0)
 	}
 }
 

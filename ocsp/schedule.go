@@ -41,8 +41,10 @@ const (
 const maxEndMargin = time.Hour
 
 // refreshAt returns when to replace staple s with a newer response, or the
-// zero time when there is no point (the certificate has expired).
-func (m *Manager) refreshAt(now time.Time, s *Staple, notAfter time.Time) time.Time {
+// zero time when there is no point (the certificate has expired). minDelay
+// is MinRefreshDelay after an attempt, 0 at Set: a staple loaded at start or
+// reload that is already past its refresh point is refreshed at once.
+func (m *Manager) refreshAt(now time.Time, s *Staple, notAfter time.Time, minDelay time.Duration) time.Time {
 	// The staple is useless after the certificate expires and the client
 	// ignores it after nextUpdate: plan by whichever comes first.
 	end := s.Expiry()
@@ -77,8 +79,9 @@ func (m *Manager) refreshAt(now time.Time, s *Staple, notAfter time.Time) time.T
 	if latest := end.Add(-margin); t.After(latest) {
 		t = latest
 	}
-	// But never sooner than MinRefreshDelay: see DefaultMinRefreshDelay.
-	if min := now.Add(m.opts.MinRefreshDelay); t.Before(min) {
+	// But never sooner than MinRefreshDelay after an attempt: see
+	// DefaultMinRefreshDelay.
+	if min := now.Add(minDelay); t.Before(min) {
 		t = min
 	}
 	return t

@@ -161,7 +161,7 @@ func (m *Manager) finish(st *certState, source string, s *Staple, err error, pub
 		if basis == nil {
 			basis = s
 		}
-		st.nextRefresh = m.refreshAt(now, basis, st.leaf.NotAfter)
+		st.nextRefresh = m.refreshAt(now, basis, st.leaf.NotAfter, m.opts.MinRefreshDelay)
 	case errors.As(err, &revoked):
 		// The CA says the certificate is revoked: stop stapling at once,
 		// whatever we held. Ask again only after MaxRefreshDelay: a

@@ -118,5 +118,38 @@ func (s *Server) handleReload(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
 }
 
-// registerAPI adds the endpoints of the optional subsystems.
-func (s *Server) registerAPI(mux *http.ServeMux, api func(http.HandlerFunc) http.Handler) {}
+// registerAPI adds the TLS and OCSP endpoints.
+func (s *Server) registerAPI(mux *http.ServeMux, api func(http.HandlerFunc) http.Handler) {
+	mux.Handle("GET /api/v1/ocsp", api(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.st.mgr.Status())
+	}))
+	mux.Handle("POST /api/v1/ocsp/refresh", api(func(w http.ResponseWriter, _ *http.Request) {
+		s.st.mgr.Refresh()
+		writeJSON(w, http.StatusAccepted, map[string]string{"result": "refresh scheduled"})
+	}))
+	mux.Handle("GET /api/v1/certificates", api(func(w http.ResponseWriter, _ *http.Request) {
+		type cert struct {
+			Listener  string    `json:"listener"`
+			ID        string    `json:"id"`
+			File      string    `json:"file"`
+			Subject   string    `json:"subject"`
+			Serial    string    `json:"serial"`
+			NotAfter  time.Time `json:"not_after"`
+			Stapled   bool      `json:"stapled"`
+			StapleLen int       `json:"staple_bytes"`
+		}
+		var out []cert
+		for addr, tb := range s.tls {
+			snap := tb.store.Current()
+			if snap == nil {
+				continue
+			}
+			for _, ci := range snap.Certificates() {
+				leaf := ci.Chain[0]
+				out = append(out, cert{addr, ci.ID, ci.ChainFile, leaf.Subject.String(), fmt.Sprintf("%#x", leaf.SerialNumber),
+					leaf.NotAfter, ci.OCSPStaple != nil, len(ci.OCSPStaple)})
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	}))
+}
