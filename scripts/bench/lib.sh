@@ -9,6 +9,7 @@ Q_CONNECTIONS=${Q_CONNECTIONS:-4}
 Q_INFLIGHT=${Q_INFLIGHT:-16}
 BACKEND_ADDR=${BACKEND_ADDR:-}     # an existing backend to use instead of starting one
 BACKEND_PORT=${BACKEND_PORT:-11054}
+# KEEP_WORK=1 keeps the temporary directory (configs, PKI, server logs).
 
 PIDS=()
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dnsfront-bench.XXXXXX")
@@ -21,7 +22,11 @@ cleanup() {
 	for p in "${PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
-	rm -rf "$WORK"
+	if [ -n "${KEEP_WORK:-}" ]; then
+		log "kept $WORK (configs, PKI, server logs)"
+	else
+		rm -rf "$WORK"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -59,7 +64,8 @@ make_pki() {
 		printf 'subjectAltName=DNS:dns.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n' >ext.cnf
 		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 30 \
 			-extfile ext.cnf 2>/dev/null
-		cp server.pem server.chain.pem
+		# Leaf then CA: dnsfront checks a staple against the issuer in the chain.
+		cat server.pem ca.pem >server.chain.pem
 	) || die "openssl could not make the dev PKI"
 	if "$BIN" ocsp generate --help 2>/dev/null | grep -q -- --ca-key; then
 		"$BIN" ocsp generate --cert "$d/server.chain.pem" --ca-cert "$d/ca.pem" --ca-key "$d/ca.key" \
