@@ -65,13 +65,13 @@ func Load(path string) (*Config, error) {
 func Parse(name string, data []byte) (*Config, error) {
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
-		return nil, Errors{yamlError(name, err)}
+		return nil, Errors{yamlError(name, err, nil)}
 	}
 	cfg := &Config{}
 	if len(bytes.TrimSpace(data)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data), yaml.DisallowUnknownField())
 		if err := dec.Decode(cfg); err != nil {
-			return nil, Errors{yamlError(name, err)}
+			return nil, Errors{yamlError(name, err, file)}
 		}
 	}
 	cfg.Path = name
@@ -85,9 +85,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// yamlError turns a decoder error into an Error with its position, and suggests the
-// closest known key for an unknown one.
-func yamlError(name string, err error) *Error {
+// yamlError turns a decoder error into an Error with its position and key path, and
+// suggests the closest known key for an unknown one.
+func yamlError(name string, err error, file *ast.File) *Error {
 	var ye yaml.Error
 	if !errors.As(err, &ye) {
 		return &Error{File: name, Msg: err.Error()}
@@ -95,6 +95,7 @@ func yamlError(name string, err error) *Error {
 	e := &Error{File: name, Msg: ye.GetMessage()}
 	if tk := ye.GetToken(); tk != nil && tk.Position != nil {
 		e.Line, e.Column = tk.Position.Line, tk.Position.Column
+		e.Path = pathAt(file, tk.Position.Line, tk.Position.Column)
 	}
 	var uf *yaml.UnknownFieldError
 	if errors.As(err, &uf) && uf.Token != nil {
@@ -105,6 +106,29 @@ func yamlError(name string, err error) *Error {
 		}
 	}
 	return e
+}
+
+// pathAt returns the key path ("binds[0].listen_address") of the node at line:column.
+func pathAt(file *ast.File, line, col int) string {
+	if file == nil {
+		return ""
+	}
+	var found string
+	for _, doc := range file.Docs {
+		ast.Walk(visitFunc(func(n ast.Node) {
+			if tk := n.GetToken(); found == "" && tk != nil && tk.Position != nil && tk.Position.Line == line && tk.Position.Column == col {
+				found = n.GetPath()
+			}
+		}), doc)
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(found, "$"), ".")
+}
+
+type visitFunc func(ast.Node)
+
+func (f visitFunc) Visit(n ast.Node) ast.Visitor {
+	f(n)
+	return f
 }
 
 // knownKeys lists every key of the schema, for suggestions.
