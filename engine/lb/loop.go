@@ -68,6 +68,6 @@ func (l *Loop) addTo(id int, c *Counters) {
 	for i := range s.buckets {
 		c.LatencyBuckets[i] += s.buckets[i].load()
 	}
-	c.LatencyCount += s.latencyCount.load()
+	c.LatencyCount += s.responses.load()
 	c.LatencySum += time.Duration(s.latencySumNs.load())
 }

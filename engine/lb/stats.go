@@ -28,12 +28,12 @@ func (g *gauge) load() int64    { return g.v.Load() }
 
 type gauge struct{ v atomic.Int64 }
 
-// loopBackendStats are one loop's counters for one backend.
+// loopBackendStats are one loop's counters for one backend. The latency
+// histogram's count is responses: every response is observed once.
 type loopBackendStats struct {
 	queries, responses, timeouts, sendErrors counter
 	outstanding                              gauge
 	buckets                                  [len(LatencyBuckets)]counter // non-cumulative
-	latencyCount                             counter
 	latencySumNs                             counter
 	_                                        [64]byte // no false sharing between backends' stats
 }
@@ -45,7 +45,6 @@ func (s *loopBackendStats) observe(d time.Duration) {
 			break
 		}
 	}
-	s.latencyCount.inc()
 	if d > 0 {
 		s.latencySumNs.add(uint64(d))
 	}

@@ -75,44 +75,46 @@ func BenchmarkInsertReplace(b *testing.B) {
 
 // BenchmarkParallel compares one cache shared by every loop (sharded, RWMutex
 // per shard) with one cache per loop, on hits only and on a 90/10 mix of hits
-// and inserts. RunParallel's goroutines stand for event loops.
+// and inserts, over 10 hot names (loops often meet on a shard) and over 1000
+// names. RunParallel's goroutines stand for event loops.
 func BenchmarkParallel(b *testing.B) {
-	const names = 1000
-	fx := makeFixture(b, names)
-	designs := []struct {
-		name  string
-		cache func(shared *Cache) *Cache
-	}{
-		{"shared-20shards", func(shared *Cache) *Cache { return shared }},
-		{"per-loop", func(*Cache) *Cache { c := New(DefaultOptions(10000)); fx.fill(c); return c }},
-	}
-	for _, mix := range []struct {
-		name        string
-		insertEvery int
-	}{{"hits", 0}, {"hits90-inserts10", 10}} {
-		for _, d := range designs {
-			b.Run(mix.name+"/"+d.name, func(b *testing.B) {
-				shared := New(DefaultOptions(10000))
-				fx.fill(shared)
-				var seq atomic.Int64
-				now := t0.Add(5e9)
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					c := d.cache(shared)
-					i := int(seq.Add(1)) * 7919
-					dst := make([]byte, 0, 4096)
-					for pb.Next() {
-						k := i % names
-						if mix.insertEvery > 0 && i%mix.insertEvery == 0 {
-							c.Insert(fx.qs[k], fx.rs[k], now)
-						} else if _, ok := c.Get(fx.qs[k], dst[:0], now); !ok {
-							b.Error("miss")
-							return
+	for _, names := range []int{10, 1000} {
+		fx := makeFixture(b, names)
+		designs := []struct {
+			name  string
+			cache func(shared *Cache) *Cache
+		}{
+			{"shared", func(shared *Cache) *Cache { return shared }},
+			{"per-loop", func(*Cache) *Cache { c := New(DefaultOptions(10000)); fx.fill(c); return c }},
+		}
+		for _, mix := range []struct {
+			name        string
+			insertEvery int
+		}{{"hits", 0}, {"hits90-inserts10", 10}} {
+			for _, d := range designs {
+				b.Run(fmt.Sprintf("names%d/%s/%s", names, mix.name, d.name), func(b *testing.B) {
+					shared := New(DefaultOptions(10000))
+					fx.fill(shared)
+					var seq atomic.Int64
+					now := t0.Add(5e9)
+					b.ReportAllocs()
+					b.RunParallel(func(pb *testing.PB) {
+						c := d.cache(shared)
+						i := int(seq.Add(1)) * 7919
+						dst := make([]byte, 0, 4096)
+						for pb.Next() {
+							k := i % names
+							if mix.insertEvery > 0 && i%mix.insertEvery == 0 {
+								c.Insert(fx.qs[k], fx.rs[k], now)
+							} else if _, ok := c.Get(fx.qs[k], dst[:0], now); !ok {
+								b.Error("miss")
+								return
+							}
+							i++
 						}
-						i++
-					}
+					})
 				})
-			})
+			}
 		}
 	}
 }
