@@ -111,7 +111,7 @@ func TestPolicyNames(t *testing.T) {
 
 func TestDecoderErrorsNameTheKeyPath(t *testing.T) {
 	for in, want := range map[string]string{
-		"binds:\n  - listen_adress: \"127.0.0.1:53\"\n":                                    "binds[0].listen_adress",
+		"binds:\n  - listen_adress: \"127.0.0.1:53\"\n":                                "binds[0].listen_adress",
 		"binds: [{listen_address: \"127.0.0.1:53\"}]\ngeneral:\n  event_loops: many\n": "general.event_loops",
 	} {
 		_, err := Parse("p.yaml", []byte(in))
