@@ -14,9 +14,10 @@ import (
 
 // Check is one verdict of Inspect.
 type Check struct {
-	Name   string
-	OK     bool
-	Detail string
+	Name    string
+	OK      bool
+	Skipped bool // lacking the certificate or the issuer
+	Detail  string
 }
 
 // Report describes a response for `dnsfront ocsp inspect`. Fields other
@@ -56,7 +57,7 @@ func Inspect(der []byte, leaf, issuer *x509.Certificate, now time.Time) *Report 
 		return err == nil
 	}
 	skip := func(name, why string) {
-		r.Checks = append(r.Checks, Check{Name: name, OK: true, Detail: "skipped: " + why})
+		r.Checks = append(r.Checks, Check{Name: name, OK: true, Skipped: true, Detail: why})
 	}
 	if len(der) == 0 {
 		add("parses", ErrEmpty, "")

@@ -136,16 +136,23 @@ func printReport(w io.Writer, file string, r *ocsp.Report) {
 	row("Signer", r.Signer)
 	row("CertID hash", r.HashAlgorithm)
 	fmt.Fprintln(tw, "Checks:")
+	skipped := false
 	for _, c := range r.Checks {
 		verdict := "ok"
-		if !c.OK {
+		switch {
+		case c.Skipped:
+			verdict, skipped = "skip", true
+		case !c.OK:
 			verdict = "FAIL"
 		}
 		fmt.Fprintf(tw, "  [%s]\t%s\t%s\n", verdict, c.Name, c.Detail)
 	}
-	if r.Err == nil {
+	switch {
+	case r.Err == nil && skipped:
+		fmt.Fprintln(tw, "Verdict:\tusable as far as checked (pass --cert and --issuer for the certificate checks)")
+	case r.Err == nil:
 		fmt.Fprintln(tw, "Verdict:\tusable")
-	} else {
+	default:
 		fmt.Fprintf(tw, "Verdict:\tNOT usable: %s\n", r.Err)
 	}
 	tw.Flush()
