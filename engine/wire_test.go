@@ -260,6 +260,11 @@ func TestStripOPT(t *testing.T) {
 		{"OPT first", []dns.RR{opt(), glue}, []dns.RR{glue}},
 		{"OPT in the middle", []dns.RR{glue, opt(), glue6}, []dns.RR{glue, glue6}},
 		{"no OPT", []dns.RR{glue}, []dns.RR{glue}},
+		// RFC 6891 §6.1.1 lets the OPT record sit anywhere in the additional section. The
+		// second record's owner is then compressed against the first one's, which lies
+		// after the OPT record: removing the OPT bytes must keep that pointer right.
+		{"OPT before records compressed against each other", []dns.RR{opt(), mustRR(t, "ns2.other.net. 60 IN A 192.0.2.54"), mustRR(t, "ns2.other.net. 60 IN AAAA 2001:db8::54")},
+			[]dns.RR{mustRR(t, "ns2.other.net. 60 IN A 192.0.2.54"), mustRR(t, "ns2.other.net. 60 IN AAAA 2001:db8::54")}},
 		{"no additional", nil, nil},
 	}
 	for _, c := range cases {

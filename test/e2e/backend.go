@@ -30,6 +30,11 @@ type BackendOptions struct {
 	Rcode int
 	// TruncateUDP answers over UDP with TC=1 and no records; TCP gets the full answer.
 	TruncateUDP bool
+	// Additional records go into every answer's additional section, compressed.
+	Additional []string
+	// OPTFirst puts the answer's OPT record first in the additional section, which RFC
+	// 6891 §6.1.1 allows, instead of last.
+	OPTFirst bool
 	// Host is the address to listen on (default 127.0.0.1).
 	Host string
 }
@@ -45,10 +50,11 @@ type Received struct {
 type Backend struct {
 	Addr string // host:port, the same for UDP and TCP
 
-	opts BackendOptions
-	zone map[string][]dns.RR // lower-cased owner name → records
-	udp  *dns.Server
-	tcp  *dns.Server
+	opts  BackendOptions
+	zone  map[string][]dns.RR // lower-cased owner name → records
+	extra []dns.RR
+	udp   *dns.Server
+	tcp   *dns.Server
 
 	mu       sync.Mutex
 	received []Received
@@ -59,6 +65,13 @@ type Backend struct {
 func StartBackend(t testing.TB, opts BackendOptions) *Backend {
 	t.Helper()
 	b := &Backend{opts: opts, zone: map[string][]dns.RR{}, rnd: rand.New(rand.NewPCG(1, 2))}
+	for _, r := range opts.Additional {
+		rr, err := dns.NewRR(r)
+		if err != nil {
+			t.Fatalf("backend additional record %q: %v", r, err)
+		}
+		b.extra = append(b.extra, rr)
+	}
 	for _, r := range opts.Records {
 		rr, err := dns.NewRR(r)
 		if err != nil {
@@ -169,9 +182,17 @@ func (b *Backend) serve(w dns.ResponseWriter, r *dns.Msg) {
 		m.Answer, m.Rcode = b.answer(r.Question[0])
 	}
 	// Mirror EDNS: an answer carries OPT only when its query did (RFC 6891 §7).
+	for _, rr := range b.extra {
+		m.Extra = append(m.Extra, dns.Copy(rr))
+	}
 	if opt := r.IsEdns0(); opt != nil {
 		m.SetEdns0(4096, opt.Do())
+		if b.opts.OPTFirst {
+			last := len(m.Extra) - 1
+			m.Extra = append([]dns.RR{m.Extra[last]}, m.Extra[:last]...)
+		}
 	}
+	m.Compress = true
 	_ = w.WriteMsg(m)
 }
 

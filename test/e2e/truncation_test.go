@@ -185,3 +185,32 @@ func TestNoOPTForClientWithoutEDNS(t *testing.T) {
 		}
 	})
 }
+
+// TestStripOPTKeepsAdditional: a backend may put its OPT record before other additional
+// records (RFC 6891 §6.1.1). For a client without EDNS dnsfront removes that OPT; the
+// records after it, whose names are compressed against each other, must arrive intact.
+func TestStripOPTKeepsAdditional(t *testing.T) {
+	t.Parallel()
+	extra := []string{"ns2.other.test. 60 IN A 192.0.2.54", "ns2.other.test. 60 IN AAAA 2001:db8::54"}
+	be := StartBackend(t, BackendOptions{
+		Records:    []string{"www.example.test. 300 IN A 198.51.100.7"},
+		Additional: extra,
+		OPTFirst:   true,
+	})
+	d := Start(t, Do53Config, Do53(be.Addr))
+	for _, proto := range []string{"udp", "tcp"} {
+		r := MustExchange(t, proto, d.Addr("dns"), NewQuery("www.example.test", dns.TypeA))
+		if r.IsEdns0() != nil {
+			t.Errorf("%s: OPT not removed for a client without EDNS", proto)
+		}
+		if len(r.Extra) != len(extra) {
+			t.Fatalf("%s: additional section %v, want %q", proto, r.Extra, extra)
+		}
+		for i, rr := range r.Extra {
+			want, _ := dns.NewRR(extra[i])
+			if rr.String() != want.String() {
+				t.Errorf("%s: additional[%d] = %q, want %q", proto, i, rr.String(), want.String())
+			}
+		}
+	}
+}
