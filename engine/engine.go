@@ -187,7 +187,37 @@ func (e *Engine) Drain(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+	e.goodbye()
 	return e.Stop()
+}
+
+// goodbye ends every stream connection politely before the loops stop: DoT sends
+// close_notify, DoH a GOAWAY (HTTP/2) or Connection: close (HTTP/1.1).
+func (e *Engine) goodbye() {
+	var wg sync.WaitGroup
+	for _, l := range e.loopList() {
+		wg.Add(1)
+		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			defer wg.Done()
+			for c := range l.clients {
+				if c.stream != nil && !c.closed {
+					c.stream.shutdown(c.gc)
+				}
+			}
+			return nil
+		}))
+		if err != nil {
+			wg.Done()
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		// Give the kernel a moment to push the last records out before the sockets close.
+		time.Sleep(50 * time.Millisecond)
+	case <-time.After(time.Second):
+	}
 }
 
 // Stop closes everything at once.

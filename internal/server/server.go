@@ -76,7 +76,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	s.tls = map[string]*tlsBind{}
 	s.st = &staples{}
 	s.st.mgr = ocsp.NewManager(withLogger(ocspOptions(cfg.OCSP), log), s.st.publish)
-	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn)
+	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn, newHandshakeCollector(s))
 	fail := func(err error) (*Server, error) {
 		s.closeTLS()
 		s.stopDemo()
