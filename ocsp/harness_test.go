@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -367,4 +368,21 @@ func (e *env) waitLog(subs ...string) string {
 
 func testLogger(w *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// waitFile waits until path holds want (the cache is written after the
+// staple is published).
+func waitFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := os.ReadFile(path)
+		if err == nil && bytes.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held the expected %d bytes (err %v, %d bytes)", path, len(want), err, len(got))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -119,6 +119,7 @@ type certState struct {
 	failures    int // consecutive
 	successes   int // total
 	noURLLogged bool
+	toCache     []byte // DER for the disk cache, written by flushCache
 }
 
 type generator struct {
@@ -244,6 +245,7 @@ func (m *Manager) Set(certs []CertSource) error {
 	}
 	m.pubMu.Unlock()
 	for _, st := range fresh {
+		m.flushCache(st)
 		if st.mustStaple && st.current == nil && !st.hasBackground() {
 			m.log.Error("ocsp: must-staple certificate has no valid staple and no source to get one; clients will reject it",
 				"cert", st.name, "serial", FormatSerial(st.leaf.SerialNumber))
@@ -407,11 +409,25 @@ func (m *Manager) mint(st *certState, now time.Time) (*Staple, error) {
 		return nil, err
 	}
 	if st.offer(s, SourceGenerate) {
-		if err := m.cache.store(st.id, der); err != nil {
-			m.log.Warn("ocsp: cache write failed; staple still served", "cert", st.name, "error", err)
-		}
+		st.toCache = der
 	}
 	return s, nil
+}
+
+// flushCache writes the response waiting for the disk cache, if any. It is
+// called after publishing, without m.mu, so that a slow or failing disk
+// never delays a staple.
+func (m *Manager) flushCache(st *certState) {
+	m.mu.Lock()
+	der := st.toCache
+	st.toCache = nil
+	m.mu.Unlock()
+	if der == nil {
+		return
+	}
+	if err := m.cache.store(st.id, der); err != nil {
+		m.log.Warn("ocsp: cache write failed; staple still served", "cert", st.name, "error", err)
+	}
 }
 
 // Refresh asks every certificate with a fetch or generate source to try

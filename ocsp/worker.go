@@ -107,11 +107,23 @@ func (m *Manager) attempt(ctx context.Context, st *certState) {
 		issuer, err = FetchIssuer(rctx, m.client, st.leaf, m.opts.MaxResponseSize)
 		cancel()
 		if err == nil {
+			// Now that the issuer is known, the cache and the files can be
+			// checked; a valid one is served while the fetch goes on.
 			now := m.clock.Now()
 			m.mu.Lock()
 			st.issuer = issuer
+			before := st.current
+			if c, cerr := m.cache.load(st.id, st.leaf, issuer, now); cerr == nil {
+				st.offer(c, SourceCache)
+			}
 			m.loadFiles(st, now)
+			early := st.current
 			m.mu.Unlock()
+			if early != before {
+				m.pubMu.Lock()
+				m.publish(st.id, early)
+				m.pubMu.Unlock()
+			}
 		}
 	}
 	if err == nil {
@@ -129,13 +141,11 @@ func (m *Manager) attempt(ctx context.Context, st *certState) {
 	if err == nil {
 		m.mu.Lock()
 		published = st.offer(s, SourceFetch)
+		if published {
+			st.toCache = der
+		}
 		st.revoked = nil
 		m.mu.Unlock()
-		if published {
-			if werr := m.cache.store(st.id, der); werr != nil {
-				m.log.Warn("ocsp: cache write failed; staple still served", "cert", st.name, "error", werr)
-			}
-		}
 	}
 	m.finish(st, source, s, err, published)
 }
@@ -190,6 +200,7 @@ func (m *Manager) finish(st *certState, source string, s *Staple, err error, pub
 	if dropRevoked {
 		m.cache.remove(st.id)
 	}
+	m.flushCache(st)
 	attrs := []any{"cert", st.name, "serial", FormatSerial(st.leaf.SerialNumber), "source", source,
 		"result", result, "failures", failures, "successes", successes}
 	if !next.IsZero() {
