@@ -3,6 +3,8 @@ package engine
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/miekg/dns"
 )
 
 // Wire-format helpers for the hot path. They read only the header, the question and the
@@ -192,7 +194,10 @@ func appendOPT(dst []byte, size uint16) []byte {
 }
 
 // stripOPT removes the OPT record from a response (the client sent none), returning the
-// shortened message. It works in place.
+// shortened message. It works in place when the OPT record is the last one, as nearly
+// every server writes it. RFC 6891 lets it sit anywhere in the additional section; then
+// records after it may carry compression pointers to each other that cutting bytes would
+// break, so the message is unpacked and packed again (the rare, slow path).
 func stripOPT(m []byte) []byte {
 	qd := int(count(m, 0))
 	off := headerLen
@@ -216,14 +221,37 @@ func stripOPT(m []byte) []byte {
 			return m
 		}
 		if binary.BigEndian.Uint16(m[off:]) == typeOPT {
-			n := copy(m[start:], m[end:])
-			m = m[:start+n]
-			setCount(m, 3, int(count(m, 3))-1)
-			return m
+			if end == len(m) {
+				m = m[:start]
+				setCount(m, 3, int(count(m, 3))-1)
+				return m
+			}
+			return repackWithoutOPT(m)
 		}
 		off = end
 	}
 	return m
+}
+
+// repackWithoutOPT is stripOPT's slow path, through miekg/dns.
+func repackWithoutOPT(m []byte) []byte {
+	var msg dns.Msg
+	if err := msg.Unpack(m); err != nil {
+		return m
+	}
+	extra := msg.Extra[:0]
+	for _, rr := range msg.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	msg.Extra = extra
+	msg.Compress = true
+	out, err := msg.PackBuffer(m[:0:cap(m)])
+	if err != nil {
+		return m
+	}
+	return out
 }
 
 // truncateTo cuts a response that does not fit a UDP client's limit down to its header and
