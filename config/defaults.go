@@ -224,6 +224,7 @@ func (c *Config) resolvePaths() {
 			ct := &t.Certificates[j]
 			abs(&ct.Certificate)
 			abs(&ct.Key)
+			abs(&ct.Issuer)
 			if ct.OCSP != nil && ct.OCSP.Generate != nil {
 				abs(&ct.OCSP.Generate.CACertificate)
 				abs(&ct.OCSP.Generate.CAKey)

@@ -83,9 +83,12 @@ type BindTLS struct {
 // Certificate is one certificate/key pair (dnsdist's incoming_tls_certificate_key_pair),
 // with the source of its OCSP staple.
 type Certificate struct {
-	Certificate string    `yaml:"certificate"`
-	Key         string    `yaml:"key"`
-	OCSP        *CertOCSP `yaml:"ocsp"`
+	Certificate string `yaml:"certificate"`
+	Key         string `yaml:"key"`
+	// Issuer is the PEM certificate of the CA that issued the leaf, for validating its
+	// staples when the chain file does not carry it (not sent to clients).
+	Issuer string    `yaml:"issuer"`
+	OCSP   *CertOCSP `yaml:"ocsp"`
 }
 
 // CertOCSP chooses how a certificate's staple is obtained besides ocsp_response_files.

@@ -211,7 +211,9 @@ func (s *Server) prepare(cfg *config.Config) (*plan, error) {
 			return nil, fmt.Errorf("%s: %w", cfg.Path, err)
 		}
 		p.snaps[tb.store] = snap
-		stapleSources(b, snap, tb, p.routes, p.sources)
+		if err := stapleSources(b, snap, tb, p.routes, p.sources); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+		}
 	}
 	return p, nil
 }

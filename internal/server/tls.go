@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -158,7 +159,7 @@ func buildSnapshot(b config.Bind, tb *tlsBind) (*tlsframe.Snapshot, error) {
 
 // stapleSources lists the OCSP sources of a bind's certificates for the manager, and the
 // routes from each source to the snapshot entry it staples.
-func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes map[string][]stapleRoute, srcs map[string]ocsp.CertSource) {
+func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes map[string][]stapleRoute, srcs map[string]ocsp.CertSource) error {
 	certs := snap.Certificates()
 	for i, c := range b.TLS.Certificates {
 		if i >= len(certs) {
@@ -166,6 +167,17 @@ func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes m
 		}
 		ci := certs[i]
 		src := ocsp.CertSource{ID: ci.ID, Name: c.Certificate, Chain: ci.Chain}
+		if c.Issuer != "" {
+			issuer, err := ocsp.ReadCertFile(c.Issuer)
+			if err != nil {
+				return fmt.Errorf("bind %s: issuer: %w", b.ListenAddress, err)
+			}
+			if err := ci.Chain[0].CheckSignatureFrom(issuer); err != nil {
+				return fmt.Errorf("bind %s: %s did not issue %s: %w", b.ListenAddress, c.Issuer, c.Certificate, err)
+			}
+			// The manager takes the issuer from the chain: give it a chain that ends with it.
+			src.Chain = append([]*x509.Certificate{ci.Chain[0]}, issuer)
+		}
 		if i < len(b.TLS.OCSPResponseFiles) {
 			src.Files = []string{b.TLS.OCSPResponseFiles[i]}
 		}
@@ -184,6 +196,7 @@ func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes m
 			srcs[src.ID] = src
 		}
 	}
+	return nil
 }
 
 // sourceID keys a staple by certificate and source settings (see staples).
