@@ -3,4 +3,4 @@ package main
 import "github.com/spf13/cobra"
 
 // extraCommands are the subcommands that live in their own files (ocsp, bench).
-func extraCommands() []*cobra.Command { return []*cobra.Command{newBenchCmd()} }
+func extraCommands() []*cobra.Command { return []*cobra.Command{newOCSPCmd(), newBenchCmd()} }
