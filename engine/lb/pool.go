@@ -165,3 +165,23 @@ func (s *Set) Counters(b *Backend) Counters {
 	}
 	return c
 }
+
+// InheritHealth copies the health state of old's backends to this set's
+// backends with the same name and address, so that a reload neither sends
+// queries to a backend known to be down nor withholds them from one known to
+// be up while the new Checker runs its first checks. Call it before the new
+// set serves queries; modes up and down still apply when the Checker starts.
+func (s *Set) InheritHealth(old *Set) {
+	if old == nil {
+		return
+	}
+	prev := make(map[string]*Backend, len(old.Backends))
+	for _, b := range old.Backends {
+		prev[b.Name] = b
+	}
+	for _, b := range s.Backends {
+		if o := prev[b.Name]; o != nil && o.Addr == b.Addr {
+			b.setStatus(o.Status())
+		}
+	}
+}
