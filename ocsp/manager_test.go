@@ -36,6 +36,13 @@ func TestManagerFetchesWithoutFile(t *testing.T) {
 		t.Errorf("requests %v, want one GET", got)
 	}
 	e.waitLog("result=ok", "cert=leaf.chain.pem", "source=fetch", "successes=1", "next_attempt=")
+	mt := gather(t, m)
+	if mt["dnsfront_ocsp_staple_present"] != 1 || mt["dnsfront_ocsp_update_attempts_total{result=ok,source=fetch}"] != 1 {
+		t.Errorf("metrics %v", mt)
+	}
+	if d := mt["dnsfront_ocsp_staple_next_update_seconds"]; d < 3*24*3600 || d > 4*24*3600 {
+		t.Errorf("seconds until nextUpdate %v, want about 4 days", d)
+	}
 }
 
 func TestManagerRefreshAtScheduledTime(t *testing.T) {
@@ -455,4 +462,24 @@ func value(m *dto.Metric) float64 {
 		return g.GetValue()
 	}
 	return m.GetCounter().GetValue()
+}
+
+func TestManagerSchedulesByCertificateExpiry(t *testing.T) {
+	e := newEnv(t)
+	now := e.clk.Now()
+	// The certificate ends in two days, the responses in four: plan by the
+	// certificate.
+	e.pki = devpki.NewTestPKI(t, t.TempDir(), devpki.WithNow(now), devpki.WithOCSPURL(e.resp.URL()),
+		devpki.WithLeafValidity(now.Add(-time.Hour), now.Add(48*time.Hour)))
+	e.resp.pki = e.pki
+	e.start().Set([]ocsp.CertSource{e.source()})
+	e.pubs.next(t)
+	s := e.pubs.next(t).s
+	if s == nil || !s.NextUpdate.After(e.pki.Leaf.Cert.NotAfter) {
+		t.Fatalf("response ending after the certificate not accepted: %+v", s)
+	}
+	st := e.waitStatus("scheduled", func(s ocsp.CertStatus) bool { return s.Successes == 1 })
+	if d := st.NextRefresh.Sub(now); d < 24*time.Hour || d > 30*time.Hour {
+		t.Errorf("refresh in %s, want the middle of the certificate's remaining two days", d)
+	}
 }
