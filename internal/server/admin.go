@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"time"
 
@@ -40,6 +41,10 @@ func startAdmin(s *Server, ws config.Webserver) (*admin, error) {
 		})
 	}
 	mux.Handle("GET /api/v1/status", api(s.handleStatus))
+	// Profiles for performance work, behind the same key as the API.
+	mux.Handle("GET /debug/pprof/", api(pprof.Index))
+	mux.Handle("GET /debug/pprof/profile", api(pprof.Profile))
+	mux.Handle("GET /debug/pprof/trace", api(pprof.Trace))
 	mux.Handle("POST /api/v1/reload", api(s.handleReload))
 	s.registerAPI(mux, api)
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
