@@ -9,8 +9,12 @@ import (
 )
 
 // FuzzInsertGet feeds arbitrary query/answer pairs through Insert and Get:
-// neither may panic, and a hit must be the stored answer with the query's ID,
-// of the same length, and still parse wherever the stored answer parsed.
+// neither may panic; a hit has the stored answer's length and the query's
+// ID; an unaged hit is the stored answer but for the ID and the qname's case,
+// so it parses wherever the stored answer parsed. (An aged hit need not: a
+// backend may point a compression pointer into a TTL field, and aging then
+// changes the name it decodes to. The backend controls its answers' names
+// anyway, so the cache does not police that.)
 func FuzzInsertGet(f *testing.F) {
 	q := newQuery("www.example.com.", dns.TypeA, qopt{do: true})
 	r := answer(f, q, dns.RcodeSuccess, []string{"www.example.com. 300 IN CNAME web.example.com.", "web.example.com. 60 IN A 192.0.2.1"}, []string{soa})
@@ -21,7 +25,7 @@ func FuzzInsertGet(f *testing.F) {
 	f.Fuzz(func(t *testing.T, query, response []byte, age uint16) {
 		c := New(DefaultOptions(8))
 		c.Insert(query, response, t0)
-		out, ok := c.Get(query, nil, t0.Add(time.Duration(age)*time.Second))
+		out, ok := c.Get(query, nil, t0)
 		if !ok {
 			return
 		}
@@ -35,6 +39,10 @@ func FuzzInsertGet(f *testing.F) {
 			if err := new(dns.Msg).Unpack(out); err != nil {
 				t.Fatalf("stored answer parsed, served one does not: %v", err)
 			}
+		}
+		aged, ok := c.Get(query, nil, t0.Add(time.Duration(age)*time.Second))
+		if ok && (len(aged) != len(response) || binary.BigEndian.Uint16(aged) != binary.BigEndian.Uint16(query)) {
+			t.Fatal("aged hit differs in length or ID")
 		}
 	})
 }
