@@ -200,7 +200,7 @@ func TestManagerWarmCacheStaplesFromSet(t *testing.T) {
 	if err := m2.Set([]ocsp.CertSource{e.source()}); err != nil {
 		t.Fatal(err)
 	}
-	if s := pubs.get("leaf"); s == nil || string(s.DER) != string(fetched.DER) {
+	if s := pubs.get("leaf"); s == nil || string(s.DER) != string(fetched.DER) || m2.Staple("leaf") != s {
 		t.Fatalf("no cached staple right after Set: %+v", s)
 	}
 	st := m2.Status()[0]

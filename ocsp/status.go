@@ -35,6 +35,19 @@ type CertStatus struct {
 	Reason      string     `json:"revocation_reason,omitempty"`
 }
 
+// Staple returns the staple currently served for certificate id, or nil.
+// After Set returns it reflects what Set published, so a caller building a
+// whole certificate snapshot can read every staple at once instead of
+// reacting to each publish call.
+func (m *Manager) Staple(id string) *Staple {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st, ok := m.certs[id]; ok {
+		return st.current
+	}
+	return nil
+}
+
 // Status returns the state of every managed certificate, in Set's order.
 // Safe to call from any goroutine.
 func (m *Manager) Status() []CertStatus {
