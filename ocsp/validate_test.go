@@ -202,3 +202,14 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkValidate(b *testing.B) {
+	p := devpki.NewTestPKI(b, b.TempDir())
+	der := p.Good()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ocsp.Validate(der, p.Leaf.Cert, p.Issuer.Cert, p.Now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
