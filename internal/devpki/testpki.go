@@ -81,6 +81,11 @@ func WithRSA() Option { return func(c *config) { c.leaf.keyType = RSA } }
 // is the subject CN). The default is Names.
 func WithNames(names ...string) Option { return func(c *config) { c.leaf.names = names } }
 
+// WithExtraNames adds names (DNS names or IP addresses) to the leaf's.
+func WithExtraNames(names ...string) Option {
+	return func(c *config) { c.leaf.names = append(append([]string(nil), c.leaf.names...), names...) }
+}
+
 // WithSerial chooses the leaf's serial number.
 func WithSerial(serial int64) Option {
 	return func(c *config) { c.leaf.serial = big.NewInt(serial) }
