@@ -135,7 +135,10 @@ type worker struct {
 
 // NewManager returns a Manager that calls publish(id, staple) whenever the
 // staple to serve for certificate id changes; publish(id, nil) means stop
-// stapling it.
+// stapling it. Set also calls it once for every certificate it is given.
+// publish runs on the caller of Set or on a Manager goroutine, one call at a
+// time; it must return promptly and must not wait for anything the caller
+// of Set holds (Set waits for the workers, which may be inside publish).
 func NewManager(opts Options, publish func(id string, staple *Staple)) *Manager {
 	if opts.MinRefreshDelay <= 0 {
 		opts.MinRefreshDelay = DefaultMinRefreshDelay
