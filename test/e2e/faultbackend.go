@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Fault is how a faultBackend treats the queries it receives.
+type Fault int32
+
+const (
+	// FaultNone answers from the records (or the synthesised address).
+	FaultNone Fault = iota
+	// FaultDrop receives and counts queries but never answers.
+	FaultDrop
+	// FaultServfail answers SERVFAIL to everything.
+	FaultServfail
+	// FaultFlapHealth answers SERVFAIL to every second health-check query (the first one
+	// succeeds) and everything else normally.
+	FaultFlapHealth
+)
+
+// FaultOptions configure a faultBackend.
+type FaultOptions struct {
+	// Records is the zone, one RR in text form per entry.
+	Records []string
+	// Synth, when set, answers every name without records with one A record of this
+	// address and TTL 60 (instead of NXDOMAIN).
+	Synth string
+	// HealthName is the health-check qname of the dnsfront configuration: its queries
+	// are counted apart, answered NOERROR without records unless a fault says otherwise.
+	HealthName string
+}
+
+// faultBackend is a DNS server on UDP and TCP of one loopback port whose behaviour a test
+// changes while dnsfront runs (answer, drop, SERVFAIL, delay, close its port). It counts
+// the queries it receives by name, health checks apart, so that a test sees where dnsfront
+// sent each query.
+type faultBackend struct {
+	Addr string
+
+	opts   FaultOptions
+	zone   map[string][]dns.RR
+	health string
+	fault  atomic.Int32
+	delay  atomic.Int64
+
+	mu      sync.Mutex
+	byName  map[string]int
+	queries int
+	checks  int
+	udp     *dns.Server
+	tcp     *dns.Server
+	closed  bool
+}
+
+// startFaultBackend starts a faultBackend on 127.0.0.1; it stops in t.Cleanup.
+func startFaultBackend(t testing.TB, opts FaultOptions) *faultBackend {
+	t.Helper()
+	b := &faultBackend{opts: opts, zone: map[string][]dns.RR{}, byName: map[string]int{}}
+	if opts.HealthName != "" {
+		b.health = strings.ToLower(dns.Fqdn(opts.HealthName))
+	}
+	for _, r := range opts.Records {
+		rr, err := dns.NewRR(r)
+		if err != nil {
+			t.Fatalf("backend record %q: %v", r, err)
+		}
+		name := strings.ToLower(rr.Header().Name)
+		b.zone[name] = append(b.zone[name], rr)
+	}
+	pc, ln, err := listenBoth("127.0.0.1")
+	if err != nil {
+		t.Fatalf("backend: %v", err)
+	}
+	b.Addr = pc.LocalAddr().String()
+	started := make(chan struct{}, 2)
+	notify := func() { started <- struct{}{} }
+	b.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(b.serve), UDPSize: 65535, NotifyStartedFunc: notify}
+	b.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(b.serve), NotifyStartedFunc: notify}
+	for _, srv := range []*dns.Server{b.udp, b.tcp} {
+		go func() { _ = srv.ActivateAndServe() }()
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("backend did not start")
+		}
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// SetFault changes the behaviour for the queries that arrive from now on.
+func (b *faultBackend) SetFault(f Fault) { b.fault.Store(int32(f)) }
+
+// SetDelay holds every answer (health checks included) this long.
+func (b *faultBackend) SetDelay(d time.Duration) { b.delay.Store(int64(d)) }
+
+// Close closes the backend's sockets: its port is closed from then on (UDP queries get
+// ICMP port unreachable, TCP connections are refused).
+func (b *faultBackend) Close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = b.udp.ShutdownContext(ctx)
+	_ = b.tcp.ShutdownContext(ctx)
+}
+
+// Queries is the number of queries received other than health checks.
+func (b *faultBackend) Queries() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.queries
+}
+
+// Checks is the number of health-check queries received.
+func (b *faultBackend) Checks() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.checks
+}
+
+// NameCount is the number of queries received for name (any case, any type).
+func (b *faultBackend) NameCount(name string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.byName[strings.ToLower(dns.Fqdn(name))]
+}
+
+// Names returns the lower-cased names of the queries received, health checks excluded.
+func (b *faultBackend) Names() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]int, len(b.byName))
+	for n, c := range b.byName {
+		if n != b.health {
+			out[n] = c
+		}
+	}
+	return out
+}
+
+func (b *faultBackend) serve(w dns.ResponseWriter, r *dns.Msg) {
+	if len(r.Question) != 1 {
+		return
+	}
+	q := r.Question[0]
+	name := strings.ToLower(q.Name)
+	isCheck := b.health != "" && name == b.health
+	b.mu.Lock()
+	b.byName[name]++
+	n := 0
+	if isCheck {
+		b.checks++
+		n = b.checks
+	} else {
+		b.queries++
+	}
+	b.mu.Unlock()
+
+	fault := Fault(b.fault.Load())
+	if fault == FaultDrop {
+		return
+	}
+	if d := time.Duration(b.delay.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	switch {
+	case fault == FaultServfail, fault == FaultFlapHealth && isCheck && n%2 == 0:
+		m.Rcode = dns.RcodeServerFailure
+	case isCheck:
+	default:
+		m.Answer, m.Rcode = b.answer(q)
+	}
+	if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(4096, opt.Do())
+	}
+	m.Compress = true
+	_ = w.WriteMsg(m)
+}
+
+func (b *faultBackend) answer(q dns.Question) ([]dns.RR, int) {
+	rrs, ok := b.zone[strings.ToLower(q.Name)]
+	if !ok {
+		if b.opts.Synth == "" {
+			return nil, dns.RcodeNameError
+		}
+		rr, err := dns.NewRR(q.Name + " 60 IN A " + b.opts.Synth)
+		if err != nil || q.Qtype != dns.TypeA {
+			return nil, dns.RcodeSuccess
+		}
+		return []dns.RR{rr}, dns.RcodeSuccess
+	}
+	var out []dns.RR
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == q.Qtype {
+			out = append(out, dns.Copy(rr))
+		}
+	}
+	return out, dns.RcodeSuccess
+}
