@@ -1,0 +1,235 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/ocsp"
+)
+
+var (
+	ocspCLIOnce sync.Once
+	ocspCLI     bool
+)
+
+// hasOCSPCLI reports whether `dnsfront ocsp` is wired into the CLI.
+func hasOCSPCLI(t testing.TB) bool {
+	t.Helper()
+	ocspCLIOnce.Do(func() {
+		out, _ := RunCLI(t, "--help")
+		ocspCLI = strings.Contains(out, "\n  ocsp ")
+	})
+	return ocspCLI
+}
+
+// mintFile writes a good response for the first certificate of chainFile, signed by the
+// CA, valid 7 days, atomically: with `dnsfront ocsp generate` (the cron recipe of
+// docs/operations.md) when the CLI has it, else with ocsp.GenerateFiles, the code behind it.
+func mintFile(t testing.TB, chainFile string, ca *devpki.Authority, out string) {
+	t.Helper()
+	if hasOCSPCLI(t) {
+		res, code := RunCLI(t, "ocsp", "generate", "--cert", chainFile, "--ca-cert", ca.CertFile, "--ca-key", ca.KeyFile,
+			"--out", out, "--days", "7", "--minutes", "0")
+		if code != 0 {
+			t.Fatalf("dnsfront ocsp generate: exit %d\n%s", code, res)
+		}
+		return
+	}
+	t.Log("`dnsfront ocsp` is not wired into the CLI (cmd/dnsfront/commands.go): minting with ocsp.GenerateFiles")
+	now := time.Now()
+	if _, err := ocsp.GenerateFiles(chainFile, ca.CertFile, ca.KeyFile, out, now, now.Add(7*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reload sends SIGHUP and waits for the "reloaded" log line; a rejected reload fails.
+func reload(t testing.TB, d *Dnsfront) {
+	t.Helper()
+	mark := len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l := d.Log()[mark:]
+		if strings.Contains(l, "msg=reloaded") {
+			return
+		}
+		if strings.Contains(l, "reload rejected") {
+			t.Fatalf("reload rejected:\n%s", l)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload within 5s; log since SIGHUP:\n%s", l)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReloadNewCertificate is the seed's reload flow: the certificate is re-issued in
+// place (new serial) with its response minted into the same file, kill -HUP, and the
+// next handshake serves the new certificate with a staple for the new serial, while a
+// connection established before the reload keeps answering.
+func TestReloadNewCertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := devpki.NewTestPKI(t, dir)
+	old := p.Leaf
+	staple := filepath.Join(dir, "leaf.ocsp")
+	mintFile(t, old.ChainFile, p.Issuer, staple)
+	be := StartTestBackend(t)
+	data := DoT(be.Addr, CertOf(old))
+	data.OCSPFiles = []string{staple}
+	d := Start(t, DoTConfig, data)
+	addr := d.Addr("dot")
+	roots := CertPool(t, p.Root.Cert)
+
+	SClientStatus(t, addr, "dns.test").RequireStaple(t, old.Cert)
+	before := DialDoT(t, addr, "dns.test", roots, nil)
+	ExchangeDoT(t, before, NewQuery(testName, dns.TypeA))
+
+	// The same file names: leaf.chain.pem, leaf.key, leaf.ocsp.
+	cur := p.IssueLeaf("leaf")
+	if cur.ChainFile != old.ChainFile || cur.Cert.SerialNumber.Cmp(old.Cert.SerialNumber) == 0 {
+		t.Fatalf("re-issue did not replace %s with a new serial", old.ChainFile)
+	}
+	mintFile(t, cur.ChainFile, p.Issuer, staple)
+	reload(t, d) // kill -HUP
+
+	h := SClientStatus(t, addr, "dns.test")
+	h.RequireStaple(t, cur.Cert)
+	if h.Serial != nil && h.Serial.Cmp(old.Cert.SerialNumber) == 0 {
+		t.Errorf("after reload the staple is still for the old serial %X", old.Cert.SerialNumber)
+	}
+	// A Go client agrees, through a verified handshake.
+	after := DialDoT(t, addr, "dns.test", roots, nil)
+	if got := after.ConnectionState().PeerCertificates[0]; !got.Equal(cur.Cert) {
+		t.Errorf("new connection got serial %X, want %X", got.SerialNumber, cur.Cert.SerialNumber)
+	}
+	if _, err := ocsp.Validate(after.ConnectionState().OCSPResponse, cur.Cert, p.Issuer.Cert, time.Now()); err != nil {
+		t.Errorf("new connection's staple: %v", err)
+	}
+	ExchangeDoT(t, after, NewQuery(testName, dns.TypeA))
+
+	// The connection from before the reload still answers, on its old certificate.
+	for i := range 3 {
+		m := NewQuery(testName, dns.TypeA)
+		m.Id = uint16(100 + i)
+		if r := ExchangeDoT(t, before, m); !equalStrings(AnswerStrings(r), testAnswer) {
+			t.Errorf("old connection after reload: %v", AnswerStrings(r))
+		}
+	}
+	if got := before.ConnectionState().PeerCertificates[0]; !got.Equal(old.Cert) {
+		t.Errorf("the old connection's certificate changed")
+	}
+}
+
+// TestReloadRejectedKeepsServing: a reload whose new certificate does not match its key
+// is rejected with the file named; the old certificate and its staple keep being served.
+func TestReloadRejectedKeepsServing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := devpki.NewTestPKI(t, dir)
+	staple := p.WriteFile("leaf.ocsp", p.Good())
+	be := StartTestBackend(t)
+	data := DoT(be.Addr, CertOf(p.Leaf))
+	data.OCSPFiles = []string{staple}
+	d := Start(t, DoTConfig, data)
+	addr := d.Addr("dot")
+
+	other := p.IssueLeaf("other")
+	bad := DoTCert{Chain: other.ChainFile, Key: p.Leaf.KeyFile}
+	badData := data
+	badData.Certs = []DoTCert{bad}
+	d.Rewrite(DoTConfig, badData)
+	mark := len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	if !d.WaitLog("reload rejected", mark, 5*time.Second) {
+		t.Fatalf("a certificate that does not match its key was not rejected:\n%s", d.Log()[mark:])
+	}
+	if l := d.Log()[mark:]; !strings.Contains(l, filepath.Base(other.ChainFile)) {
+		t.Errorf("the rejection does not name %s:\n%s", other.ChainFile, l)
+	}
+	SClientStatus(t, addr, "dns.test").RequireStaple(t, p.Leaf.Cert)
+	c := DialDoT(t, addr, "dns.test", CertPool(t, p.Root.Cert), nil)
+	ExchangeDoT(t, c, NewQuery(testName, dns.TypeA))
+}
+
+// TestReloadRevokedFileStopsStaple: the operator's cron job fetches a response saying the
+// certificate is now revoked and reloads. The server must stop stapling the older good
+// response for that certificate (issue 4: a revoked certificate is not stapled, and status
+// says revoked), not keep serving what the CA has contradicted.
+func TestReloadRevokedFileStopsStaple(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := devpki.NewTestPKI(t, dir)
+	staple := p.WriteFile("leaf.ocsp", p.Good())
+	be := StartTestBackend(t)
+	data := DoT(be.Addr, CertOf(p.Leaf))
+	data.OCSPFiles = []string{staple}
+	d := Start(t, DoTConfig, data)
+	addr := d.Addr("dot")
+	SClientStatus(t, addr, "dns.test").RequireStaple(t, p.Leaf.Cert)
+
+	// A revoked response newer than the good one (thisUpdate now).
+	WriteDER(t, staple, p.Mint(p.Leaf.Cert, devpki.Response{Status: ocsp.StatusRevoked, Reason: 1,
+		ThisUpdate: time.Now(), RevokedAt: time.Now().Add(-time.Minute)}))
+	reload(t, d)
+	if l := d.Log(); !strings.Contains(l, "revoked") {
+		t.Errorf("the revoked response file was not reported")
+	}
+	h := SClientStatus(t, addr, "dns.test")
+	if h.Stapled {
+		t.Errorf("after a reload with a revoked response the server still staples the older good one (Cert Status %s)", h.CertStatus())
+	}
+	if st := d.OCSP(); len(st) != 1 || st[0].Status != ocsp.StateRevoked {
+		t.Errorf("/api/v1/ocsp = %+v, want status revoked", st)
+	}
+}
+
+// TestResumptionAcrossReload: a session saved by openssl s_client before a SIGHUP
+// resumes after it (the ticket keys survive reloads), over TLS 1.2 and 1.3.
+func TestResumptionAcrossReload(t *testing.T) {
+	t.Parallel()
+	s := startDoTServer(t)
+	addr := s.d.Addr("dot")
+	answer := net.ParseIP(testAnswer)
+	for i, v := range []string{"-tls1_2", "-tls1_3"} {
+		sess := filepath.Join(t.TempDir(), "sess.pem")
+		first := StartSClient(t, "-connect", addr, "-servername", "dns.test", v, "-sess_out", sess, "-alpn", "dot")
+		first.WaitFor("Verify return code")
+		// A query and its answer: TLS 1.3 tickets arrive after the handshake, before it.
+		first.Query(testName, uint16(10+i), answer)
+		if out := first.Finish(); !strings.Contains(out, "New, ") {
+			t.Fatalf("%s: first connection not new:\n%s", v, out)
+		}
+		// A reload with a fresh staple: a new snapshot for every loop.
+		staple := filepath.Join(s.pki.Dir, "leaf.ocsp")
+		WriteDER(t, staple, s.pki.Mint(s.pki.Leaf.Cert, devpki.Response{Status: ocsp.StatusGood, ThisUpdate: time.Now()}))
+		reload(t, s.d)
+
+		second := StartSClient(t, "-connect", addr, "-servername", "dns.test", v, "-sess_in", sess, "-alpn", "dot", "-status")
+		second.WaitFor("Verify return code")
+		second.Query(testName, uint16(20+i), answer)
+		out := second.Finish()
+		if !strings.Contains(out, "Reused, ") {
+			t.Errorf("%s: session not resumed across a reload:\n%s", v, out)
+		}
+	}
+	// The Go client resumes across a reload too, with one shared session cache.
+	cfg := &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	c := s.dial(t, cfg)
+	ExchangeDoT(t, c, NewQuery(testName, dns.TypeA)) // reads the TLS 1.3 tickets
+	c.Close()
+	reload(t, s.d)
+	c = s.dial(t, cfg)
+	if !c.ConnectionState().DidResume {
+		t.Error("Go client: no resumption across a reload")
+	}
+}
