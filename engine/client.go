@@ -2,6 +2,8 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"time"
@@ -152,6 +154,12 @@ func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
 		// WINDOW_UPDATE, a GOAWAY) even when no query came in.
 		l.markDirty(cc)
 		l.flushDirty()
+		if errors.Is(err, io.EOF) {
+			// The client said goodbye (close_notify): answer with ours, then close
+			// (RFC 8446 §6.1).
+			cc.stream.shutdown(c)
+			return gnet.None
+		}
 		if err != nil {
 			return gnet.Close
 		}
