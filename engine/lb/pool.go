@@ -180,7 +180,8 @@ func (s *Set) InheritHealth(old *Set) {
 		prev[b.Name] = b
 	}
 	for _, b := range s.Backends {
-		if o := prev[b.Name]; o != nil && o.Addr == b.Addr {
+		// A backend forced up or down by its mode takes that state, not the old one.
+		if o := prev[b.Name]; o != nil && o.Addr == b.Addr && b.Config.HealthCheck.Mode == ModeAuto {
 			b.setStatus(o.Status())
 		}
 	}

@@ -92,6 +92,9 @@ func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 		}
 		out.caches[pc.Name] = &cacheEntry{opts: o, cache: packetcache.New(o)}
 	}
+	if prev != nil {
+		set.InheritHealth(prev.set)
+	}
 	ebs := make([]*engine.Backend, len(set.Backends))
 	for i, b := range set.Backends {
 		c := cfg.Backends[i]
@@ -103,14 +106,6 @@ func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 			TCPOnly:        c.TCPOnly,
 			MaxOutstanding: c.MaxOutstandingQueries,
 			Health:         b,
-		}
-		if prev != nil {
-			for _, ob := range prev.set.Backends {
-				if ob.Name == b.Name && ob.Addr == b.Addr && b.Config.HealthCheck.Mode == lb.ModeAuto {
-					st := ob.Status()
-					b.SetUp(st.Up, "state kept across reload: "+st.Reason, st.Since)
-				}
-			}
 		}
 	}
 	pools := map[string]*engine.Pool{}
