@@ -219,3 +219,30 @@ func TestDoHAbuse(t *testing.T) {
 	}
 	t.Logf("well-behaved client: %d answers, %d connection(s)", good.answers.Load(), good.conns.Load())
 }
+
+// TestDoHAbuseThresholdsFromConfig sets the documented abuse thresholds of the doh block
+// (docs/doh.md: max_ping_frames, max_settings_frames, max_rapid_resets,
+// max_continuation_frames, abuse_window, max_header_list_size, max_connection_memory) and
+// checks that a lowered max_ping_frames is what the server enforces.
+func TestDoHAbuseThresholdsFromConfig(t *testing.T) {
+	t.Parallel()
+	pki := testPKI(t)
+	be := StartBackend(t, BackendOptions{Records: dohRecords})
+	d := startFE(t, feConfig{
+		PKI: pki,
+		Binds: []feBind{{Port: "doh", Protocol: "DoH", TLS: true, DoH: `{paths: ["/dns-query"], max_ping_frames: 10, ` +
+			`max_settings_frames: 10, max_rapid_resets: 10, max_continuation_frames: 4, abuse_window: 10, ` +
+			`max_header_list_size: 4096, max_connection_memory: 262144}`}},
+		Backends: []feBackend{{Name: "main", Addr: be.Addr}},
+	})
+	h := dialH2Raw(t, d.Addr("doh"), pki)
+	for i := range 15 {
+		if err := h.fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			break
+		}
+	}
+	code, ok, err := h.awaitGoAway(3 * time.Second)
+	if !ok || code != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("15 PINGs with max_ping_frames 10: GOAWAY %v (received %v, %v), want ENHANCE_YOUR_CALM", code, ok, err)
+	}
+}
