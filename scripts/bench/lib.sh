@@ -7,6 +7,8 @@ DURATION=${DURATION:-5s}          # per run; the suite is 12 runs
 HS_CONCURRENCY=${HS_CONCURRENCY:-8}
 Q_CONNECTIONS=${Q_CONNECTIONS:-4}
 Q_INFLIGHT=${Q_INFLIGHT:-16}
+# Key exchanges the handshake client offers; empty: Go's default (X25519MLKEM768 first).
+CURVES=${CURVES:-}
 BACKEND_ADDR=${BACKEND_ADDR:-}     # an existing backend to use instead of starting one
 BACKEND_PORT=${BACKEND_PORT:-11054}
 # KEEP_WORK=1 keeps the temporary directory (configs, PKI, server logs).
@@ -209,6 +211,7 @@ run_suite() {
 				flag=()
 				[ "$mode" = resumed ] && flag=(--resume)
 				log "$name: handshakes TLS $v $mode $staple"
+				[ -n "$CURVES" ] && flag+=(--curves "$CURVES")
 				"$BIN" bench handshake --target "127.0.0.1:$port" --tls "$v" "${flag[@]}" \
 					--concurrency "$HS_CONCURRENCY" "${common[@]}" \
 					--label "$name hs tls$v $mode $staple" --json "$out/hs-tls$v-$mode-$staple.$name.json" >/dev/null
