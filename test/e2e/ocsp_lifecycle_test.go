@@ -1,0 +1,287 @@
+package e2e
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	xocsp "golang.org/x/crypto/ocsp"
+
+	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/ocsp"
+)
+
+// stapleWait bounds how long a test waits for the server's OCSP manager to act on a
+// change (a fetch from a loopback responder takes milliseconds).
+const stapleWait = 5 * time.Second
+
+// fetchSetup is a test PKI whose leaf's AIA OCSP URL points at a Go responder on
+// loopback (not listening until Start).
+type fetchSetup struct {
+	pki  *devpki.TestPKI
+	resp *Responder
+	be   *Backend
+	data DoTData
+}
+
+func newFetchSetup(t *testing.T, opts ...devpki.Option) *fetchSetup {
+	t.Helper()
+	r := NewResponder(t)
+	p := devpki.NewTestPKI(t, t.TempDir(), append([]devpki.Option{devpki.WithOCSPURL(r.URL)}, opts...)...)
+	r.SetIssuer(p.Issuer)
+	be := StartTestBackend(t)
+	c := CertOf(p.Leaf)
+	c.Fetch = true
+	return &fetchSetup{pki: p, resp: r, be: be, data: DoT(be.Addr, c)}
+}
+
+// metricFor returns the value of the series of family name whose labels contain every
+// one of labels (`cert="..."`), and whether it exists.
+func metricFor(d *Dnsfront, name string, labels ...string) (float64, bool) {
+	d.t.Helper()
+	for series, v := range d.Metrics() {
+		if !strings.HasPrefix(series, name+"{") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(series, l)
+		}
+		if ok {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+func certLabel(l *devpki.Leaf) string { return `cert="` + l.ChainFile + `"` }
+
+// TestOCSPFetchStaples: `ocsp: {fetch: true}` and no file: the server asks the AIA
+// responder in the background, reports the staple in /api/v1/ocsp and metrics, and
+// s_client gets it.
+func TestOCSPFetchStaples(t *testing.T) {
+	t.Parallel()
+	f := newFetchSetup(t)
+	f.resp.Start()
+	d := Start(t, DoTConfig, f.data)
+	st := d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	if st.Source != ocsp.SourceFetch || st.Responder != f.resp.URL || st.Serial != ocsp.FormatSerial(f.pki.Leaf.Cert.SerialNumber) {
+		t.Errorf("/api/v1/ocsp = %+v; want source fetch, responder %s, serial %s", st, f.resp.URL, ocsp.FormatSerial(f.pki.Leaf.Cert.SerialNumber))
+	}
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
+	if f.resp.Requests() < 1 {
+		t.Error("the responder saw no request")
+	}
+	if v, ok := metricFor(d, "dnsfront_ocsp_staple_present", certLabel(f.pki.Leaf)); !ok || v != 1 {
+		t.Errorf("dnsfront_ocsp_staple_present = %v (present %v), want 1", v, ok)
+	}
+	if v, ok := metricFor(d, "dnsfront_ocsp_staple_next_update_seconds", certLabel(f.pki.Leaf)); !ok || v < 3000 || v > 3600 {
+		t.Errorf("dnsfront_ocsp_staple_next_update_seconds = %v (present %v), want about 3600", v, ok)
+	}
+	if v, ok := metricFor(d, "dnsfront_ocsp_update_attempts_total", `source="fetch"`, `result="ok"`); !ok || v < 1 {
+		t.Errorf(`dnsfront_ocsp_update_attempts_total{source="fetch",result="ok"} = %v (present %v), want >= 1`, v, ok)
+	}
+	if !strings.Contains(d.Log(), `msg="ocsp: update"`) {
+		t.Error("no structured log line for the update attempt")
+	}
+}
+
+// TestOCSPResponderDownThenRefresh: with the responder down at start the listener
+// serves without a staple and the failure is reported; once the responder is up, POST
+// /api/v1/ocsp/refresh gets the staple without waiting for the back-off.
+func TestOCSPResponderDownThenRefresh(t *testing.T) {
+	t.Parallel()
+	f := newFetchSetup(t)
+	d := Start(t, DoTConfig, f.data)
+	st := d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Failures >= 1 })
+	if st.Status != ocsp.StateNone || st.LastResult != ocsp.ResultHTTPError || st.LastError == "" {
+		t.Errorf("/api/v1/ocsp with the responder down = %+v; want status none, last_result http_error and the error", st)
+	}
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireNoStaple(t)
+	if v, ok := metricFor(d, "dnsfront_ocsp_update_failures_total", `source="fetch"`, `result="http_error"`); !ok || v < 1 {
+		t.Errorf(`dnsfront_ocsp_update_failures_total{source="fetch",result="http_error"} = %v (present %v)`, v, ok)
+	}
+	if !strings.Contains(d.Log(), `msg="ocsp: update failed"`) {
+		t.Error("the failed attempt was not logged")
+	}
+
+	f.resp.Start()
+	code, body := d.Post("/api/v1/ocsp/refresh")
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/ocsp/refresh: %d %s", code, body)
+	}
+	st = d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	if st.Failures != 0 {
+		t.Errorf("failures after a success = %d, want 0", st.Failures)
+	}
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
+}
+
+// TestOCSPRevoked: the responder says revoked: nothing is stapled, status and metric say
+// revoked, and an error-level line gives the serial and the reason.
+func TestOCSPRevoked(t *testing.T) {
+	t.Parallel()
+	f := newFetchSetup(t)
+	f.resp.SetStatus(xocsp.Revoked)
+	f.resp.Start()
+	d := Start(t, DoTConfig, f.data)
+	st := d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateRevoked })
+	if st.Reason == "" {
+		t.Errorf("/api/v1/ocsp = %+v: no revocation reason", st)
+	}
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireNoStaple(t)
+	if v, ok := metricFor(d, "dnsfront_ocsp_certificate_revoked", certLabel(f.pki.Leaf)); !ok || v != 1 {
+		t.Errorf("dnsfront_ocsp_certificate_revoked = %v (present %v), want 1", v, ok)
+	}
+	if v, ok := metricFor(d, "dnsfront_ocsp_staple_present", certLabel(f.pki.Leaf)); !ok || v != 0 {
+		t.Errorf("dnsfront_ocsp_staple_present = %v (present %v), want 0", v, ok)
+	}
+	serial := ocsp.FormatSerial(f.pki.Leaf.Cert.SerialNumber)
+	found := false
+	for _, l := range strings.Split(d.Log(), "\n") {
+		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "revoked") && strings.Contains(l, serial) &&
+			strings.Contains(strings.ToLower(l), "keycompromise") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no error-level log line with serial %s and reason keyCompromise:\n%s", serial, d.Log())
+	}
+}
+
+// TestOCSPWarmCacheRestart: a staple fetched into cache_dir survives a restart: the
+// first handshake after the port opens is stapled, with the responder down.
+func TestOCSPWarmCacheRestart(t *testing.T) {
+	t.Parallel()
+	f := newFetchSetup(t)
+	f.data.CacheDir = filepath.Join(t.TempDir(), "ocsp-cache")
+	f.resp.Start()
+	d := Start(t, DoTConfig, f.data)
+	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	files := cacheFiles(t, f.data.CacheDir, time.Second)
+	d.Stop()
+	f.resp.Stop()
+
+	d2 := Start(t, DoTConfig, f.data)
+	// Right after "dnsfront started": no waiting for any background work.
+	SClientStatus(t, d2.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
+	st := d2.OCSP()
+	if len(st) != 1 || st[0].Status != ocsp.StateGood || st[0].Source != ocsp.SourceCache {
+		t.Errorf("/api/v1/ocsp after a warm restart = %+v; want good from cache", st)
+	}
+	if after := cacheFiles(t, f.data.CacheDir, 0); strings.Join(after, ",") != strings.Join(files, ",") {
+		t.Errorf("cache files changed across the restart: %v → %v", files, after)
+	}
+}
+
+// cacheFiles lists the files of dir, waiting up to timeout for at least one.
+func cacheFiles(t *testing.T, dir string, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ents, _ := os.ReadDir(dir)
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		if len(out) > 0 {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cache_dir %s holds no file", dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOCSPReloadKeepsCache: with the responder gone, a reload keeps stapling the cached
+// response, both with the same configuration and with one that names the responder
+// explicitly (the same certificate, its staple still valid).
+func TestOCSPReloadKeepsCache(t *testing.T) {
+	t.Parallel()
+	f := newFetchSetup(t)
+	f.data.CacheDir = filepath.Join(t.TempDir(), "ocsp-cache")
+	f.resp.Start()
+	d := Start(t, DoTConfig, f.data)
+	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	files := cacheFiles(t, f.data.CacheDir, time.Second)
+	cached, err := os.ReadFile(filepath.Join(f.data.CacheDir, files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.resp.Stop()
+
+	t.Run("same config", func(t *testing.T) {
+		reload(t, d)
+		SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
+		b, err := os.ReadFile(filepath.Join(f.data.CacheDir, files[0]))
+		if err != nil || !bytes.Equal(b, cached) {
+			t.Errorf("the cache file changed or vanished across a reload: %v", err)
+		}
+	})
+	t.Run("responder named", func(t *testing.T) {
+		data := f.data
+		data.Certs = []DoTCert{data.Certs[0]}
+		data.Certs[0].Responder = f.resp.URL
+		d.Rewrite(DoTConfig, data)
+		reload(t, d)
+		SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
+		if st := d.OCSP(); len(st) != 1 || st[0].Status != ocsp.StateGood {
+			t.Errorf("/api/v1/ocsp after the reload = %+v; want good", st)
+		}
+	})
+}
+
+// TestOCSPUnwritableCacheDir: a cache_dir that cannot be created (its parent is a file)
+// does not stop stapling; the failed write is logged.
+func TestOCSPUnwritableCacheDir(t *testing.T) {
+	t.Parallel()
+	f := newFetchSetup(t)
+	parent := filepath.Join(t.TempDir(), "not-a-dir")
+	WriteDER(t, parent, []byte("a file"))
+	f.data.CacheDir = filepath.Join(parent, "ocsp")
+	f.resp.Start()
+	d := Start(t, DoTConfig, f.data)
+	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
+	if !d.WaitLog("cache write failed", 0, time.Second) {
+		t.Errorf("the failed cache write was not logged:\n%s", d.Log())
+	}
+}
+
+// TestOCSPMustStapleWithoutStaple: a Must-Staple certificate whose responder is down is
+// reported loudly (error log, status, metric); once a staple arrives the metric clears.
+func TestOCSPMustStapleWithoutStaple(t *testing.T) {
+	t.Parallel()
+	f := newFetchSetup(t, devpki.WithMustStaple())
+	d := Start(t, DoTConfig, f.data)
+	st := d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Failures >= 1 })
+	if !st.MustStaple || st.Status != ocsp.StateNone {
+		t.Errorf("/api/v1/ocsp = %+v; want must_staple true, status none", st)
+	}
+	if v, ok := metricFor(d, "dnsfront_ocsp_must_staple_without_staple", certLabel(f.pki.Leaf)); !ok || v != 1 {
+		t.Errorf("dnsfront_ocsp_must_staple_without_staple = %v (present %v), want 1", v, ok)
+	}
+	found := false
+	for _, l := range strings.Split(d.Log(), "\n") {
+		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "must-staple") && strings.Contains(l, f.pki.Leaf.ChainFile) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no error-level must-staple line naming the certificate:\n%s", d.Log())
+	}
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireNoStaple(t)
+
+	f.resp.Start()
+	d.Post("/api/v1/ocsp/refresh")
+	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	if v, _ := metricFor(d, "dnsfront_ocsp_must_staple_without_staple", certLabel(f.pki.Leaf)); v != 0 {
+		t.Errorf("dnsfront_ocsp_must_staple_without_staple = %v with a staple, want 0", v)
+	}
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
+}
