@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -304,6 +305,58 @@ func TestDoTHandshakeStapleWithGo(t *testing.T) {
 		}
 		if _, err := ocsp.Validate(cs.OCSPResponse, cs.PeerCertificates[0], s.pki.Issuer.Cert, time.Now()); err != nil {
 			t.Errorf("%s: staple: %v", tls.VersionName(v), err)
+		}
+	}
+}
+
+// TestDevConfigDoT serves examples/dev.yaml, the configuration of `make run`, on its
+// fixed ports (like TestDevConfig, and like it not in parallel: the two run one after
+// the other) and runs the README's DoT commands: s_client -status shows a successful
+// staple for the served certificate (ECDSA and RSA), and kdig +tls answers 192.0.2.1.
+func TestDevConfigDoT(t *testing.T) {
+	for _, a := range []string{"127.0.0.1:10053", "127.0.0.1:10054", "127.0.0.1:10080", "127.0.0.1:10443", "127.0.0.1:10853"} {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("examples/dev.yaml needs %s, which is busy (is `make run` or another dnsfront running?): %v", a, err)
+		}
+		ln.Close()
+	}
+	root := ModuleRoot(t)
+	d := StartFile(t, filepath.Join(root, "examples", "dev.yaml"), map[string]int{"dns": 10053, "admin": 10080, "dot": 10853})
+	pki := filepath.Join(root, "state", "pki")
+	ecdsaChain, err := ocsp.ReadChainFile(filepath.Join(pki, "ecdsa.chain.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaChain, err := ocsp.ReadChainFile(filepath.Join(pki, "rsa.chain.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The README's command, verbatim.
+	h := SClientStatus(t, "127.0.0.1:10853", "dns.test")
+	if !strings.Contains(h.Out, OCSPOK) {
+		t.Fatalf("openssl s_client -connect 127.0.0.1:10853 -servername dns.test -status: no %q:\n%s", OCSPOK, h.Out)
+	}
+	h.RequireStaple(t, ecdsaChain[0])
+	SClientStatus(t, "127.0.0.1:10853", "dns.test", "-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256").RequireStaple(t, rsaChain[0])
+	SClientStatus(t, "127.0.0.1:10853", "dns.test", "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256").RequireStaple(t, rsaChain[0])
+
+	out := Kdig(t, "127.0.0.1:10853", "+tls", "www.dnsfront.test")
+	if !regexp.MustCompile(`(?m)^www\.dnsfront\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$`).MatchString(out) {
+		t.Errorf("kdig @127.0.0.1 -p 10853 +tls www.dnsfront.test:\n%s", out)
+	}
+	out = Kdig(t, "127.0.0.1:10853", "+tls", "+tls-ca="+filepath.Join(pki, "ca.pem"), "+tls-hostname=dns.test", "www.dnsfront.test")
+	if !strings.Contains(out, "192.0.2.1") {
+		t.Errorf("kdig with verification against state/pki/ca.pem:\n%s", out)
+	}
+	st := d.OCSP()
+	if len(st) < 2 {
+		t.Fatalf("/api/v1/ocsp lists %d certificates, want the ECDSA and RSA ones at least: %+v", len(st), st)
+	}
+	for _, s := range st {
+		if s.Status != ocsp.StateGood || (s.Source != ocsp.SourceGenerate && s.Source != ocsp.SourceCache) {
+			t.Errorf("/api/v1/ocsp: %+v; want good from generate (or its cache)", s)
 		}
 	}
 }

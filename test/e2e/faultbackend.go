@@ -33,6 +33,13 @@ type FaultOptions struct {
 	// Synth, when set, answers every name without records with one A record of this
 	// address and TTL 60 (instead of NXDOMAIN).
 	Synth string
+	// SOA, when set, goes into the authority section of NXDOMAIN and NODATA answers
+	// (RFC 2308), so that they can be cached.
+	SOA string
+	// Servfail names are answered SERVFAIL.
+	Servfail []string
+	// TruncateUDP names are answered over UDP with TC=1 and no records.
+	TruncateUDP []string
 	// HealthName is the health-check qname of the dnsfront configuration: its queries
 	// are counted apart, answered NOERROR without records unless a fault says otherwise.
 	HealthName string
@@ -47,6 +54,7 @@ type faultBackend struct {
 
 	opts   FaultOptions
 	zone   map[string][]dns.RR
+	soa    dns.RR
 	health string
 	fault  atomic.Int32
 	delay  atomic.Int64
@@ -74,6 +82,13 @@ func startFaultBackend(t testing.TB, opts FaultOptions) *faultBackend {
 		}
 		name := strings.ToLower(rr.Header().Name)
 		b.zone[name] = append(b.zone[name], rr)
+	}
+	if opts.SOA != "" {
+		rr, err := dns.NewRR(opts.SOA)
+		if err != nil {
+			t.Fatalf("backend SOA %q: %v", opts.SOA, err)
+		}
+		b.soa = rr
 	}
 	pc, ln, err := listenBoth("127.0.0.1")
 	if err != nil {
@@ -186,8 +201,15 @@ func (b *faultBackend) serve(w dns.ResponseWriter, r *dns.Msg) {
 	case fault == FaultServfail, fault == FaultFlapHealth && isCheck && n%2 == 0:
 		m.Rcode = dns.RcodeServerFailure
 	case isCheck:
+	case hasName(b.opts.Servfail, name):
+		m.Rcode = dns.RcodeServerFailure
+	case hasName(b.opts.TruncateUDP, name) && w.RemoteAddr().Network() == "udp":
+		m.Truncated = true
 	default:
 		m.Answer, m.Rcode = b.answer(q)
+		if len(m.Answer) == 0 && b.soa != nil {
+			m.Ns = []dns.RR{dns.Copy(b.soa)}
+		}
 	}
 	if opt := r.IsEdns0(); opt != nil {
 		m.SetEdns0(4096, opt.Do())
@@ -215,4 +237,13 @@ func (b *faultBackend) answer(q dns.Question) ([]dns.RR, int) {
 		}
 	}
 	return out, dns.RcodeSuccess
+}
+
+func hasName(names []string, name string) bool {
+	for _, n := range names {
+		if strings.EqualFold(dns.Fqdn(n), name) {
+			return true
+		}
+	}
+	return false
 }

@@ -285,3 +285,111 @@ func TestOCSPMustStapleWithoutStaple(t *testing.T) {
 	}
 	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
 }
+
+// TestOCSPCLI: `dnsfront ocsp generate|inspect|fetch|status` against files checked by
+// openssl, the Go responder and a running server.
+func TestOCSPCLI(t *testing.T) {
+	t.Parallel()
+	if !hasOCSPCLI(t) {
+		out, _ := RunCLI(t, "--help")
+		t.Fatalf("`dnsfront ocsp` is missing from `dnsfront --help` (cmd/dnsfront/commands.go extraCommands does not add newOCSPCmd()):\n%s", out)
+	}
+	f := newFetchSetup(t)
+	p := f.pki
+	dir := p.Dir
+
+	t.Run("generate", func(t *testing.T) {
+		out := filepath.Join(dir, "gen.ocsp")
+		before := time.Now()
+		res, code := RunCLI(t, "ocsp", "generate", "--cert", p.Leaf.ChainFile, "--ca-cert", p.Issuer.CertFile,
+			"--ca-key", p.Issuer.KeyFile, "--out", out, "--days", "1", "--minutes", "30")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, res)
+		}
+		s, err := ocsp.LoadFile(out, p.Leaf.Cert, p.Issuer.Cert, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := before.Add(24*time.Hour + 30*time.Minute)
+		if d := s.NextUpdate.Sub(want); d < -2*time.Second || d > 5*time.Second {
+			t.Errorf("nextUpdate %s, want about %s", s.NextUpdate, want)
+		}
+		// openssl agrees: the signature verifies against the CA and the status is good.
+		res = runTool(t, "openssl", "ocsp", "-respin", out, "-issuer", p.Issuer.CertFile, "-cert", p.Leaf.ChainFile,
+			"-CAfile", p.Root.CertFile)
+		if !strings.Contains(res, "Response verify OK") || !strings.Contains(res, ": good") {
+			t.Errorf("openssl ocsp on the generated response:\n%s", res)
+		}
+		// Missing flags and a CA that did not issue the certificate: non-zero, with the reason.
+		if res, code := RunCLI(t, "ocsp", "generate", "--cert", p.Leaf.ChainFile, "--out", out); code == 0 {
+			t.Errorf("generate without --ca-cert/--ca-key succeeded:\n%s", res)
+		}
+		stranger := devpki.NewTestPKI(t, t.TempDir())
+		res, code = RunCLI(t, "ocsp", "generate", "--cert", p.Leaf.ChainFile, "--ca-cert", stranger.Root.CertFile,
+			"--ca-key", stranger.Root.KeyFile, "--out", filepath.Join(dir, "never.ocsp"))
+		if code == 0 || !strings.Contains(res, "not issued by") {
+			t.Errorf("generate with a CA that did not issue the certificate: exit %d:\n%s", code, res)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "never.ocsp")); err == nil {
+			t.Error("a failed generate wrote its output file")
+		}
+	})
+
+	t.Run("inspect", func(t *testing.T) {
+		good := p.WriteFile("good.ocsp", p.Good())
+		res, code := RunCLI(t, "ocsp", "inspect", good, "--cert", p.Leaf.ChainFile)
+		if code != 0 || !strings.Contains(res, "good") || !strings.Contains(res, ocsp.FormatSerial(p.Leaf.Cert.SerialNumber)) ||
+			!strings.Contains(res, "Verdict:") || strings.Contains(res, "NOT usable") {
+			t.Errorf("inspect of a good response: exit %d:\n%s", code, res)
+		}
+		for name, der := range map[string][]byte{"revoked": p.Revoked(), "expired": p.Expired(), "other": p.ForOtherCert(),
+			"badsig": p.BadlySigned()} {
+			file := p.WriteFile(name+".ocsp", der)
+			res, code := RunCLI(t, "ocsp", "inspect", file, "--cert", p.Leaf.ChainFile)
+			if code == 0 || !strings.Contains(res, "NOT usable") || !strings.Contains(res, "FAIL") {
+				t.Errorf("inspect of a %s response: exit %d (want non-zero):\n%s", name, code, res)
+			}
+		}
+	})
+
+	t.Run("fetch", func(t *testing.T) {
+		out := filepath.Join(dir, "fetched.ocsp")
+		if res, code := RunCLI(t, "ocsp", "fetch", "--cert", p.Leaf.ChainFile, "--out", out, "--timeout", "2s"); code == 0 {
+			t.Errorf("fetch with the responder down succeeded:\n%s", res)
+		}
+		f.resp.Start()
+		defer f.resp.Stop()
+		res, code := RunCLI(t, "ocsp", "fetch", "--cert", p.Leaf.ChainFile, "--out", out)
+		if code != 0 {
+			t.Fatalf("fetch: exit %d:\n%s", code, res)
+		}
+		if _, err := ocsp.LoadFile(out, p.Leaf.Cert, p.Issuer.Cert, time.Now()); err != nil {
+			t.Errorf("fetched file: %v", err)
+		}
+		f.resp.SetStatus(xocsp.Revoked)
+		defer f.resp.SetStatus(xocsp.Good)
+		revokedOut := filepath.Join(dir, "fetched-revoked.ocsp")
+		if res, code := RunCLI(t, "ocsp", "fetch", "--cert", p.Leaf.ChainFile, "--out", revokedOut); code == 0 || !strings.Contains(res, "revoked") {
+			t.Errorf("fetch of a revoked status: exit %d:\n%s", code, res)
+		}
+		if _, err := os.Stat(revokedOut); err == nil {
+			t.Error("fetch wrote a revoked response")
+		}
+	})
+
+	t.Run("status", func(t *testing.T) {
+		f.resp.Start()
+		defer f.resp.Stop()
+		d := Start(t, DoTConfig, f.data)
+		d.WaitOCSP(p.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+		res, code := RunCLI(t, "ocsp", "status", "--admin", d.AdminURL())
+		if code != 0 || !strings.Contains(res, ocsp.FormatSerial(p.Leaf.Cert.SerialNumber)) || !strings.Contains(res, "good") ||
+			!strings.Contains(res, "fetch") {
+			t.Errorf("ocsp status: exit %d:\n%s", code, res)
+		}
+		res, code = RunCLI(t, "ocsp", "status", "--admin", d.AdminURL(), "--json")
+		if code != 0 || !strings.Contains(res, `"status": "good"`) {
+			t.Errorf("ocsp status --json: exit %d:\n%s", code, res)
+		}
+	})
+}

@@ -114,3 +114,17 @@ func TestPipelinedTCPOutOfOrder(t *testing.T) {
 		t.Error("answers came back in query order although the backend delayed them at random: the test did not exercise reordering")
 	}
 }
+
+// TestPipelinedTCPBeyondInFlightLimit: 300 queries in one write, three times the default
+// max_tcp_in_flight (100): reading pauses at the limit and resumes as answers leave, so
+// every query is answered.
+func TestPipelinedTCPBeyondInFlightLimit(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	be := StartBackend(t, BackendOptions{Records: pipelineRecords(n), Jitter: 5 * time.Millisecond})
+	d := Start(t, Do53Config, Do53(be.Addr))
+	runPipeline(t, d.Addr("dns"), n)
+	if got := be.Count(""); got != n {
+		t.Errorf("backend saw %d queries, want %d", got, n)
+	}
+}

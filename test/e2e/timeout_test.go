@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -57,5 +58,34 @@ func TestBackendTimeoutServfail(t *testing.T) {
 	after := d.WaitMetric(`dnsfront_servfail_responses_total{reason="timeout"}`, time.Second, func(v float64) bool { return v >= before+2 })
 	if after != before+2 {
 		t.Errorf(`dnsfront_servfail_responses_total{reason="timeout"} went %v → %v, want +2`, before, after)
+	}
+}
+
+// TestBackendDownServfail: nothing listens at the backend's address. Queries still get a
+// SERVFAIL (at the latest after udp_timeout), dnsfront keeps serving, and the next queries
+// get the same treatment rather than silence.
+func TestBackendDownServfail(t *testing.T) {
+	t.Parallel()
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := Do53("127.0.0.1:" + strconv.Itoa(port))
+	data.UDPTimeout = 1
+	d := Start(t, Do53Config, data)
+	for i := range 3 {
+		for _, proto := range []string{"udp", "tcp"} {
+			start := time.Now()
+			r, err := ExchangeTimeout(proto, d.Addr("dns"), NewQuery("down.example.test", dns.TypeA), 3*time.Second)
+			if err != nil {
+				t.Fatalf("round %d %s: no answer with the backend down: %v", i, proto, err)
+			}
+			if r.Rcode != dns.RcodeServerFailure {
+				t.Errorf("round %d %s: rcode %s, want SERVFAIL", i, proto, dns.RcodeToString[r.Rcode])
+			}
+			if el := time.Since(start); el > 1600*time.Millisecond {
+				t.Errorf("round %d %s: SERVFAIL after %v, above udp_timeout", i, proto, el)
+			}
+		}
 	}
 }
