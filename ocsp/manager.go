@@ -378,12 +378,22 @@ func (m *Manager) loadFiles(st *certState, now time.Time) {
 			continue
 		}
 		s, err := LoadFile(f, st.leaf, st.issuer, now)
+		var revoked *RevokedError
+		if errors.As(err, &revoked) {
+			// A validly signed response saying revoked is the CA's word, whatever
+			// channel brought it: stop stapling the good response held so far
+			// (it would keep telling clients "good" until its nextUpdate), as a
+			// fetched revocation does.
+			m.log.Error("ocsp: certificate is revoked; stapling stopped", "cert", st.name,
+				"serial", FormatSerial(st.leaf.SerialNumber), "file", f,
+				"revoked_at", revoked.RevokedAt, "reason", ReasonString(revoked.Reason))
+			st.revoked = revoked
+			st.current, st.source = nil, ""
+			m.cache.remove(st.id)
+			return
+		}
 		if err != nil {
-			level := slog.LevelWarn
-			if errors.Is(err, ErrRevoked) {
-				level = slog.LevelError
-			}
-			m.log.Log(context.Background(), level, "ocsp: not stapling response file", "cert", st.name,
+			m.log.Warn("ocsp: not stapling response file", "cert", st.name,
 				"serial", FormatSerial(st.leaf.SerialNumber), "file", f, "error", err)
 			continue
 		}

@@ -1,13 +1,12 @@
 package server
 
 import (
-	"crypto/sha256"
+	"cmp"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,8 +28,9 @@ type tlsBind struct {
 }
 
 // staples routes the OCSP manager's staples to the snapshots that serve each certificate.
-// A staple is keyed by the certificate and its source settings: two binds serving the
-// same certificate, one with a staple source and one without, staple independently.
+// Staples are keyed by certificate (the leaf's SHA-256), so the disk cache and the state
+// survive a change of source settings; a bind that names no source for a certificate
+// serves it bare even when another bind staples it.
 type staples struct {
 	mu     sync.Mutex // serialises read-modify-publish of snapshots
 	routes map[string][]stapleRoute
@@ -190,23 +190,29 @@ func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes m
 		if len(src.Files) == 0 && !src.Fetch && src.Generate == nil {
 			continue // no staple source: this bind serves the certificate bare
 		}
-		src.ID = sourceID(ci.ID, src)
 		routes[src.ID] = append(routes[src.ID], stapleRoute{store: tb.store, certID: ci.ID})
-		if _, dup := srcs[src.ID]; !dup {
-			srcs[src.ID] = src
-		}
+		srcs[src.ID] = mergeSources(srcs[src.ID], src)
 	}
 	return nil
 }
 
-// sourceID keys a staple by certificate and source settings (see staples).
-func sourceID(certID string, src ocsp.CertSource) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s|%v|%s", strings.Join(src.Files, ","), src.Fetch, src.Responder)
-	if g := src.Generate; g != nil {
-		fmt.Fprintf(h, "|%s|%s|%s", g.CACertFile, g.CAKeyFile, g.Validity)
+// mergeSources combines the staple sources of binds that serve the same certificate: a
+// valid response is a fact about the certificate, whichever bind's setting obtained it.
+func mergeSources(a, b ocsp.CertSource) ocsp.CertSource {
+	if a.ID == "" {
+		return b
 	}
-	return certID[:32] + "-" + hex.EncodeToString(h.Sum(nil))[:8]
+	for _, f := range b.Files {
+		if !slices.Contains(a.Files, f) {
+			a.Files = append(a.Files, f)
+		}
+	}
+	a.Fetch = a.Fetch || b.Fetch
+	a.Responder = cmp.Or(a.Responder, b.Responder)
+	if a.Generate == nil {
+		a.Generate = b.Generate
+	}
+	return a
 }
 
 func ocspOptions(o config.OCSPSettings) ocsp.Options {
