@@ -315,7 +315,7 @@ func TestOCSPCLI(t *testing.T) {
 			t.Errorf("nextUpdate %s, want about %s", s.NextUpdate, want)
 		}
 		// openssl agrees: the signature verifies against the CA and the status is good.
-		res = runTool(t, "openssl", "ocsp", "-respin", out, "-issuer", p.Issuer.CertFile, "-cert", p.Leaf.ChainFile,
+		res = runTool(t, "openssl", "ocsp", "-sha256", "-respin", out, "-issuer", p.Issuer.CertFile, "-cert", p.Leaf.ChainFile,
 			"-CAfile", p.Root.CertFile)
 		if !strings.Contains(res, "Response verify OK") || !strings.Contains(res, ": good") {
 			t.Errorf("openssl ocsp on the generated response:\n%s", res)
