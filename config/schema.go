@@ -116,6 +116,14 @@ type BindDoH struct {
 	TrustForwardedForHeader bool           `yaml:"trust_forwarded_for_header"`
 	MaxConcurrentStreams    int            `yaml:"max_concurrent_streams"`
 	MaxBodySize             int            `yaml:"max_body_size"`
+	// Limits and abuse defences (docs/doh.md); 0 takes the doh package's default.
+	MaxHeaderListSize     int `yaml:"max_header_list_size"`
+	MaxConnectionMemory   int `yaml:"max_connection_memory"`
+	AbuseWindow           int `yaml:"abuse_window"` // seconds
+	MaxRapidResets        int `yaml:"max_rapid_resets"`
+	MaxSettingsFrames     int `yaml:"max_settings_frames"`
+	MaxPingFrames         int `yaml:"max_ping_frames"`
+	MaxContinuationFrames int `yaml:"max_continuation_frames"`
 }
 
 // HeaderConfig is one custom HTTP response header.

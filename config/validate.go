@@ -117,6 +117,13 @@ func (c *Config) validateBind(v *validator, i int, seen map[string]int) {
 		if d.MaxBodySize < 12 || d.MaxBodySize > 65535 {
 			v.errorf(p+".doh.max_body_size", "must be between 12 and 65535")
 		}
+		for key, val := range map[string]int{"max_header_list_size": d.MaxHeaderListSize, "max_connection_memory": d.MaxConnectionMemory,
+			"abuse_window": d.AbuseWindow, "max_rapid_resets": d.MaxRapidResets, "max_settings_frames": d.MaxSettingsFrames,
+			"max_ping_frames": d.MaxPingFrames, "max_continuation_frames": d.MaxContinuationFrames} {
+			if val < 0 {
+				v.errorf(p+".doh."+key, "must not be negative")
+			}
+		}
 		for j, h := range d.CustomResponseHeaders {
 			if h.Key == "" || strings.ContainsAny(h.Key, " :\r\n") || strings.ContainsAny(h.Value, "\r\n") {
 				v.errorf(fmt.Sprintf("%s.doh.custom_response_headers[%d]", p, j), "invalid header %q", h.Key)

@@ -344,6 +344,14 @@ func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {
 				IdleTimeout:          time.Duration(d.IdleTimeout) * time.Second,
 				SendCacheControl:     *d.SendCacheControlHeaders,
 				TrustForwardedFor:    d.TrustForwardedForHeader,
+
+				MaxHeaderListSize:     uint32(d.MaxHeaderListSize),
+				MaxConnMemory:         d.MaxConnectionMemory,
+				AbuseWindow:           time.Duration(d.AbuseWindow) * time.Second,
+				MaxRapidResets:        d.MaxRapidResets,
+				MaxSettingsFrames:     d.MaxSettingsFrames,
+				MaxPingFrames:         d.MaxPingFrames,
+				MaxContinuationFrames: d.MaxContinuationFrames,
 			}
 			for _, h := range d.CustomResponseHeaders {
 				o.CustomResponseHeaders = append(o.CustomResponseHeaders, doh.Header{Key: h.Key, Value: h.Value})
