@@ -393,3 +393,80 @@ func TestOCSPCLI(t *testing.T) {
 		}
 	})
 }
+
+// TestOCSPResponderFailuresKeepStaple: once a good staple is served, a responder that
+// answers 500, garbage, tryLater, unknown, a response for another certificate or too
+// slowly makes the refresh fail with that result while the staple stays served.
+func TestOCSPResponderFailuresKeepStaple(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		mode   ResponderMode
+		status int
+		result string
+	}{
+		{Mode500, xocsp.Good, ocsp.ResultHTTPError},
+		{ModeGarbage, xocsp.Good, ocsp.ResultInvalid},
+		{ModeTryLater, xocsp.Good, ocsp.ResultTryLater},
+		{ModeOK, xocsp.Unknown, ocsp.ResultUnknown},
+		{ModeWrongCert, xocsp.Good, ocsp.ResultInvalid},
+		{ModeSlow, xocsp.Good, ocsp.ResultTimeout},
+	}
+	for _, tc := range cases {
+		name := string(tc.mode)
+		if name == "" {
+			name = "unknown"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFetchSetup(t)
+			f.data.RequestTimeout = "500ms"
+			f.resp.Start()
+			d := Start(t, DoTConfig, f.data)
+			d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+
+			f.resp.SetMode(tc.mode)
+			f.resp.SetStatus(tc.status)
+			if code, body := d.Post("/api/v1/ocsp/refresh"); code != http.StatusAccepted {
+				t.Fatalf("POST /api/v1/ocsp/refresh: %d %s", code, body)
+			}
+			st := d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Failures >= 1 })
+			if st.LastResult != tc.result || st.Status != ocsp.StateGood || st.LastError == "" {
+				t.Errorf("/api/v1/ocsp = %+v; want last_result %s with the staple kept (status good) and the error", st, tc.result)
+			}
+			SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
+			if v, ok := metricFor(d, "dnsfront_ocsp_update_failures_total", `source="fetch"`, `result="`+tc.result+`"`); !ok || v < 1 {
+				t.Errorf(`dnsfront_ocsp_update_failures_total{source="fetch",result="%s"} = %v (present %v)`, tc.result, v, ok)
+			}
+			if !strings.Contains(d.Log(), "staple_kept=true") {
+				t.Errorf("the failure's log line does not say the staple was kept:\n%s", d.Log())
+			}
+		})
+	}
+}
+
+// TestOCSPStapleDroppedAtNextUpdate: a staple loaded from a file stops being served when
+// its nextUpdate (less the clock skew allowance) comes, and that is logged and shown.
+func TestOCSPStapleDroppedAtNextUpdate(t *testing.T) {
+	t.Parallel()
+	p := devpki.NewTestPKI(t, t.TempDir())
+	// Valid now, unusable in 3 s: the validator allows ocsp.Skew of clock difference.
+	end := time.Now().Add(ocsp.Skew + 3*time.Second)
+	file := p.WriteFile("short.ocsp", p.Mint(p.Leaf.Cert, devpki.Response{Status: ocsp.StatusGood,
+		ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: end}))
+	be := StartTestBackend(t)
+	data := DoT(be.Addr, CertOf(p.Leaf))
+	data.OCSPFiles = []string{file}
+	d := Start(t, DoTConfig, data)
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, p.Leaf.Cert)
+
+	if !d.WaitLog("no longer served", 0, time.Until(end.Add(-ocsp.Skew))+2*time.Second) {
+		t.Fatalf("the staple's end was not logged:\n%s", d.Log())
+	}
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireNoStaple(t)
+	if st := d.OCSP(); len(st) != 1 || st[0].Status != ocsp.StateNone {
+		t.Errorf("/api/v1/ocsp = %+v; want status none", st)
+	}
+	if v, ok := metricFor(d, "dnsfront_ocsp_staple_present", certLabel(p.Leaf)); !ok || v != 0 {
+		t.Errorf("dnsfront_ocsp_staple_present = %v (present %v), want 0", v, ok)
+	}
+}

@@ -50,13 +50,16 @@ backends:
     name: b1
     health_checks:
       mode: up
-{{- if or .CacheDir .MinRefreshDelay}}
+{{- if or .CacheDir .MinRefreshDelay .RequestTimeout}}
 ocsp:
 {{- if .CacheDir}}
   cache_dir: "{{.CacheDir}}"
 {{- end}}
 {{- if .MinRefreshDelay}}
   min_refresh_delay: "{{.MinRefreshDelay}}"
+{{- end}}
+{{- if .RequestTimeout}}
+  request_timeout: "{{.RequestTimeout}}"
 {{- end}}
 {{- end}}
 webserver:
@@ -77,6 +80,7 @@ type DoTData struct {
 	OCSPFiles       []string
 	CacheDir        string
 	MinRefreshDelay string
+	RequestTimeout  string
 	LogLevel        string
 }
 
@@ -180,6 +184,7 @@ type Responder struct {
 	mu       sync.Mutex
 	issuer   *devpki.Authority
 	status   int           // xocsp.Good, Revoked, Unknown
+	mode     ResponderMode
 	validity time.Duration // nextUpdate - thisUpdate
 	requests int
 	srv      *http.Server
@@ -211,6 +216,26 @@ func (r *Responder) SetStatus(status int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.status = status
+}
+
+// ResponderMode is how a Responder misbehaves.
+type ResponderMode string
+
+// Responder modes besides the default (a valid response with the status of SetStatus).
+const (
+	ModeOK        ResponderMode = ""
+	Mode500       ResponderMode = "500"        // HTTP 500
+	ModeGarbage   ResponderMode = "garbage"    // 200 with bytes that are not a response
+	ModeTryLater  ResponderMode = "try_later"  // OCSPResponseStatus tryLater
+	ModeWrongCert ResponderMode = "wrong_cert" // a good response about another serial
+	ModeSlow      ResponderMode = "slow"       // answers after 3 s (or never, if the client gives up first)
+)
+
+// SetMode chooses how later requests are answered.
+func (r *Responder) SetMode(m ResponderMode) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mode = m
 }
 
 // Requests counts the OCSP requests answered so far.
@@ -294,17 +319,39 @@ func (r *Responder) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
-	issuer, status, validity := r.issuer, r.status, r.validity
+	issuer, status, validity, mode := r.issuer, r.status, r.validity, r.mode
 	r.requests++
 	r.mu.Unlock()
 	if issuer == nil {
 		http.Error(w, "no issuer", http.StatusInternalServerError)
 		return
 	}
+	serial := new(big.Int).Set(ocspReq.SerialNumber)
+	switch mode {
+	case Mode500:
+		http.Error(w, "responder failure", http.StatusInternalServerError)
+		return
+	case ModeGarbage:
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		_, _ = w.Write([]byte("this is not an OCSP response"))
+		return
+	case ModeTryLater:
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		_, _ = w.Write(xocsp.TryLaterErrorResponse)
+		return
+	case ModeWrongCert:
+		serial.Add(serial, big.NewInt(1))
+	case ModeSlow:
+		select {
+		case <-req.Context().Done():
+			return
+		case <-time.After(3 * time.Second):
+		}
+	}
 	now := time.Now()
 	tmpl := xocsp.Response{
 		Status:       status,
-		SerialNumber: new(big.Int).Set(ocspReq.SerialNumber),
+		SerialNumber: serial,
 		ThisUpdate:   now.Add(-time.Minute),
 		NextUpdate:   now.Add(validity),
 		IssuerHash:   crypto.SHA256,
