@@ -183,7 +183,7 @@ type Responder struct {
 
 	mu       sync.Mutex
 	issuer   *devpki.Authority
-	status   int           // xocsp.Good, Revoked, Unknown
+	status   int // xocsp.Good, Revoked, Unknown
 	mode     ResponderMode
 	validity time.Duration // nextUpdate - thisUpdate
 	requests int
