@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/pem"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -468,5 +469,64 @@ func TestOCSPStapleDroppedAtNextUpdate(t *testing.T) {
 	}
 	if v, ok := metricFor(d, "dnsfront_ocsp_staple_present", certLabel(p.Leaf)); !ok || v != 0 {
 		t.Errorf("dnsfront_ocsp_staple_present = %v (present %v), want 0", v, ok)
+	}
+}
+
+// TestOCSPIssuerFromAIA: the chain file holds the leaf alone; the server fetches the
+// issuer once from the AIA caIssuers URL, then the staple.
+func TestOCSPIssuerFromAIA(t *testing.T) {
+	t.Parallel()
+	r := NewResponder(t)
+	p := devpki.NewTestPKI(t, t.TempDir(), devpki.WithOCSPURL(r.URL), devpki.WithIssuerURL(r.IssuerURL()))
+	r.SetIssuer(p.Issuer)
+	r.Start()
+	leafOnly := p.WriteFile("leaf-only.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Leaf.Cert.Raw}))
+	be := StartTestBackend(t)
+	d := Start(t, DoTConfig, DoT(be.Addr, DoTCert{Chain: leafOnly, Key: p.Leaf.KeyFile, Fetch: true}))
+	d.WaitOCSP(leafOnly, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, p.Leaf.Cert)
+	d.Post("/api/v1/ocsp/refresh")
+	d.WaitOCSP(leafOnly, stapleWait, func(s OCSPStatus) bool { return s.Successes >= 2 })
+	if n := r.IssuerRequests(); n != 1 {
+		t.Errorf("the issuer was fetched %d times, want once", n)
+	}
+}
+
+// TestOCSPCorruptCacheIgnored: a corrupt file in cache_dir is ignored (and removed) at
+// start, the staple is fetched and written back valid.
+func TestOCSPCorruptCacheIgnored(t *testing.T) {
+	t.Parallel()
+	f := newFetchSetup(t)
+	f.data.CacheDir = filepath.Join(t.TempDir(), "ocsp-cache")
+	f.resp.Start()
+	d := Start(t, DoTConfig, f.data)
+	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	files := cacheFiles(t, f.data.CacheDir, time.Second)
+	d.Stop()
+	path := filepath.Join(f.data.CacheDir, files[0])
+	WriteDER(t, path, []byte("corrupt"))
+	f.resp.Stop()
+
+	d2 := Start(t, DoTConfig, f.data)
+	SClientStatus(t, d2.Addr("dot"), "dns.test").RequireNoStaple(t)
+	if !strings.Contains(d2.Log(), "ignoring cached response") {
+		t.Errorf("the corrupt cache file was not reported:\n%s", d2.Log())
+	}
+	if _, err := os.Stat(path); err == nil {
+		if b, _ := os.ReadFile(path); string(b) == "corrupt" {
+			t.Error("the corrupt cache file was not removed")
+		}
+	}
+	f.resp.Start()
+	d2.Post("/api/v1/ocsp/refresh")
+	d2.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	deadline := time.Now().Add(time.Second)
+	for {
+		if _, err := ocsp.LoadFile(path, f.pki.Leaf.Cert, f.pki.Issuer.Cert, time.Now()); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the cache was not rewritten with a valid response: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -41,6 +41,9 @@ binds:
           ocsp: { fetch: true{{if .Responder}}, responder: "{{.Responder}}"{{end}} }
 {{- end}}
 {{- end}}
+{{- if .TicketKeyFile}}
+      ticket_key_file: "{{.TicketKeyFile}}"
+{{- end}}
 {{- if .OCSPFiles}}
       ocsp_response_files: [{{range $i, $f := .OCSPFiles}}{{if $i}}, {{end}}"{{$f}}"{{end}}]
 {{- end}}
@@ -81,6 +84,7 @@ type DoTData struct {
 	CacheDir        string
 	MinRefreshDelay string
 	RequestTimeout  string
+	TicketKeyFile   string
 	LogLevel        string
 }
 
@@ -187,8 +191,10 @@ type Responder struct {
 	mode     ResponderMode
 	validity time.Duration // nextUpdate - thisUpdate
 	requests int
-	srv      *http.Server
-	done     chan struct{}
+	// issuerRequests counts GETs of the issuer certificate (AIA caIssuers).
+	issuerRequests int
+	srv            *http.Server
+	done           chan struct{}
 }
 
 // NewResponder reserves a loopback port for a responder; it does not listen yet.
@@ -288,7 +294,31 @@ func (r *Responder) Stop() {
 	}
 }
 
+// IssuerURL is where the responder serves the issuer's certificate (DER), for a leaf's
+// AIA caIssuers extension.
+func (r *Responder) IssuerURL() string { return r.URL + "issuer.der" }
+
+// IssuerRequests counts the GETs of IssuerURL.
+func (r *Responder) IssuerRequests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.issuerRequests
+}
+
 func (r *Responder) serve(w http.ResponseWriter, req *http.Request) {
+	if req.Method == http.MethodGet && req.URL.Path == "/issuer.der" {
+		r.mu.Lock()
+		issuer := r.issuer
+		r.issuerRequests++
+		r.mu.Unlock()
+		if issuer == nil {
+			http.NotFound(w, req)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-cert")
+		_, _ = w.Write(issuer.Cert.Raw)
+		return
+	}
 	var der []byte
 	switch req.Method {
 	case http.MethodPost:

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -232,4 +234,62 @@ func TestResumptionAcrossReload(t *testing.T) {
 	if !c.ConnectionState().DidResume {
 		t.Error("Go client: no resumption across a reload")
 	}
+}
+
+// TestResumptionSharedTicketKeyFile: two dnsfront processes (one after the other, as
+// instances behind one address would be) reading the same ticket_key_file resume each
+// other's sessions; after the file gets a new active key and a SIGHUP, the old sessions
+// still resume (the old key still decrypts).
+func TestResumptionSharedTicketKeyFile(t *testing.T) {
+	t.Parallel()
+	p := devpki.NewTestPKI(t, t.TempDir())
+	keyFile := filepath.Join(p.Dir, "tickets.key")
+	WriteDER(t, keyFile, randomBytes(t, 80))
+	be := StartTestBackend(t)
+	data := DoT(be.Addr, CertOf(p.Leaf))
+	data.TicketKeyFile = keyFile
+	answer := net.ParseIP(testAnswer)
+
+	d1 := Start(t, DoTConfig, data)
+	sess := filepath.Join(t.TempDir(), "sess.pem")
+	first := StartSClient(t, "-connect", d1.Addr("dot"), "-servername", "dns.test", "-tls1_3", "-sess_out", sess)
+	first.WaitFor("Verify return code")
+	first.Query(testName, 1, answer)
+	if out := first.Finish(); !strings.Contains(out, "New, ") {
+		t.Fatalf("first connection not new:\n%s", out)
+	}
+	d1.Stop()
+
+	d2 := Start(t, DoTConfig, data)
+	resumed := func(what string) {
+		t.Helper()
+		s := StartSClient(t, "-connect", d2.Addr("dot"), "-servername", "dns.test", "-tls1_3", "-sess_in", sess)
+		s.WaitFor("Verify return code")
+		s.Query(testName, 2, answer)
+		if out := s.Finish(); !strings.Contains(out, "Reused, ") {
+			t.Errorf("%s: not resumed:\n%s", what, out)
+		}
+	}
+	resumed("another process with the same ticket_key_file")
+
+	// A new active key appended at the end (the file's last key encrypts), then SIGHUP.
+	f, err := os.OpenFile(keyFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(randomBytes(t, 80)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	reload(t, d2)
+	resumed("after a new key was appended and reloaded")
+}
+
+func randomBytes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

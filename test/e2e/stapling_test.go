@@ -159,3 +159,44 @@ func TestStaplingBadFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestStaplingChains: staples from files for a leaf under an intermediate CA, signed by
+// the intermediate or by a delegated responder it certified (accepted only with the
+// OCSPSigning extended key usage), and for a server without SNI from the client.
+func TestStaplingChains(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		opts    []devpki.Option
+		stapled bool
+	}{
+		{"intermediate", []devpki.Option{devpki.WithIntermediate()}, true},
+		{"delegated", []devpki.Option{devpki.WithIntermediate(), devpki.WithDelegatedResponder(true)}, true},
+		{"delegated-without-eku", []devpki.Option{devpki.WithDelegatedResponder(false)}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := devpki.NewTestPKI(t, t.TempDir(), tc.opts...)
+			file := p.WriteFile("leaf.ocsp", p.Good())
+			be := StartTestBackend(t)
+			data := DoT(be.Addr, CertOf(p.Leaf))
+			data.OCSPFiles = []string{file}
+			d := Start(t, DoTConfig, data)
+			h := SClientStatus(t, d.Addr("dot"), "dns.test", "-CAfile", p.Root.CertFile, "-verify_hostname", "dns.test")
+			if !strings.Contains(h.Out, "Verify return code: 0 (ok)") {
+				t.Errorf("chain does not verify against the root:\n%s", h.Out)
+			}
+			if !tc.stapled {
+				h.RequireNoStaple(t)
+				if !strings.Contains(d.Log(), "OCSPSigning") {
+					t.Errorf("the rejected responder certificate is not explained in the log:\n%s", d.Log())
+				}
+				return
+			}
+			h.RequireStaple(t, p.Leaf.Cert)
+			// Without SNI the only certificate is served, with its staple.
+			SClientStatus(t, d.Addr("dot"), "", "-noservername").RequireStaple(t, p.Leaf.Cert)
+		})
+	}
+}
