@@ -293,3 +293,63 @@ func randomBytes(t testing.TB, n int) []byte {
 	}
 	return b
 }
+
+// TestReloadNeverDropsStaple: handshakes run back to back while the server reloads ten
+// times; every one of them is stapled, for a certificate stapled from a file and for one
+// stapled by fetching.
+func TestReloadNeverDropsStaple(t *testing.T) {
+	t.Parallel()
+	r := NewResponder(t)
+	p := devpki.NewTestPKI(t, t.TempDir(), devpki.WithNames("file.test"))
+	fetched := p.IssueLeaf("fetched", devpki.WithNames("fetch.test"), devpki.WithOCSPURL(r.URL))
+	r.SetIssuer(p.Issuer)
+	r.Start()
+	be := StartTestBackend(t)
+	fc := CertOf(fetched)
+	fc.Fetch = true
+	data := DoT(be.Addr, CertOf(p.Leaf), fc)
+	data.OCSPFiles = []string{p.WriteFile("leaf.ocsp", p.Good())}
+	d := Start(t, DoTConfig, data)
+	d.WaitOCSP(fetched.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	addr := d.Addr("dot")
+	roots := CertPool(t, p.Root.Cert)
+
+	stop := make(chan struct{})
+	type result struct{ total, bare int }
+	results := make(chan result, 2)
+	for _, name := range []string{"file.test", "fetch.test"} {
+		go func() {
+			var res result
+			defer func() { results <- res }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr,
+					&tls.Config{ServerName: name, RootCAs: roots, NextProtos: []string{"dot"}})
+				if err != nil {
+					t.Errorf("%s: handshake during reloads: %v", name, err)
+					return
+				}
+				res.total++
+				if len(c.ConnectionState().OCSPResponse) == 0 {
+					res.bare++
+				}
+				c.Close()
+			}
+		}()
+	}
+	for range 10 {
+		reload(t, d)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	for range 2 {
+		res := <-results
+		if res.total == 0 || res.bare != 0 {
+			t.Errorf("%d of %d handshakes during reloads had no staple", res.bare, res.total)
+		}
+	}
+}
