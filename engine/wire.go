@@ -222,6 +222,11 @@ func stripOPT(m []byte) []byte {
 		}
 		if binary.BigEndian.Uint16(m[off:]) == typeOPT {
 			if end == len(m) {
+				if m[off+4] != 0 {
+					// An extended rcode (BADCOOKIE, BADVERS...) lives partly in the OPT
+					// record; without it the client would read the wrong rcode.
+					m[3] = m[3]&0xf0 | rcodeServfail
+				}
 				m = m[:start]
 				setCount(m, 3, int(count(m, 3))-1)
 				return m
@@ -246,6 +251,9 @@ func repackWithoutOPT(m []byte) []byte {
 		}
 	}
 	msg.Extra = extra
+	if msg.Rcode > 0xf {
+		msg.Rcode = dns.RcodeServerFailure // an extended rcode needs the OPT record
+	}
 	msg.Compress = true
 	out, err := msg.PackBuffer(m[:0:cap(m)])
 	if err != nil {

@@ -420,3 +420,34 @@ func TestAppendOPT(t *testing.T) {
 		}
 	}
 }
+
+// An extended rcode cannot reach a client without EDNS: it becomes SERVFAIL rather than
+// its low four bits (BADCOOKIE 23 would read as YXDOMAIN 7).
+func TestStripOPTExtendedRcode(t *testing.T) {
+	for _, last := range []bool{true, false} {
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.test.", dns.TypeA)
+		m.Response = true
+		m.Rcode = dns.RcodeBadCookie
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(1232)
+		glue, _ := dns.NewRR("ns.example.test. 60 IN A 192.0.2.1")
+		glue6, _ := dns.NewRR("ns.example.test. 60 IN AAAA 2001:db8::1")
+		if last {
+			m.Extra = []dns.RR{glue, o}
+		} else {
+			m.Extra = []dns.RR{o, glue, glue6}
+		}
+		wire, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got dns.Msg
+		if err := got.Unpack(stripOPT(wire)); err != nil {
+			t.Fatal(err)
+		}
+		if got.IsEdns0() != nil || got.Rcode != dns.RcodeServerFailure {
+			t.Errorf("OPT last=%v: rcode %s, OPT %v", last, dns.RcodeToString[got.Rcode], got.IsEdns0() != nil)
+		}
+	}
+}
