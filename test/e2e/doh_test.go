@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -534,4 +536,141 @@ func TestDoHH2load(t *testing.T) {
 	}
 	t.Logf("h2load output:\n%s", out)
 	t.Logf("h2load -D 3 -c 4 -m 10 POST: %s requests succeeded, %s req/s", m[4], rate[2])
+}
+
+// TestDoHPipelinedHTTP1 pipelines 20 GETs in one write on a cleartext HTTP/1.1
+// connection while the backend answers in random order (jitter 40 ms): the responses must
+// come back in request order, each with its own answer.
+func TestDoHPipelinedHTTP1(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	var records []string
+	for i := range n {
+		records = append(records, fmt.Sprintf("p%d.doh.test. 60 IN A 192.0.2.%d", i, i+1))
+	}
+	be := StartBackend(t, BackendOptions{Records: records, Jitter: 40 * time.Millisecond})
+	d := startFE(t, feConfig{
+		Binds:    []feBind{{Port: "dohc", Protocol: "DoH", DoH: dohBlock}},
+		Backends: []feBackend{{Name: "b", Addr: be.Addr}},
+	})
+	c, err := net.DialTimeout("tcp", d.Addr("dohc"), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var req strings.Builder
+	for i := range n {
+		wire := packDoH(t, NewQuery(fmt.Sprintf("p%d.doh.test", i), dns.TypeA))
+		fmt.Fprintf(&req, "GET /dns-query?dns=%s HTTP/1.1\r\nHost: dns.test\r\nAccept: application/dns-message\r\n\r\n",
+			base64.RawURLEncoding.EncodeToString(wire))
+	}
+	if _, err := c.Write([]byte(req.String())); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range n {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("response %d: status %d, %v", i, resp.StatusCode, err)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(body); err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		want := fmt.Sprintf("p%d.doh.test.", i)
+		if m.Question[0].Name != want || len(m.Answer) != 1 || AnswerStrings(m)[0] != fmt.Sprintf("192.0.2.%d", i+1) {
+			t.Errorf("response %d answers %s %q, want %s (request order)", i, m.Question[0].Name, AnswerStrings(m), want)
+		}
+	}
+}
+
+// TestDoHTCRetryOverTCP: a backend that truncates over UDP; the DoH client gets the whole
+// answer because dnsfront asks again over TCP.
+func TestDoHTCRetryOverTCP(t *testing.T) {
+	t.Parallel()
+	be := StartBackend(t, BackendOptions{Records: dohBigTXT("big.doh.test.", 3000), TruncateUDP: true})
+	d := startFE(t, feConfig{
+		Binds:    []feBind{{Port: "dohc", Protocol: "DoH", DoH: dohBlock}},
+		Backends: []feBackend{{Name: "b", Addr: be.Addr}},
+	})
+	for _, proto := range []string{"h2c", "h1c"} {
+		r := dohQuery(t, newDoHClient(t, nil, proto), dohURL(d, "http", "dohc", "/dns-query"), NewQuery("big.doh.test", dns.TypeTXT), false)
+		m := r.Msg(t)
+		if r.Status != 200 || m.Truncated || len(m.Answer) != 6 {
+			t.Errorf("%s: status %d, TC=%v, %d records; want the 6 TXT records", proto, r.Status, m.Truncated, len(m.Answer))
+		}
+	}
+	if u, c := be.Count("udp"), be.Count("tcp"); u != 2 || c != 2 {
+		t.Errorf("the backend saw %d UDP and %d TCP queries, want 2 and 2", u, c)
+	}
+}
+
+// TestDoHRefusedStreams opens 120 streams at once on one HTTP/2 connection (the limit is
+// 100) while the backend takes 300 ms: 100 are answered, 20 refused with
+// RST_STREAM REFUSED_STREAM and counted, and the connection serves new streams afterwards.
+func TestDoHRefusedStreams(t *testing.T) {
+	t.Parallel()
+	pki := testPKI(t)
+	be := StartBackend(t, BackendOptions{Records: dohRecords, Delay: 300 * time.Millisecond})
+	d := startFE(t, feConfig{
+		PKI:      pki,
+		Binds:    []feBind{{Port: "doh", Protocol: "DoH", TLS: true, DoH: dohBlock}},
+		Backends: []feBackend{{Name: "b", Addr: be.Addr}},
+	})
+	before := metricOf(t, d, "dnsfront_doh_abuse_total", `kind="refused_stream"`)
+	h := dialH2Raw(t, d.Addr("doh"), pki)
+	wire := packDoH(t, NewQuery("www.doh.test", dns.TypeA))
+	path := "/dns-query?dns=" + base64.RawURLEncoding.EncodeToString(wire)
+	const streams = 120
+	for i := range streams {
+		// Every block encoded is sent, so the server's HPACK table stays in step.
+		blk := h.block("GET", path)
+		if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: blk, EndHeaders: true, EndStream: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok, refused := 0, 0
+	_ = h.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for ok+refused < streams {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d answers and %d refusals: %v", ok, refused, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = h.fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame:
+			if f.ErrCode != http2.ErrCodeRefusedStream {
+				t.Errorf("stream %d reset with %v", f.StreamID, f.ErrCode)
+			}
+			refused++
+		case *http2.DataFrame:
+			if f.StreamEnded() {
+				ok++
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v after %d answers", f.ErrCode, ok)
+		}
+	}
+	if ok != 100 || refused != 20 {
+		t.Errorf("%d answered and %d refused, want 100 and 20 (max_concurrent_streams 100)", ok, refused)
+	}
+	if err := h.post(uint32(2*streams+1), "/dns-query", wire); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := h.readResponse(uint32(2*streams+1), false, 3*time.Second); err != nil || r.Status != "200" {
+		t.Errorf("a new stream after the burst: status %q, %v", r.Status, err)
+	}
+	after, _ := waitMetricOf(t, d, time.Second, func(v float64) bool { return v >= before+20 }, "dnsfront_doh_abuse_total", `kind="refused_stream"`)
+	if after != before+20 {
+		t.Errorf(`dnsfront_doh_abuse_total{kind="refused_stream"} went %v → %v, want +20`, before, after)
+	}
 }
