@@ -3,7 +3,9 @@ package e2e
 import (
 	"bufio"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"golang.org/x/net/http2/hpack"
 	"io"
 	"net"
 	"net/http"
@@ -672,5 +674,97 @@ func TestDoHRefusedStreams(t *testing.T) {
 	after, _ := waitMetricOf(t, d, time.Second, func(v float64) bool { return v >= before+20 }, "dnsfront_doh_abuse_total", `kind="refused_stream"`)
 	if after != before+20 {
 		t.Errorf(`dnsfront_doh_abuse_total{kind="refused_stream"} went %v → %v, want +20`, before, after)
+	}
+}
+
+// TestDoHConnectionWindow: with large stream windows but the connection window left at
+// its initial 65,535 bytes, 14 answers of 6 kB must stop at the connection window and
+// resume when the client opens it.
+func TestDoHConnectionWindow(t *testing.T) {
+	t.Parallel()
+	records := append(dohBigTXT("big.doh.test.", 6000), dohRecords...)
+	f := startDoHFront(t, records)
+	h := dialH2Raw(t, f.d.Addr("doh"), f.pki, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	q := packDoH(t, NewQuery("big.doh.test", dns.TypeTXT))
+	const streams = 14
+	for i := range streams {
+		if err := h.post(uint32(2*i+1), "/dns-query", q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	received := map[uint32]int{}
+	total, ended := 0, 0
+	opened := false
+	for ended < streams {
+		// The server may send 65,535 bytes; once they are in, a pause shows the stall.
+		wait := 3 * time.Second
+		if total >= 65535 && !opened {
+			wait = 300 * time.Millisecond
+		}
+		_ = h.c.SetReadDeadline(time.Now().Add(wait))
+		fr, err := h.fr.ReadFrame()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !opened {
+				if total != 65535 {
+					t.Fatalf("stalled after %d bytes of DATA, want exactly the 65535 of the connection window", total)
+				}
+				opened = true
+				if err := h.fr.WriteWindowUpdate(0, 1<<20); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			t.Fatalf("after %d bytes, %d streams ended: %v", total, ended, err)
+		}
+		switch fr := fr.(type) {
+		case *http2.SettingsFrame:
+			if !fr.IsAck() {
+				_ = h.fr.WriteSettingsAck()
+			}
+		case *http2.DataFrame:
+			total += len(fr.Data())
+			received[fr.StreamID] += len(fr.Data())
+			if !opened && total > 65535 {
+				t.Fatalf("%d bytes of DATA sent into a connection window of 65535", total)
+			}
+			if fr.StreamEnded() {
+				ended++
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v", fr.ErrCode)
+		}
+	}
+	if !opened {
+		t.Errorf("all %d bytes arrived without the connection window being opened", total)
+	}
+	for id, n := range received {
+		if n != received[1] {
+			t.Errorf("stream %d got %d bytes, stream 1 %d", id, n, received[1])
+		}
+	}
+}
+
+// TestDoHHeaderTableSizeZero: a client that allows no HPACK dynamic table
+// (SETTINGS_HEADER_TABLE_SIZE 0) must get response headers it can decode without one.
+func TestDoHHeaderTableSizeZero(t *testing.T) {
+	t.Parallel()
+	f := startDoHFront(t, dohRecords)
+	h := dialH2Raw(t, f.d.Addr("doh"), f.pki, http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+	dec := hpack.NewDecoder(0, nil)
+	h.fr.ReadMetaHeaders = dec
+	q := packDoH(t, NewQuery("www.doh.test", dns.TypeA))
+	for i := range 3 {
+		id := uint32(2*i + 1)
+		if err := h.post(id, "/dns-query", q); err != nil {
+			t.Fatal(err)
+		}
+		r, err := h.readResponse(id, false, 3*time.Second)
+		if err != nil {
+			t.Fatalf("stream %d: %v", id, err)
+		}
+		if r.Status != "200" || r.Header["content-type"] != "application/dns-message" || r.Header["x-served-by"] != dohCustomHeader {
+			t.Errorf("stream %d: status %q headers %v", id, r.Status, r.Header)
+		}
 	}
 }
