@@ -179,7 +179,8 @@ func TestOCSPWarmCacheRestart(t *testing.T) {
 	}
 }
 
-// cacheFiles lists the files of dir, waiting up to timeout for at least one.
+// cacheFiles lists the cache files of dir (not the temporary files of a write in
+// progress), waiting up to timeout for at least one.
 func cacheFiles(t *testing.T, dir string, timeout time.Duration) []string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -187,7 +188,10 @@ func cacheFiles(t *testing.T, dir string, timeout time.Duration) []string {
 		ents, _ := os.ReadDir(dir)
 		var out []string
 		for _, e := range ents {
-			out = append(out, e.Name())
+			// Atomic writes go through a hidden temporary file first.
+			if !strings.HasPrefix(e.Name(), ".") {
+				out = append(out, e.Name())
+			}
 		}
 		if len(out) > 0 {
 			return out
