@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -428,4 +429,107 @@ func TestPolicyLeastOutstanding(t *testing.T) {
 		t.Errorf("least_outstanding: slow backend got %d, fast %d; want the fast one to get over 5 times more", c[0], c[1])
 	}
 	t.Logf("least_outstanding: slow %d, fast %d", c[0], c[1])
+}
+
+// TestHealthStateKeptAcrossReload: a backend found down stays down through a SIGHUP
+// reload. It drops queries, so a reset state would take a whole check timeout (1 s) to
+// rediscover, and clients would meanwhile get SERVFAIL after udp_timeout.
+func TestHealthStateKeptAcrossReload(t *testing.T) {
+	t.Parallel()
+	good := startFaultBackend(t, FaultOptions{Synth: "192.0.2.1", HealthName: healthName})
+	bad := startFaultBackend(t, FaultOptions{Synth: "192.0.2.1", HealthName: healthName})
+	hc := autoHealth(1000, 1, 1, "")
+	cfg := feConfig{
+		UDPTimeout:    1,
+		DefaultPolicy: "round_robin",
+		Binds:         []feBind{{Port: "dns", Protocol: "Do53"}},
+		Backends:      []feBackend{{Name: "good", Addr: good.Addr, Health: hc}, {Name: "bad", Addr: bad.Addr, Health: hc}},
+	}
+	d := startFE(t, cfg)
+	bad.SetFault(FaultDrop)
+	waitBackendState(t, d, "bad", false, 4*time.Second)
+	before := metricOf(t, d, "dnsfront_reloads_total")
+	d.Signal(syscall.SIGHUP)
+	if v, _ := waitMetricOf(t, d, 5*time.Second, func(v float64) bool { return v > before }, "dnsfront_reloads_total"); v <= before {
+		t.Fatalf("no reload; log:\n%s", d.Log())
+	}
+	if v := backendUp(t, d, "bad"); v != 0 {
+		t.Errorf("right after the reload dnsfront_backend_up{backend=\"bad\"} = %v, want 0 (state kept)", v)
+	}
+	q0 := bad.Queries()
+	if fails := queryNames(d.Addr("dns"), names("rl", 40), 4); len(fails) > 0 {
+		t.Errorf("%d of 40 queries failed right after the reload, first: %s", len(fails), fails[0])
+	}
+	if n := bad.Queries() - q0; n != 0 {
+		t.Errorf("the backend that is down got %d queries right after the reload", n)
+	}
+}
+
+// TestBackendCountersAfterTimeouts: queries to a backend that never answers end in
+// SERVFAIL after udp_timeout; its timeouts are counted and nothing stays outstanding.
+func TestBackendCountersAfterTimeouts(t *testing.T) {
+	t.Parallel()
+	be := startFaultBackend(t, FaultOptions{Synth: "192.0.2.1"})
+	be.SetFault(FaultDrop)
+	d := startFE(t, feConfig{
+		UDPTimeout: 1,
+		Binds:      []feBind{{Port: "dns", Protocol: "Do53"}},
+		Backends:   []feBackend{{Name: "mute", Addr: be.Addr}},
+	})
+	label := `backend="mute"`
+	t0 := metricOf(t, d, "dnsfront_backend_timeouts_total", label)
+	fails := queryNames(d.Addr("dns"), names("mute", 10), 10)
+	if len(fails) != 10 {
+		t.Fatalf("%d of 10 queries failed, want all (SERVFAIL)", len(fails))
+	}
+	for _, f := range fails {
+		if !strings.Contains(f, "SERVFAIL") {
+			t.Errorf("want SERVFAIL, got %s", f)
+		}
+	}
+	if v, _ := waitMetricOf(t, d, time.Second, func(v float64) bool { return v >= t0+10 }, "dnsfront_backend_timeouts_total", label); v != t0+10 {
+		t.Errorf("dnsfront_backend_timeouts_total went %v → %v, want +10", t0, v)
+	}
+	if v := metricOf(t, d, "dnsfront_backend_outstanding", label); v != 0 {
+		t.Errorf("dnsfront_backend_outstanding = %v after every query timed out, want 0", v)
+	}
+	if v := metricOf(t, d, "dnsfront_outstanding_queries"); v != 0 {
+		t.Errorf("dnsfront_outstanding_queries = %v, want 0", v)
+	}
+	if v := metricOf(t, d, "dnsfront_backend_queries_total", label); v != 10 {
+		t.Errorf("dnsfront_backend_queries_total = %v, want 10", v)
+	}
+}
+
+// TestBackendPortClosedFailsFast: a backend forced up (no health checks) whose port is
+// closed makes its socket fail at once; clients get SERVFAIL (Do53) and 502 (DoH) right
+// away rather than after udp_timeout, and every query is counted as a send error.
+func TestBackendPortClosedFailsFast(t *testing.T) {
+	t.Parallel()
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startFE(t, feConfig{
+		UDPTimeout: 2,
+		Binds:      []feBind{{Port: "dohc", Protocol: "DoH", DoH: dohBlock}, {Port: "dns", Protocol: "Do53"}},
+		Backends:   []feBackend{{Name: "closed", Addr: fmt.Sprintf("127.0.0.1:%d", port)}},
+	})
+	c := newDoHClient(t, nil, "h2c")
+	for i := range 3 {
+		start := time.Now()
+		r := mustDoH(t, c, "POST", dohURL(d, "http", "dohc", "/dns-query"), "application/dns-message",
+			packDoH(t, NewQuery(fmt.Sprintf("doh%d.lb.test", i), dns.TypeA)))
+		if el := time.Since(start); r.Status != 502 || el > 500*time.Millisecond {
+			t.Errorf("DoH query %d: status %d after %v, want 502 at once", i, r.Status, el)
+		}
+		start = time.Now()
+		m, err := Exchange("udp", d.Addr("dns"), NewQuery(fmt.Sprintf("udp%d.lb.test", i), dns.TypeA))
+		if el := time.Since(start); err != nil || m.Rcode != dns.RcodeServerFailure || el > 500*time.Millisecond {
+			t.Errorf("UDP query %d: %v, %v after %v; want SERVFAIL at once", i, m, err, el)
+		}
+	}
+	if v, _ := waitMetricOf(t, d, time.Second, func(v float64) bool { return v >= 6 }, "dnsfront_send_errors_total"); v < 6 {
+		t.Errorf("dnsfront_send_errors_total = %v, want at least 6", v)
+	}
 }
