@@ -52,7 +52,8 @@ func TestDoTKdig(t *testing.T) {
 	s := startDoTServer(t)
 	addr := s.d.Addr("dot")
 	ca := s.pki.Root.CertFile
-	for _, v := range []string{"+tls", "+tls +tls-sni=dns.test"} {
+	// +tls-ocsp-stapling: kdig (GnuTLS) requires a valid staple for the served certificate.
+	for _, v := range []string{"+tls", "+tls +tls-sni=dns.test", "+tls +tls-ocsp-stapling"} {
 		args := append(strings.Fields(v), "+tls-ca="+ca, "+tls-hostname=dns.test", testName, "A")
 		out := Kdig(t, addr, args...)
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(testName) + `\.\s+\d+\s+IN\s+A\s+` + regexp.QuoteMeta(testAnswer) + `$`).MatchString(out) {

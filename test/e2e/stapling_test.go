@@ -129,6 +129,11 @@ func TestStaplingBadFiles(t *testing.T) {
 			h := SClientStatus(t, d.Addr("dot"), "dns.test")
 			h.RequireNoStaple(t)
 
+			// kdig insisting on a staple refuses the server.
+			if out := kdigNoFail(t, d.Addr("dot"), "+tls", "+tls-ca="+p.Root.CertFile, "+tls-hostname=dns.test",
+				"+tls-ocsp-stapling", testName); strings.Contains(out, testAnswer) {
+				t.Errorf("kdig +tls-ocsp-stapling accepted a server without a staple:\n%s", out)
+			}
 			// The listener serves queries.
 			c := DialDoT(t, d.Addr("dot"), "dns.test", CertPool(t, p.Root.Cert), nil)
 			if r := ExchangeDoT(t, c, NewQuery(testName, dns.TypeA)); !equalStrings(AnswerStrings(r), testAnswer) {
