@@ -432,13 +432,14 @@ func TestPolicyLeastOutstanding(t *testing.T) {
 }
 
 // TestHealthStateKeptAcrossReload: a backend found down stays down through a SIGHUP
-// reload. It drops queries, so a reset state would take a whole check timeout (1 s) to
+// reload. It drops queries, so a reset state would take a whole check timeout (0.8 s) to
 // rediscover, and clients would meanwhile get SERVFAIL after udp_timeout.
 func TestHealthStateKeptAcrossReload(t *testing.T) {
 	t.Parallel()
 	good := startFaultBackend(t, FaultOptions{Synth: "192.0.2.1", HealthName: healthName})
 	bad := startFaultBackend(t, FaultOptions{Synth: "192.0.2.1", HealthName: healthName})
-	hc := autoHealth(1000, 1, 1, "")
+	hc := autoHealth(800, 1, 1, "")
+	bad.SetFault(FaultDrop) // down after the first check's timeout
 	cfg := feConfig{
 		UDPTimeout:    1,
 		DefaultPolicy: "round_robin",
@@ -446,7 +447,6 @@ func TestHealthStateKeptAcrossReload(t *testing.T) {
 		Backends:      []feBackend{{Name: "good", Addr: good.Addr, Health: hc}, {Name: "bad", Addr: bad.Addr, Health: hc}},
 	}
 	d := startFE(t, cfg)
-	bad.SetFault(FaultDrop)
 	waitBackendState(t, d, "bad", false, 4*time.Second)
 	before := metricOf(t, d, "dnsfront_reloads_total")
 	d.Signal(syscall.SIGHUP)

@@ -368,8 +368,9 @@ func TestDnsperfCache(t *testing.T) {
 			t.Errorf("cache %v: dnsperf sent %v, lost %v:\n%s", cached, sent, lost, out)
 		}
 		backend := be.Queries() - before
-		if cached && backend > 100 {
-			t.Errorf("with the cache the backend saw %d queries for 20 hot names, want about 20", backend)
+		// Queries that arrive while a name's first miss is at the backend miss too.
+		if cached && float64(backend) > sent/100 {
+			t.Errorf("with the cache the backend saw %d of %v queries for 20 hot names", backend, sent)
 		}
 		if !cached && float64(backend) < sent-lost-100 {
 			t.Errorf("without the cache the backend saw %d of %v queries", backend, sent)
