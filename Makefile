@@ -16,7 +16,7 @@ run: build
 	./$(BIN) serve --config examples/dev.yaml
 
 test: lint
-	$(GO) test -race -timeout 12m -count=1 $(RACE_PKGS)
+	$(GO) test -race -timeout 12m -count=1 -parallel 4 $(RACE_PKGS)
 
 test-short:
 	$(GO) test -short -count=1 ./...
