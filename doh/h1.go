@@ -22,6 +22,7 @@ type h1req struct {
 	emitted bool // the engine holds body
 	done    bool // out holds the complete response
 	close   bool // close the connection after this response
+	head    bool // a HEAD request: its response carries no body (RFC 9110 §9.3.2)
 	body    []byte
 	out     []byte
 }
@@ -314,6 +315,7 @@ func (c *h1conn) head(h []byte) {
 		return
 	}
 	r := c.newReq()
+	r.head = m == methodHEAD
 	c.cur = r
 	c.curReject = s.cfg.route(m, target, ct, &r.body)
 	if !c.keepAlive || s.draining {
@@ -466,7 +468,10 @@ func (c *h1conn) answer(r *h1req, status int, body []byte, isDNS bool) {
 		o = append(o, "connection: close\r\n"...)
 	}
 	o = append(o, "\r\n"...)
-	o = append(o, body...)
+	if !r.head {
+		// After a HEAD response a body would be read as the next response.
+		o = append(o, body...)
+	}
 	r.out = o
 	r.done = true
 	c.heldBytes += len(o)

@@ -1,10 +1,13 @@
 package doh
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -89,5 +92,30 @@ func TestPrefixPathMatching(t *testing.T) {
 		if r := doPOST(t, c, h.url(path), q); r.status != want {
 			t.Errorf("%s: status %d, want %d", path, r.status, want)
 		}
+	}
+}
+
+// A HEAD request's response carries no body: on a kept-alive HTTP/1.1 connection the
+// next response must parse.
+func TestH1HeadThenRequestOnSameConnection(t *testing.T) {
+	s := NewSession(DefaultOptions(), HTTP1, time.Now)
+	q := packQuery(t, "a.example", dns.TypeA)
+	var ids []uint64
+	in := "HEAD /dns-query?dns=" + base64.RawURLEncoding.EncodeToString(q) + " HTTP/1.1\r\nhost: x\r\n\r\n" +
+		"GET /other HTTP/1.1\r\nhost: x\r\n\r\n"
+	if err := s.Feed([]byte(in), func(q Query) { ids = append(ids, q.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(bytes.NewReader(s.AppendOutput(nil)))
+	r1, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
+	if err != nil || r1.StatusCode != 405 {
+		t.Fatalf("HEAD: %v %v", r1, err)
+	}
+	r2, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	if err != nil || r2.StatusCode != 404 {
+		t.Fatalf("second response after HEAD: %v %v", r2, err)
+	}
+	if len(ids) != 0 {
+		t.Errorf("queries emitted: %v", ids)
 	}
 }
