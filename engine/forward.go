@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // backendSock is one socket from a loop to a backend: UDP, or TCP with pipelined queries.
@@ -194,6 +195,14 @@ func (l *loop) onBackendTraffic(s *backendSock, c gnet.Conn) gnet.Action {
 	if !s.tcp {
 		buf, _ := c.Next(-1)
 		l.onBackendAnswer(s, buf)
+		fd := c.Fd()
+		for range udpBatch {
+			n, err := unix.Read(fd, l.rbuf)
+			if err != nil || n <= 0 {
+				break
+			}
+			l.onBackendAnswer(s, l.rbuf[:n])
+		}
 	} else {
 		for {
 			hdr, err := c.Peek(2)

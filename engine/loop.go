@@ -37,6 +37,7 @@ type loop struct {
 
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop
+	rbuf    []byte // datagrams the loop reads itself (see udpBatch)
 
 	stats            counters
 	doh              dohStats
@@ -81,6 +82,7 @@ func newLoop(e *Engine, el gnet.EventLoop, idx int) *loop {
 		binds:   map[net.Addr]*BindOptions{},
 		scratch: make([]byte, 0, 65535+64),
 		resp:    make([]byte, 0, 65535+64),
+		rbuf:    make([]byte, 65535),
 	}
 	l.outFn = func(i int) int { return l.outstanding[i] }
 	return l
