@@ -115,15 +115,12 @@ func (l *loop) onUDP(c gnet.Conn, bind *BindOptions) {
 		l.onDatagram(fd, bind, buf, addrFromIP(ua.IP), ua.Port)
 	}
 	for range udpBatch {
-		n, sa, err := unix.Recvfrom(fd, l.rbuf, unix.MSG_DONTWAIT)
+		n, from, err := l.recvFrom(fd, l.rbuf)
 		if err != nil {
 			break
 		}
-		switch a := sa.(type) {
-		case *unix.SockaddrInet4:
-			l.onDatagram(fd, bind, l.rbuf[:n], netip.AddrFrom4(a.Addr), a.Port)
-		case *unix.SockaddrInet6:
-			l.onDatagram(fd, bind, l.rbuf[:n], netip.AddrFrom16(a.Addr).Unmap(), a.Port)
+		if from.IsValid() {
+			l.onDatagram(fd, bind, l.rbuf[:n], from.Addr(), int(from.Port()))
 		}
 	}
 }

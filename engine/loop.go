@@ -38,6 +38,8 @@ type loop struct {
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop
 	rbuf    []byte // datagrams the loop reads itself (see udpBatch)
+	rsa     unix.RawSockaddrAny
+	rsaLen  uint32
 
 	stats            counters
 	doh              dohStats
