@@ -26,10 +26,7 @@ type HandshakeOptions struct {
 	Duration    time.Duration
 	Timeout     time.Duration // per handshake (connect included); 0: 5 s
 	Query       string        // if set, send one DoT query for this name (type A) after each handshake
-	ServerPID   int           // if > 0, measure this process's CPU time
-	Progress    io.Writer     // if set, a progress line is drawn on it
-	Version     string        // tool version recorded in the report
-	Label       string        // name of the run in tables and charts
+	RunInfo
 }
 
 // RunHandshake runs a handshake load against o.Target and returns its report.
@@ -102,8 +99,7 @@ func RunHandshake(ctx context.Context, o HandshakeOptions) (*Report, error) {
 	cpu.stop()
 	prog.stop()
 
-	res := Results{ElapsedS: elapsed.Seconds()}
-	collect(&res, stats)
+	res := collect(elapsed, stats)
 	for _, w := range workers {
 		res.Resumed += w.resumed
 		res.FullHandshake += w.full
@@ -116,9 +112,6 @@ func RunHandshake(ctx context.Context, o HandshakeOptions) (*Report, error) {
 	}
 	if res.FullHandshake > 0 {
 		res.StapleFrac = float64(res.StapleValid) / float64(res.FullHandshake)
-	}
-	if elapsed > 0 {
-		res.Rate = float64(res.OK) / elapsed.Seconds()
 	}
 	cpu.fill(&res, res.OK)
 	version := o.TLS.Version

@@ -147,7 +147,7 @@ func TestHandshakeServerCPU(t *testing.T) {
 	pki := newTestPKI(t)
 	addr := startDoT(t, &dnsHandler{}, pki.leaf, pki.leafStaple)
 	// The server runs in this process, so its PID is ours.
-	r := runHS(t, HandshakeOptions{Target: addr, ServerPID: os.Getpid(), Duration: 500 * time.Millisecond,
+	r := runHS(t, HandshakeOptions{Target: addr, RunInfo: RunInfo{ServerPID: os.Getpid()}, Duration: 500 * time.Millisecond,
 		TLS: TLSOptions{SNI: "dns.test", CAFile: pki.caFile}})
 	res := r.Results
 	if res.ServerCPUError != "" || res.ServerCPUSeconds <= 0 || res.ServerCPUPerOpUS <= 0 || res.RatePerServerCore <= 0 {

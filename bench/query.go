@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -23,10 +22,7 @@ type QueryOptions struct {
 	Questions   []Question    // asked in turn; nil: DefaultQuestions
 	TLS         TLSOptions    // dot and doh
 	Path        string        // doh: the URL path; "": /dns-query
-	ServerPID   int
-	Progress    io.Writer
-	Version     string
-	Label       string
+	RunInfo
 }
 
 // queryWorker is one unit of load: a pipelined connection, or one DoH
@@ -158,8 +154,7 @@ func RunQuery(ctx context.Context, o QueryOptions) (*Report, error) {
 	wg.Wait()
 	prog.stop()
 
-	res := Results{ElapsedS: elapsed.Seconds()}
-	collect(&res, stats)
+	res := collect(elapsed, stats)
 	for _, w := range workers {
 		for k, v := range w.rcodes {
 			if res.Rcodes == nil {
@@ -167,9 +162,6 @@ func RunQuery(ctx context.Context, o QueryOptions) (*Report, error) {
 			}
 			res.Rcodes[k] += v
 		}
-	}
-	if elapsed > 0 {
-		res.Rate = float64(res.OK) / elapsed.Seconds()
 	}
 	cpu.fill(&res, res.OK)
 	p := Params{

@@ -123,7 +123,7 @@ func TestCompareFiles(t *testing.T) {
 
 func TestReportOutputs(t *testing.T) {
 	addr := startDNS(t, &dnsHandler{}, "udp", nil)
-	r, err := RunQuery(context.Background(), QueryOptions{Proto: "udp", Target: addr, Duration: 100 * time.Millisecond, Label: "udp <test>"})
+	r, err := RunQuery(context.Background(), QueryOptions{Proto: "udp", Target: addr, Duration: 100 * time.Millisecond, RunInfo: RunInfo{Label: "udp <test>"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // workerStats is what one worker (a handshake loop, a query connection)
@@ -39,8 +40,19 @@ func (s *workerStats) fail(kind string) {
 	s.mu.Unlock()
 }
 
-// collect merges the workers' figures into r once they have all stopped.
-func collect(r *Results, workers []*workerStats) *histogram {
+// RunInfo is what every load takes besides the load itself: how to report
+// progress, and what the report records about the run.
+type RunInfo struct {
+	ServerPID int       // if > 0, measure this process's CPU time per operation (Linux /proc)
+	Progress  io.Writer // if set, a progress line is drawn on it
+	Version   string    // tool version recorded in the report
+	Label     string    // name of the run in tables and charts
+}
+
+// collect merges the workers' figures once they have all stopped, over a
+// measurement window of elapsed.
+func collect(elapsed time.Duration, workers []*workerStats) Results {
+	r := Results{ElapsedS: elapsed.Seconds()}
 	var h histogram
 	for _, w := range workers {
 		h.merge(&w.hist)
@@ -55,7 +67,10 @@ func collect(r *Results, workers []*workerStats) *histogram {
 		}
 	}
 	r.Latency = h.summary()
-	return &h
+	if elapsed > 0 {
+		r.Rate = float64(r.OK) / elapsed.Seconds()
+	}
+	return r
 }
 
 // errorKind reduces an error to a short, bounded label: errors are counted

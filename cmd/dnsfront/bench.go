@@ -39,9 +39,21 @@ func (o *benchOutput) flags(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&o.serverPID, "server-pid", 0, "PID of the server, to report its CPU time per operation (Linux /proc)")
 }
 
-// finish prints the report and writes the files asked for. runErr is the
-// run's own error (an interrupt): the partial report is still written.
-func (o *benchOutput) finish(cmd *cobra.Command, r *bench.Report, runErr error) error {
+// runInfo is what the report records about this run.
+func (o *benchOutput) runInfo(cmd *cobra.Command) bench.RunInfo {
+	return bench.RunInfo{ServerPID: o.serverPID, Label: o.label, Version: server.Version, Progress: progressWriter(cmd)}
+}
+
+// run runs load until it ends or SIGINT, then prints the report and writes
+// the files asked for. An interrupted run still writes its partial report.
+func (o *benchOutput) run(cmd *cobra.Command, load func(context.Context) (*bench.Report, error)) error {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt)
+	defer cancel()
+	r, runErr := load(ctx)
 	if r == nil {
 		return runErr
 	}
@@ -59,15 +71,6 @@ func (o *benchOutput) finish(cmd *cobra.Command, r *bench.Report, runErr error) 
 		}
 	}
 	return runErr
-}
-
-// benchContext ends the run early on SIGINT; the partial report is kept.
-func benchContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	return signal.NotifyContext(ctx, os.Interrupt)
 }
 
 // progressWriter returns stdout when it is a terminal: the progress line is
@@ -107,14 +110,8 @@ func newBenchHandshakeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.TLS.Curves = splitList(curves)
 			o.TLS.ALPN = splitList(alpn)
-			o.ServerPID = out.serverPID
-			o.Label = out.label
-			o.Version = server.Version
-			o.Progress = progressWriter(cmd)
-			ctx, cancel := benchContext(cmd)
-			defer cancel()
-			r, err := bench.RunHandshake(ctx, o)
-			return out.finish(cmd, r, err)
+			o.RunInfo = out.runInfo(cmd)
+			return out.run(cmd, func(ctx context.Context) (*bench.Report, error) { return bench.RunHandshake(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
@@ -154,14 +151,8 @@ func newBenchQueryCmd() *cobra.Command {
 				o.Questions = qs
 			}
 			o.TLS.Curves = splitList(curves)
-			o.ServerPID = out.serverPID
-			o.Label = out.label
-			o.Version = server.Version
-			o.Progress = progressWriter(cmd)
-			ctx, cancel := benchContext(cmd)
-			defer cancel()
-			r, err := bench.RunQuery(ctx, o)
-			return out.finish(cmd, r, err)
+			o.RunInfo = out.runInfo(cmd)
+			return out.run(cmd, func(ctx context.Context) (*bench.Report, error) { return bench.RunQuery(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
