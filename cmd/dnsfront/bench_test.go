@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,13 +22,7 @@ import (
 
 func runBench(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newBenchCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
+	return runCmd(newBenchCmd(), args...)
 }
 
 func answerA(w dns.ResponseWriter, q *dns.Msg) {

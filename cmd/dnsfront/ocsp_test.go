@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -25,13 +24,7 @@ import (
 // runOCSP runs `dnsfront ocsp args...` and returns its output and error.
 func runOCSP(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newOCSPCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
+	return runCmd(newOCSPCmd(), args...)
 }
 
 func TestOCSPGenerateVerifiedByOpenSSL(t *testing.T) {
