@@ -144,7 +144,7 @@ func (l *loop) send(p *pending, tcp bool) {
 	l.outstandingTotal.Add(1)
 	p.sent = time.Now()
 	b := l.state.Backends[p.backend]
-	l.fifo = append(l.fifo, fifoEntry{p: p, gen: p.gen, deadline: p.sent.Add(b.Timeout).UnixNano()})
+	l.expireAfter(p, p.sent, b.Timeout)
 	if l.obs != nil {
 		l.obs.QuerySent(p.backend)
 	}

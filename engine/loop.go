@@ -29,11 +29,11 @@ type loop struct {
 	outFn       func(int) int
 	obs         LoopObserver
 
-	free    []*pending // recycled pending entries
-	fifo    []fifoEntry
-	clients map[*clientConn]struct{}
-	binds   map[net.Addr]*BindOptions
-	dirty   []*clientConn // stream clients with answers queued in this pass
+	free     []*pending // recycled pending entries
+	timeouts []timeoutQueue
+	clients  map[*clientConn]struct{}
+	binds    map[net.Addr]*BindOptions
+	dirty    []*clientConn // stream clients with answers queued in this pass
 
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop
@@ -68,10 +68,31 @@ type pending struct {
 	query   []byte // kept for stream clients: a truncated UDP answer is retried over TCP
 }
 
+// timeoutQueue holds the deadlines of the queries sent to backends that share one
+// timeout. Queries enter in the order they are sent, so a queue's deadlines are in order
+// and the sweep stops at the first that has not passed; a single queue for backends with
+// different timeouts would hold a short deadline back behind a longer one sent before it.
+type timeoutQueue struct {
+	timeout time.Duration
+	entries []fifoEntry
+}
+
 type fifoEntry struct {
 	p        *pending
 	gen      uint32
 	deadline int64
+}
+
+// expireAfter queues the timeout of p, sent at sent to a backend whose timeout is d.
+func (l *loop) expireAfter(p *pending, sent time.Time, d time.Duration) {
+	e := fifoEntry{p: p, gen: p.gen, deadline: sent.Add(d).UnixNano()}
+	for i := range l.timeouts {
+		if q := &l.timeouts[i]; q.timeout == d {
+			q.entries = append(q.entries, e)
+			return
+		}
+	}
+	l.timeouts = append(l.timeouts, timeoutQueue{timeout: d, entries: []fifoEntry{e}})
 }
 
 func newLoop(e *Engine, el gnet.EventLoop, idx int) *loop {
@@ -196,21 +217,24 @@ func (l *loop) tick(ctx context.Context) {
 
 func (l *loop) sweep(now time.Time) {
 	n := now.UnixNano()
-	i := 0
-	for ; i < len(l.fifo); i++ {
-		f := l.fifo[i]
-		if f.p.gen != f.gen {
-			continue // answered already
+	for qi := range l.timeouts {
+		q := &l.timeouts[qi]
+		i := 0
+		for ; i < len(q.entries); i++ {
+			f := q.entries[i]
+			if f.p.gen != f.gen {
+				continue // answered already
+			}
+			if f.deadline > n {
+				break
+			}
+			l.timeout(f.p)
 		}
-		if f.deadline > n {
-			break
+		if i > 0 {
+			m := copy(q.entries, q.entries[i:])
+			clear(q.entries[m:])
+			q.entries = q.entries[:m]
 		}
-		l.timeout(f.p)
-	}
-	if i > 0 {
-		m := copy(l.fifo, l.fifo[i:])
-		clear(l.fifo[m:])
-		l.fifo = l.fifo[:m]
 	}
 	idle := l.e.opts.TCPIdleTimeout.Nanoseconds()
 	for c := range l.clients {
