@@ -98,12 +98,7 @@ func Inspect(der []byte, leaf, issuer *x509.Certificate, now time.Time) *Report 
 		r.Signer = fmt.Sprintf("responder key hash %x", resp.ResponderKeyHash)
 	}
 	if leaf != nil {
-		var err error
-		if single.CertID.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
-			err = fmt.Errorf("%w: response is for serial %s, certificate has %s", ErrWrongCert,
-				FormatSerial(single.CertID.SerialNumber), FormatSerial(leaf.SerialNumber))
-		}
-		add("serial matches certificate", err, FormatSerial(leaf.SerialNumber))
+		add("serial matches certificate", checkSerial(single, leaf), FormatSerial(leaf.SerialNumber))
 	} else {
 		skip("serial matches certificate", "no --cert")
 	}
@@ -122,27 +117,9 @@ func Inspect(der []byte, leaf, issuer *x509.Certificate, now time.Time) *Report 
 		skip("issuer name and key hashes", "no issuer")
 		skip("signature", "no issuer")
 	}
-	var statusErr error
-	switch resp.Status {
-	case xocsp.Revoked:
-		statusErr = &RevokedError{Serial: resp.SerialNumber, RevokedAt: resp.RevokedAt, Reason: resp.RevocationReason}
-	case xocsp.Unknown:
-		statusErr = fmt.Errorf("%w: status unknown", ErrUnknown)
-	}
-	add("certificate status good", statusErr, "good")
-	var err1 error
-	if resp.ThisUpdate.After(now.Add(Skew)) {
-		err1 = fmt.Errorf("%w: thisUpdate %s is in the future", ErrNotYetValid, ts(resp.ThisUpdate))
-	}
-	add("thisUpdate <= now + skew", err1, ts(resp.ThisUpdate))
-	var err2 error
-	switch {
-	case resp.NextUpdate.IsZero():
-		err2 = fmt.Errorf("%w: response has no nextUpdate and cannot be cached", ErrMalformed)
-	case !now.Add(Skew).Before(resp.NextUpdate):
-		err2 = fmt.Errorf("%w: nextUpdate %s has passed", ErrExpired, ts(resp.NextUpdate))
-	}
-	add("now + skew < nextUpdate", err2, fmt.Sprintf("%s (in %s)", ts(resp.NextUpdate), resp.NextUpdate.Sub(now).Round(time.Second)))
+	add("certificate status good", checkStatus(resp), "good")
+	add("thisUpdate <= now + skew", checkThisUpdate(resp, now), ts(resp.ThisUpdate))
+	add("now + skew < nextUpdate", checkNextUpdate(resp, now), fmt.Sprintf("%s (in %s)", ts(resp.NextUpdate), resp.NextUpdate.Sub(now).Round(time.Second)))
 	if leaf != nil && issuer != nil {
 		// The authoritative verdict: whatever the checks above say, usable
 		// means Validate accepts it.

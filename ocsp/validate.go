@@ -208,9 +208,8 @@ func Validate(der []byte, leaf, issuer *x509.Certificate, now time.Time) (*Stapl
 	if err != nil {
 		return nil, err
 	}
-	if single.CertID.SerialNumber == nil || single.CertID.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
-		return nil, fmt.Errorf("%w: response is for serial %s, certificate has %s",
-			ErrWrongCert, FormatSerial(single.CertID.SerialNumber), FormatSerial(leaf.SerialNumber))
+	if err := checkSerial(single, leaf); err != nil {
+		return nil, err
 	}
 	// issuer nil: x/crypto checks only the signature of an embedded
 	// certificate over the response; the chain to the issuer is checked below
@@ -230,24 +229,16 @@ func Validate(der []byte, leaf, issuer *x509.Certificate, now time.Time) (*Stapl
 	if err != nil {
 		return nil, err
 	}
-	switch resp.Status {
-	case xocsp.Good:
-	case xocsp.Revoked:
-		return nil, &RevokedError{Serial: leaf.SerialNumber, RevokedAt: resp.RevokedAt, Reason: resp.RevocationReason}
-	default:
-		return nil, fmt.Errorf("%w: status unknown for serial %s", ErrUnknown, FormatSerial(leaf.SerialNumber))
+	if err := checkStatus(resp); err != nil {
+		return nil, err
 	}
-	if resp.NextUpdate.IsZero() {
-		return nil, fmt.Errorf("%w: response has no nextUpdate and cannot be cached", ErrMalformed)
+	// nextUpdate first: a window that ends before it starts is malformed,
+	// whatever the clock says.
+	if err := checkNextUpdate(resp, now); err != nil {
+		return nil, err
 	}
-	if !resp.NextUpdate.After(resp.ThisUpdate) {
-		return nil, fmt.Errorf("%w: nextUpdate %s is not after thisUpdate %s", ErrMalformed, ts(resp.NextUpdate), ts(resp.ThisUpdate))
-	}
-	if resp.ThisUpdate.After(now.Add(Skew)) {
-		return nil, fmt.Errorf("%w: thisUpdate %s is in the future (now %s)", ErrNotYetValid, ts(resp.ThisUpdate), ts(now))
-	}
-	if !now.Add(Skew).Before(resp.NextUpdate) {
-		return nil, fmt.Errorf("%w: nextUpdate %s has passed (now %s, skew %s)", ErrExpired, ts(resp.NextUpdate), ts(now), Skew)
+	if err := checkThisUpdate(resp, now); err != nil {
+		return nil, err
 	}
 	return &Staple{
 		DER:        der,
@@ -263,6 +254,51 @@ func Validate(der []byte, leaf, issuer *x509.Certificate, now time.Time) (*Stapl
 }
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// checkSerial compares the CertID's serial with the certificate's.
+func checkSerial(single *rawSingle, leaf *x509.Certificate) error {
+	if single.CertID.SerialNumber == nil || single.CertID.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		return fmt.Errorf("%w: response is for serial %s, certificate has %s",
+			ErrWrongCert, FormatSerial(single.CertID.SerialNumber), FormatSerial(leaf.SerialNumber))
+	}
+	return nil
+}
+
+// checkStatus accepts only good: a *RevokedError for revoked, ErrUnknown
+// otherwise.
+func checkStatus(resp *xocsp.Response) error {
+	switch resp.Status {
+	case xocsp.Good:
+		return nil
+	case xocsp.Revoked:
+		return &RevokedError{Serial: resp.SerialNumber, RevokedAt: resp.RevokedAt, Reason: resp.RevocationReason}
+	default:
+		return fmt.Errorf("%w: status unknown for serial %s", ErrUnknown, FormatSerial(resp.SerialNumber))
+	}
+}
+
+// checkThisUpdate rejects a response from the future, beyond Skew.
+func checkThisUpdate(resp *xocsp.Response, now time.Time) error {
+	if resp.ThisUpdate.After(now.Add(Skew)) {
+		return fmt.Errorf("%w: thisUpdate %s is in the future (now %s)", ErrNotYetValid, ts(resp.ThisUpdate), ts(now))
+	}
+	return nil
+}
+
+// checkNextUpdate requires a nextUpdate after thisUpdate, and more than
+// Skew away.
+func checkNextUpdate(resp *xocsp.Response, now time.Time) error {
+	if resp.NextUpdate.IsZero() {
+		return fmt.Errorf("%w: response has no nextUpdate and cannot be cached", ErrMalformed)
+	}
+	if !resp.NextUpdate.After(resp.ThisUpdate) {
+		return fmt.Errorf("%w: nextUpdate %s is not after thisUpdate %s", ErrMalformed, ts(resp.NextUpdate), ts(resp.ThisUpdate))
+	}
+	if !now.Add(Skew).Before(resp.NextUpdate) {
+		return fmt.Errorf("%w: nextUpdate %s has passed (now %s, skew %s)", ErrExpired, ts(resp.NextUpdate), ts(now), Skew)
+	}
+	return nil
+}
 
 // checkIssuerHashes compares the CertID's issuer name and key hashes with
 // the ones computed from issuer: a serial alone is only unique per CA.
