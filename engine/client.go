@@ -22,7 +22,7 @@ type clientConn struct {
 	stream   stream // DoT and DoH; nil for Do53 over TCP
 	out      []byte // Do53 TCP: framed answers queued in this pass
 	inflight int
-	// lastActive is when the client last sent something, for the idle timeout.
+	// lastActive is when the client last sent something (Engine.mono), for the idle timeout.
 	lastActive int64
 	closed     bool
 	paused     bool // reading stopped at MaxTCPInFlight
@@ -165,7 +165,7 @@ func addrFromIP(ip net.IP) netip.Addr {
 // stream, then writes everything this pass produced.
 func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
 	c := cc.gc
-	cc.lastActive = time.Now().UnixNano()
+	cc.lastActive = l.e.mono(time.Now())
 	if cc.stream != nil {
 		err := cc.stream.read(c, func(msg []byte, tag uint64) { l.onStreamQuery(cc, msg, tag) })
 		// The protocol layer may have output of its own (HTTP/2 SETTINGS and their ACKs,

@@ -79,7 +79,14 @@ type Engine struct {
 	draining atomic.Bool
 	ctx      context.Context
 	cancel   context.CancelFunc
+	// epoch is the origin of the loops' deadlines (see mono).
+	epoch time.Time
 }
+
+// mono returns t as nanoseconds since the engine was created, on the monotonic clock:
+// deadlines in wall-clock time would all pass at once when the clock steps forward, and
+// none for as long as it stepped back.
+func (e *Engine) mono(t time.Time) int64 { return int64(t.Sub(e.epoch)) }
 
 // New prepares an engine; Start runs it.
 func New(opts Options, st *State) (*Engine, error) {
@@ -119,7 +126,7 @@ func New(opts Options, st *State) (*Engine, error) {
 			b.newStream = newDoHStream(b)
 		}
 	}
-	e := &Engine{opts: opts, log: opts.Logger, booted: make(chan struct{}), stopped: make(chan struct{})}
+	e := &Engine{opts: opts, log: opts.Logger, booted: make(chan struct{}), stopped: make(chan struct{}), epoch: time.Now()}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	m := map[gnet.EventLoop]*loop{}
 	e.loops.Store(&m)

@@ -51,7 +51,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		l.stats.overloaded.Add(1)
 		return nil, gnet.Close
 	}
-	cc := &clientConn{gc: c, l: l, bind: bind, proto: protoTCP, peer: peer, lastActive: time.Now().UnixNano()}
+	cc := &clientConn{gc: c, l: l, bind: bind, proto: protoTCP, peer: peer, lastActive: e.mono(time.Now())}
 	switch bind.Protocol {
 	case "DoT":
 		cc.proto = protoDoT

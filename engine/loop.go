@@ -85,7 +85,7 @@ type fifoEntry struct {
 
 // expireAfter queues the timeout of p, sent at sent to a backend whose timeout is d.
 func (l *loop) expireAfter(p *pending, sent time.Time, d time.Duration) {
-	e := fifoEntry{p: p, gen: p.gen, deadline: sent.Add(d).UnixNano()}
+	e := fifoEntry{p: p, gen: p.gen, deadline: l.e.mono(sent.Add(d))}
 	for i := range l.timeouts {
 		if q := &l.timeouts[i]; q.timeout == d {
 			q.entries = append(q.entries, e)
@@ -216,7 +216,7 @@ func (l *loop) tick(ctx context.Context) {
 }
 
 func (l *loop) sweep(now time.Time) {
-	n := now.UnixNano()
+	n := l.e.mono(now)
 	for qi := range l.timeouts {
 		q := &l.timeouts[qi]
 		i := 0
