@@ -13,6 +13,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/http2"
+
+	"github.com/dnsfront/dnsfront/internal/devpki"
 )
 
 // goodClient queries the DoH bind over one HTTP/2 connection every few milliseconds
@@ -226,7 +228,7 @@ func TestDoHAbuse(t *testing.T) {
 // checks that a lowered max_ping_frames is what the server enforces.
 func TestDoHAbuseThresholdsFromConfig(t *testing.T) {
 	t.Parallel()
-	pki := testPKI(t)
+	pki := devpki.NewTestPKI(t, t.TempDir())
 	be := StartBackend(t, BackendOptions{Records: dohRecords})
 	d := startFE(t, feConfig{
 		PKI: pki,

@@ -47,13 +47,13 @@ const dohBlock = `{paths: ["/dns-query"], max_body_size: 1024, custom_response_h
 // and "slow" (its backend never answers; udp_timeout 1).
 type dohFront struct {
 	d   *Dnsfront
-	pki *devpki.Paths
+	pki *devpki.TestPKI
 	be  *Backend
 }
 
 func startDoHFront(t *testing.T, records []string) *dohFront {
 	t.Helper()
-	pki := testPKI(t)
+	pki := devpki.NewTestPKI(t, t.TempDir())
 	be := StartBackend(t, BackendOptions{Records: records})
 	slow := StartBackend(t, BackendOptions{NeverAnswer: true})
 	deadPort, err := FreePort("127.0.0.1")
@@ -125,7 +125,7 @@ func TestDoHKdig(t *testing.T) {
 	before := metricOf(t, f.d, "dnsfront_doh_responses_total", `code="200"`)
 	for _, method := range []string{"+https", "+https-get"} {
 		t.Run(method, func(t *testing.T) {
-			args := []string{"+https=/dns-query", "+tls-ca=" + f.pki.CACert, "+tls-hostname=dns.test", "www.doh.test", "A"}
+			args := []string{"+https=/dns-query", "+tls-ca=" + f.pki.Root.CertFile, "+tls-hostname=dns.test", "www.doh.test", "A"}
 			if method == "+https-get" {
 				args = append([]string{"+https-get"}, args...)
 			}
@@ -169,7 +169,7 @@ func TestDoHCurl(t *testing.T) {
 	for _, v := range []struct{ flag, version string }{{"--http2", "2"}, {"--http1.1", "1.1"}} {
 		for _, method := range []string{"POST", "GET"} {
 			t.Run(v.flag+"/"+method, func(t *testing.T) {
-				args := []string{v.flag, "--cacert", f.pki.CACert, "--resolve", resolve}
+				args := []string{v.flag, "--cacert", f.pki.Root.CertFile, "--resolve", resolve}
 				if method == "POST" {
 					args = append(args, "-H", "content-type: application/dns-message", "--data-binary", "@"+qfile, url)
 				} else {
@@ -196,7 +196,7 @@ func TestDoHCurlResolve(t *testing.T) {
 	}))
 	t.Cleanup(web.Close)
 	_, webPort, _ := net.SplitHostPort(web.Listener.Addr().String())
-	r := runCurl(t, "--http2", "--cacert", f.pki.CACert,
+	r := runCurl(t, "--http2", "--cacert", f.pki.Root.CertFile,
 		"--doh-url", dohURL(f.d, "https", "doh", "/dns-query"),
 		fmt.Sprintf("http://web.doh.test:%s/", webPort))
 	if r.Status != 200 || string(r.Body) != "resolved through dnsfront\n" {
@@ -532,7 +532,7 @@ var h2loadRate = regexp.MustCompile(`finished in ([0-9.]+)s, ([0-9.]+) req/s`)
 // not run in parallel, so that its rate is not the other tests' leftovers.
 func TestDoHH2load(t *testing.T) {
 	RequireTool(t, "h2load", "nghttp2-client")
-	pki := testPKI(t)
+	pki := devpki.NewTestPKI(t, t.TempDir())
 	be := StartBackend(t, BackendOptions{Records: dohRecords})
 	d := startFE(t, feConfig{
 		PKI:      pki,
@@ -647,7 +647,7 @@ func TestDoHTCRetryOverTCP(t *testing.T) {
 // RST_STREAM REFUSED_STREAM and counted, and the connection serves new streams afterwards.
 func TestDoHRefusedStreams(t *testing.T) {
 	t.Parallel()
-	pki := testPKI(t)
+	pki := devpki.NewTestPKI(t, t.TempDir())
 	be := StartBackend(t, BackendOptions{Records: dohRecords, Delay: 300 * time.Millisecond})
 	d := startFE(t, feConfig{
 		PKI:      pki,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -23,24 +22,16 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// dohTLSConfig trusts the PKI's CA and checks the name dns.test, offering protos by ALPN.
-func dohTLSConfig(t testing.TB, pki *devpki.Paths, protos ...string) *tls.Config {
+// dohTLSConfig trusts the PKI's root and checks the name dns.test, offering protos by ALPN.
+func dohTLSConfig(t testing.TB, pki *devpki.TestPKI, protos ...string) *tls.Config {
 	t.Helper()
-	pem, err := os.ReadFile(pki.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("%s: no certificate", pki.CACert)
-	}
-	return &tls.Config{RootCAs: pool, ServerName: "dns.test", NextProtos: protos}
+	return &tls.Config{RootCAs: CertPool(t, pki.Root.Cert), ServerName: "dns.test", NextProtos: protos}
 }
 
 // newDoHClient returns a Go net/http client speaking proto to dnsfront: "h2" or
 // "http/1.1" over TLS (pki), "h1c" (HTTP/1.1 in cleartext) or "h2c" (HTTP/2 with prior
 // knowledge in cleartext).
-func newDoHClient(t testing.TB, pki *devpki.Paths, proto string) *http.Client {
+func newDoHClient(t testing.TB, pki *devpki.TestPKI, proto string) *http.Client {
 	t.Helper()
 	var rt http.RoundTripper
 	switch proto {
@@ -213,7 +204,7 @@ type h2Raw struct {
 // dialH2Raw connects with ALPN h2, sends the preface and settings, and returns the client.
 // The server's frames are read with ReadFrame; header blocks arrive decoded
 // (MetaHeadersFrame).
-func dialH2Raw(t testing.TB, addr string, pki *devpki.Paths, settings ...http2.Setting) *h2Raw {
+func dialH2Raw(t testing.TB, addr string, pki *devpki.TestPKI, settings ...http2.Setting) *h2Raw {
 	t.Helper()
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	c, err := tls.DialWithDialer(d, "tcp", addr, dohTLSConfig(t, pki, "h2"))

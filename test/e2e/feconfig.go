@@ -15,7 +15,7 @@ import (
 type feConfig struct {
 	EventLoops    int // default 2
 	UDPTimeout    int // general.udp_timeout in seconds; 0: dnsfront's default
-	PKI           *devpki.Paths
+	PKI           *devpki.TestPKI
 	Binds         []feBind
 	Backends      []feBackend
 	Pools         []fePool
@@ -29,7 +29,7 @@ type feConfig struct {
 type feBind struct {
 	Port     string // the {{port}} name; names ending in 6 listen on ::1
 	Protocol string // Do53 or DoH
-	TLS      bool   // DoH over TLS with the PKI's ECDSA certificate
+	TLS      bool   // DoH over TLS with the PKI's leaf (ECDSA, for devpki.Names)
 	Pool     string
 	DoH      string // the doh block as a YAML flow mapping; "" leaves it out
 }
@@ -73,7 +73,7 @@ func (c feConfig) YAML() string {
 		}
 		if bd.TLS {
 			fmt.Fprintf(&b, "    tls:\n      certificates:\n        - certificate: %q\n          key: %q\n",
-				c.PKI.ECDSAChain, c.PKI.ECDSAKey)
+				c.PKI.Leaf.ChainFile, c.PKI.Leaf.KeyFile)
 		}
 		if bd.DoH != "" {
 			fmt.Fprintf(&b, "    doh: %s\n", bd.DoH)
@@ -137,17 +137,6 @@ func quoteList(xs []string) string {
 func startFE(t testing.TB, c feConfig) *Dnsfront {
 	t.Helper()
 	return Start(t, c.YAML(), nil)
-}
-
-// testPKI creates a development PKI (CA, ECDSA and RSA leaves for dns.test, localhost,
-// 127.0.0.1 and ::1) in a temporary directory.
-func testPKI(t testing.TB) *devpki.Paths {
-	t.Helper()
-	p, err := devpki.Ensure(t.TempDir(), time.Now())
-	if err != nil {
-		t.Fatalf("devpki: %v", err)
-	}
-	return p
 }
 
 // metricSum adds the values of every series of metric name whose labels include all of
