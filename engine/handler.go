@@ -47,7 +47,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		l.stats.drainDrops.Add(1)
 		return nil, gnet.Close
 	}
-	if bind.MaxConns > 0 && l.connCount.Load() >= int64(bind.MaxConns) {
+	if bind.MaxConns > 0 && l.bindConns[bind] >= bind.MaxConns {
 		l.stats.overloaded.Add(1)
 		return nil, gnet.Close
 	}
@@ -70,6 +70,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	c.SetContext(cc)
 	l.clients[cc] = struct{}{}
+	l.bindConns[bind]++
 	l.connCount.Add(1)
 	return nil, gnet.None
 }
@@ -86,6 +87,7 @@ func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
 			x.stream.close()
 		}
 		delete(x.l.clients, x)
+		x.l.bindConns[x.bind]--
 		x.l.connCount.Add(-1)
 	}
 	return gnet.None

@@ -33,7 +33,9 @@ type loop struct {
 	timeouts []timeoutQueue
 	clients  map[*clientConn]struct{}
 	binds    map[net.Addr]*BindOptions
-	dirty    []*clientConn // stream clients with answers queued in this pass
+	// bindConns counts the open client connections of each bind, for its MaxConns.
+	bindConns map[*BindOptions]int
+	dirty     []*clientConn // stream clients with answers queued in this pass
 
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop
@@ -98,14 +100,15 @@ func (l *loop) expireAfter(p *pending, sent time.Time, d time.Duration) {
 func newLoop(e *Engine, el gnet.EventLoop, idx int) *loop {
 	l := &loop{
 		e: e, el: el, idx: idx,
-		rnd:     rand.NewPCG(uint64(time.Now().UnixNano()), uint64(idx)+1),
-		byKey:   map[string]int{},
-		pickers: map[*Pool]Picker{},
-		clients: map[*clientConn]struct{}{},
-		binds:   map[net.Addr]*BindOptions{},
-		scratch: make([]byte, 0, 65535+64),
-		resp:    make([]byte, 0, 65535+64),
-		rbuf:    make([]byte, 65535),
+		rnd:       rand.NewPCG(uint64(time.Now().UnixNano()), uint64(idx)+1),
+		byKey:     map[string]int{},
+		pickers:   map[*Pool]Picker{},
+		clients:   map[*clientConn]struct{}{},
+		binds:     map[net.Addr]*BindOptions{},
+		bindConns: map[*BindOptions]int{},
+		scratch:   make([]byte, 0, 65535+64),
+		resp:      make([]byte, 0, 65535+64),
+		rbuf:      make([]byte, 65535),
 	}
 	l.outFn = func(i int) int { return l.outstanding[i] }
 	return l
