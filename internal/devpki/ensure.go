@@ -104,24 +104,26 @@ func loadCA(p *Paths, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	if !ca.IsCA || now.Before(ca.NotBefore) || now.Add(leafLifetime).After(ca.NotAfter) {
 		return nil, nil, errors.New("devpki: CA not valid long enough")
 	}
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	if k, ok := key.Public().(equaler); !ok || !k.Equal(ca.PublicKey) {
+	if !keyMatches(key, ca) {
 		return nil, nil, errors.New("devpki: CA key does not match")
 	}
 	return ca, key, nil
 }
 
-// ensureLeaf reuses the leaf in chainFile when the CA signed it, it covers
-// Names and it stays valid for leafRenewBefore; otherwise it issues one.
+// keyMatches says whether key is the private key of cert.
+func keyMatches(key crypto.Signer, cert *x509.Certificate) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	k, ok := key.Public().(equaler)
+	return ok && k.Equal(cert.PublicKey)
+}
+
+// ensureLeaf reuses the leaf in chainFile when the CA signed it, keyFile
+// holds its key (the two files are written one after the other, so a crash
+// can leave a new key beside the old certificate), it covers Names and it
+// stays valid for leafRenewBefore; otherwise it issues one.
 func ensureLeaf(kt KeyType, chainFile, keyFile string, ca *x509.Certificate, caKey crypto.Signer, now time.Time) (*x509.Certificate, error) {
-	if chain, err := ocsp.ReadChainFile(chainFile); err == nil {
-		leaf := chain[0]
-		_, keyErr := ocsp.ReadKeyFile(keyFile)
-		if keyErr == nil && leaf.CheckSignatureFrom(ca) == nil && !now.Before(leaf.NotBefore) &&
-			leaf.NotAfter.Sub(now) > leafRenewBefore && leaf.VerifyHostname("dns.test") == nil &&
-			leaf.VerifyHostname("127.0.0.1") == nil {
-			return leaf, nil
-		}
+	if leaf, ok := reusableLeaf(chainFile, keyFile, ca, now); ok {
+		return leaf, nil
 	}
 	key, err := newKey(kt)
 	if err != nil {
@@ -136,6 +138,25 @@ func ensureLeaf(kt KeyType, chainFile, keyFile string, ca *x509.Certificate, caK
 		return nil, err
 	}
 	return leaf, nil
+}
+
+func reusableLeaf(chainFile, keyFile string, ca *x509.Certificate, now time.Time) (*x509.Certificate, bool) {
+	chain, err := ocsp.ReadChainFile(chainFile)
+	if err != nil {
+		return nil, false
+	}
+	leaf := chain[0]
+	key, err := ocsp.ReadKeyFile(keyFile)
+	if err != nil || !keyMatches(key, leaf) || leaf.CheckSignatureFrom(ca) != nil ||
+		now.Before(leaf.NotBefore) || leaf.NotAfter.Sub(now) <= leafRenewBefore {
+		return nil, false
+	}
+	for _, n := range Names {
+		if leaf.VerifyHostname(n) != nil {
+			return nil, false
+		}
+	}
+	return leaf, true
 }
 
 func writeCertKey(certFile, keyFile string, chain []*x509.Certificate, key crypto.Signer) error {

@@ -1,6 +1,7 @@
 package devpki_test
 
 import (
+	"crypto/tls"
 	"os"
 	"testing"
 	"time"
@@ -92,5 +93,37 @@ func TestEnsureReplacesBrokenCA(t *testing.T) {
 	chain, _ := ocsp.ReadChainFile(p.RSAChain)
 	if err := chain[0].CheckSignatureFrom(ca); err != nil {
 		t.Errorf("leaf not re-issued by the new CA: %v", err)
+	}
+}
+
+// A key file that does not belong to the certificate beside it (a crash
+// between the two writes) makes Ensure issue a new leaf: reusing it would
+// leave a server that cannot load its certificate.
+func TestEnsureReplacesLeafWithForeignKey(t *testing.T) {
+	dir := t.TempDir()
+	p, err := devpki.Ensure(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.ReadFile(p.CAKey) // an ECDSA key, not the leaf's
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.ECDSAKey, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devpki.Ensure(dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tls.LoadX509KeyPair(p.ECDSAChain, p.ECDSAKey); err != nil {
+		t.Errorf("after Ensure: %v", err)
+	}
+	chain, err := ocsp.ReadChainFile(p.ECDSAChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := ocsp.ReadCertFile(p.CACert)
+	if _, err := ocsp.LoadFile(p.ECDSAOCSP, chain[0], ca, time.Now()); err != nil {
+		t.Errorf("staple of the new leaf: %v", err)
 	}
 }
