@@ -86,21 +86,9 @@ Exits non-zero when the response is not usable.`,
 			if err != nil {
 				return fmt.Errorf("ocsp inspect: %w", err)
 			}
-			var leaf, issuer *x509.Certificate
-			if cert != "" {
-				chain, err := ocsp.ReadChainFile(cert)
-				if err != nil {
-					return err
-				}
-				leaf = chain[0]
-				if len(chain) > 1 {
-					issuer = chain[1]
-				}
-			}
-			if issuerFile != "" {
-				if issuer, err = ocsp.ReadCertFile(issuerFile); err != nil {
-					return err
-				}
+			leaf, issuer, err := readLeafIssuer(cert, issuerFile)
+			if err != nil {
+				return err
 			}
 			r := ocsp.Inspect(der, leaf, issuer, time.Now())
 			printReport(cmd.OutOrStdout(), file, r)
@@ -113,6 +101,28 @@ Exits non-zero when the response is not usable.`,
 	cmd.Flags().StringVar(&cert, "cert", "", "certificate or chain the response is for (PEM)")
 	cmd.Flags().StringVar(&issuerFile, "issuer", "", "issuer certificate (PEM); default: the second certificate of --cert")
 	return cmd
+}
+
+// readLeafIssuer reads the first certificate of certFile (nil when
+// certFile is "") and its issuer: issuerFile when given, else the second
+// certificate of certFile, else nil.
+func readLeafIssuer(certFile, issuerFile string) (leaf, issuer *x509.Certificate, err error) {
+	if certFile != "" {
+		chain, err := ocsp.ReadChainFile(certFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		leaf = chain[0]
+		if len(chain) > 1 {
+			issuer = chain[1]
+		}
+	}
+	if issuerFile != "" {
+		if issuer, err = ocsp.ReadCertFile(issuerFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	return leaf, issuer, nil
 }
 
 func printReport(w io.Writer, file string, r *ocsp.Report) {
@@ -174,23 +184,14 @@ written atomically to FILE only when it is usable.`,
 			if cert == "" || out == "" {
 				return errors.New("ocsp fetch: --cert and --out are required")
 			}
-			chain, err := ocsp.ReadChainFile(cert)
+			leaf, issuer, err := readLeafIssuer(cert, issuerFile)
 			if err != nil {
 				return err
 			}
-			leaf := chain[0]
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			client := &http.Client{}
-			var issuer *x509.Certificate
-			switch {
-			case issuerFile != "":
-				if issuer, err = ocsp.ReadCertFile(issuerFile); err != nil {
-					return err
-				}
-			case len(chain) > 1:
-				issuer = chain[1]
-			default:
+			if issuer == nil {
 				if issuer, err = ocsp.FetchIssuer(ctx, client, leaf, ocsp.DefaultMaxResponseSize); err != nil {
 					return err
 				}
