@@ -117,12 +117,23 @@ func (l *loop) forward(st *State, pool *Pool, msg []byte, q question, p *pending
 	l.send(p, b.TCPOnly)
 }
 
-// backendQuery rewrites the pending query into scratch for the backend: an OPT record if
-// the client sent none, so that the backend may answer up to backendEDNSSize over UDP.
-func (l *loop) backendQuery(p *pending) []byte {
-	out := append(l.scratch[:0], p.query...)
+// backendQuery writes the query of p for the backend into scratch, with the ID id and an
+// OPT record if the client sent none (so that the backend may answer up to
+// backendEDNSSize over UDP). Over TCP the 2-byte length prefix goes in front, in place,
+// so that no frame is allocated per query.
+func (l *loop) backendQuery(p *pending, id uint16, tcp bool) []byte {
+	hdr := 0
+	if tcp {
+		hdr = 2
+	}
+	// scratch holds the largest message and its prefix: appendOPT stays in its array.
+	out := append(l.scratch[:hdr], p.query...)
 	if p.addOPT {
-		out = appendOPT(out, backendEDNSSize)
+		out = out[:hdr+len(appendOPT(out[hdr:], backendEDNSSize))]
+	}
+	setMsgID(out[hdr:], id)
+	if tcp {
+		binary.BigEndian.PutUint16(out, uint16(len(out)-hdr))
 	}
 	return out
 }
@@ -136,8 +147,7 @@ func (l *loop) send(p *pending, tcp bool) {
 		l.answerError(p, p.query, p.q, rcodeServfail)
 		return
 	}
-	out := l.backendQuery(p)
-	setMsgID(out, id)
+	out := l.backendQuery(p, id, tcp)
 	p.sock, p.id = s, id
 	s.pending[id] = p
 	l.outstanding[p.backend]++
@@ -149,20 +159,10 @@ func (l *loop) send(p *pending, tcp bool) {
 		l.obs.QuerySent(p.backend)
 	}
 	var err error
-	switch {
-	case tcp:
-		frame := make([]byte, 2+len(out))
-		binary.BigEndian.PutUint16(frame, uint16(len(out)))
-		copy(frame[2:], out)
-		if s.gc == nil {
-			s.queue = append(s.queue, frame)
-		} else {
-			_, err = s.gc.Write(frame)
-		}
-	case s.gc == nil:
-		// The UDP socket is being registered: keep the datagram until it is.
+	if s.gc == nil {
+		// The socket is being registered: keep the query until it is.
 		s.queue = append(s.queue, append([]byte(nil), out...))
-	default:
+	} else {
 		_, err = s.gc.Write(out)
 	}
 	if err != nil {

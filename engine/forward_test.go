@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// tcpBackendPath is hotPath with the backend reached over TCP (tcp_only).
+func tcpBackendPath(tb testing.TB) *hotPath {
+	fd, client := udpPair(tb)
+	h := newHotPath(tb, fd, client)
+	h.l.state.Backends[0].TCPOnly = true
+	h.sock.tcp = true
+	h.l.udp[0], h.l.tcp[0] = nil, h.sock
+	return h
+}
+
+// roundTripTCP sends the client's query and answers it as the TCP backend would, the
+// length prefix stripped by the caller of onBackendAnswer.
+func (h *hotPath) roundTripTCP() {
+	h.listener.in = h.query
+	h.l.onUDP(h.listener, h.bind)
+	h.ans = append(h.ans[:0], h.answer...)
+	copy(h.ans[:2], h.backend.out[2:4]) // the ID the loop chose
+	h.l.onBackendAnswer(h.sock, h.ans)
+}
+
+// A query to a TCP backend goes out as one length-prefixed frame.
+func TestTCPBackendFrame(t *testing.T) {
+	h := tcpBackendPath(t)
+	h.listener.in = h.query
+	h.l.onUDP(h.listener, h.bind)
+	out := h.backend.out
+	if len(out) < 2+headerLen || int(binary.BigEndian.Uint16(out)) != len(out)-2 {
+		t.Fatalf("frame of %d bytes with length prefix %d", len(out), binary.BigEndian.Uint16(out))
+	}
+	sent := new(dns.Msg)
+	if err := sent.Unpack(out[2:]); err != nil {
+		t.Fatalf("query sent to the backend: %v", err)
+	}
+	if sent.Question[0].Name != "www.example.com." || sent.IsEdns0() == nil || sent.IsEdns0().UDPSize() != 1232 {
+		t.Errorf("query sent to the backend: %v", sent)
+	}
+	if _, ok := h.sock.pending[sent.Id]; !ok {
+		t.Errorf("no query pending under the ID sent, %#x", sent.Id)
+	}
+}
+
+// BenchmarkHotPathTCPBackend is BenchmarkHotPathUDP with the backend reached over TCP.
+func BenchmarkHotPathTCPBackend(b *testing.B) {
+	h := tcpBackendPath(b)
+	for range 1024 {
+		h.roundTripTCP()
+	}
+	h.l.sweep(time.Now())
+	base := h.l.stats.responses[protoUDP].Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.roundTripTCP()
+		if i&1023 == 1023 {
+			h.l.sweep(time.Now())
+		}
+	}
+	b.StopTimer()
+	if got := h.l.stats.responses[protoUDP].Load() - base; got != uint64(b.N) {
+		b.Fatalf("%d answers sent for %d queries (send errors %d)", got, b.N, h.l.stats.sendErrors.Load())
+	}
+}
