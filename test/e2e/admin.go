@@ -58,13 +58,20 @@ func (d *Dnsfront) Metric(series string) float64 {
 // that has just got its answer may see a counter a moment later.
 func (d *Dnsfront) WaitMetric(series string, timeout time.Duration, cond func(float64) bool) float64 {
 	d.t.Helper()
-	deadline := time.Now().Add(timeout)
+	v, _ := pollValue(timeout, cond, func() float64 { return d.Metric(series) })
+	return v
+}
+
+// pollValue reads a value every 10 ms until cond holds for it or timeout passes, and
+// returns the last value read and how long that took.
+func pollValue(timeout time.Duration, cond func(float64) bool, read func() float64) (float64, time.Duration) {
+	start := time.Now()
 	for {
-		v := d.Metric(series)
-		if cond(v) || time.Now().After(deadline) {
-			return v
+		v := read()
+		if cond(v) || time.Since(start) > timeout {
+			return v, time.Since(start)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

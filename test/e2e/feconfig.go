@@ -177,14 +177,7 @@ func metricOf(t testing.TB, d *Dnsfront, name string, labels ...string) float64 
 // value and how long it took.
 func waitMetricOf(t testing.TB, d *Dnsfront, timeout time.Duration, cond func(float64) bool, name string, labels ...string) (float64, time.Duration) {
 	t.Helper()
-	start := time.Now()
-	for {
-		v := metricOf(t, d, name, labels...)
-		if cond(v) || time.Since(start) > timeout {
-			return v, time.Since(start)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return pollValue(timeout, cond, func() float64 { return metricOf(t, d, name, labels...) })
 }
 
 // backendUp reports dnsfront_backend_up for the backend named name.

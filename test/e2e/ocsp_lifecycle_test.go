@@ -40,25 +40,6 @@ func newFetchSetup(t *testing.T, opts ...devpki.Option) *fetchSetup {
 	return &fetchSetup{pki: p, resp: r, be: be, data: DoT(be.Addr, c)}
 }
 
-// metricFor returns the value of the series of family name whose labels contain every
-// one of labels (`cert="..."`), and whether it exists.
-func metricFor(d *Dnsfront, name string, labels ...string) (float64, bool) {
-	d.t.Helper()
-	for series, v := range d.Metrics() {
-		if !strings.HasPrefix(series, name+"{") {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(series, l)
-		}
-		if ok {
-			return v, true
-		}
-	}
-	return 0, false
-}
-
 func certLabel(l *devpki.Leaf) string { return `cert="` + l.ChainFile + `"` }
 
 // TestOCSPFetchStaples: `ocsp: {fetch: true}` and no file: the server asks the AIA
@@ -77,13 +58,13 @@ func TestOCSPFetchStaples(t *testing.T) {
 	if f.resp.Requests() < 1 {
 		t.Error("the responder saw no request")
 	}
-	if v, ok := metricFor(d, "dnsfront_ocsp_staple_present", certLabel(f.pki.Leaf)); !ok || v != 1 {
+	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_staple_present", certLabel(f.pki.Leaf)); !ok || v != 1 {
 		t.Errorf("dnsfront_ocsp_staple_present = %v (present %v), want 1", v, ok)
 	}
-	if v, ok := metricFor(d, "dnsfront_ocsp_staple_next_update_seconds", certLabel(f.pki.Leaf)); !ok || v < 3000 || v > 3600 {
+	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_staple_next_update_seconds", certLabel(f.pki.Leaf)); !ok || v < 3000 || v > 3600 {
 		t.Errorf("dnsfront_ocsp_staple_next_update_seconds = %v (present %v), want about 3600", v, ok)
 	}
-	if v, ok := metricFor(d, "dnsfront_ocsp_update_attempts_total", `source="fetch"`, `result="ok"`); !ok || v < 1 {
+	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_update_attempts_total", `source="fetch"`, `result="ok"`); !ok || v < 1 {
 		t.Errorf(`dnsfront_ocsp_update_attempts_total{source="fetch",result="ok"} = %v (present %v), want >= 1`, v, ok)
 	}
 	if !strings.Contains(d.Log(), `msg="ocsp: update"`) {
@@ -103,7 +84,7 @@ func TestOCSPResponderDownThenRefresh(t *testing.T) {
 		t.Errorf("/api/v1/ocsp with the responder down = %+v; want status none, last_result http_error and the error", st)
 	}
 	SClientStatus(t, d.Addr("dot"), "dns.test").RequireNoStaple(t)
-	if v, ok := metricFor(d, "dnsfront_ocsp_update_failures_total", `source="fetch"`, `result="http_error"`); !ok || v < 1 {
+	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_update_failures_total", `source="fetch"`, `result="http_error"`); !ok || v < 1 {
 		t.Errorf(`dnsfront_ocsp_update_failures_total{source="fetch",result="http_error"} = %v (present %v)`, v, ok)
 	}
 	if !strings.Contains(d.Log(), `msg="ocsp: update failed"`) {
@@ -135,10 +116,10 @@ func TestOCSPRevoked(t *testing.T) {
 		t.Errorf("/api/v1/ocsp = %+v: no revocation reason", st)
 	}
 	SClientStatus(t, d.Addr("dot"), "dns.test").RequireNoStaple(t)
-	if v, ok := metricFor(d, "dnsfront_ocsp_certificate_revoked", certLabel(f.pki.Leaf)); !ok || v != 1 {
+	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_certificate_revoked", certLabel(f.pki.Leaf)); !ok || v != 1 {
 		t.Errorf("dnsfront_ocsp_certificate_revoked = %v (present %v), want 1", v, ok)
 	}
-	if v, ok := metricFor(d, "dnsfront_ocsp_staple_present", certLabel(f.pki.Leaf)); !ok || v != 0 {
+	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_staple_present", certLabel(f.pki.Leaf)); !ok || v != 0 {
 		t.Errorf("dnsfront_ocsp_staple_present = %v (present %v), want 0", v, ok)
 	}
 	serial := ocsp.FormatSerial(f.pki.Leaf.Cert.SerialNumber)
@@ -268,7 +249,7 @@ func TestOCSPMustStapleWithoutStaple(t *testing.T) {
 	if !st.MustStaple || st.Status != ocsp.StateNone {
 		t.Errorf("/api/v1/ocsp = %+v; want must_staple true, status none", st)
 	}
-	if v, ok := metricFor(d, "dnsfront_ocsp_must_staple_without_staple", certLabel(f.pki.Leaf)); !ok || v != 1 {
+	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_must_staple_without_staple", certLabel(f.pki.Leaf)); !ok || v != 1 {
 		t.Errorf("dnsfront_ocsp_must_staple_without_staple = %v (present %v), want 1", v, ok)
 	}
 	found := false
@@ -285,7 +266,7 @@ func TestOCSPMustStapleWithoutStaple(t *testing.T) {
 	f.resp.Start()
 	d.Post("/api/v1/ocsp/refresh")
 	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
-	if v, _ := metricFor(d, "dnsfront_ocsp_must_staple_without_staple", certLabel(f.pki.Leaf)); v != 0 {
+	if v, _ := metricSum(d.Metrics(), "dnsfront_ocsp_must_staple_without_staple", certLabel(f.pki.Leaf)); v != 0 {
 		t.Errorf("dnsfront_ocsp_must_staple_without_staple = %v with a staple, want 0", v)
 	}
 	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
@@ -439,7 +420,7 @@ func TestOCSPResponderFailuresKeepStaple(t *testing.T) {
 				t.Errorf("/api/v1/ocsp = %+v; want last_result %s with the staple kept (status good) and the error", st, tc.result)
 			}
 			SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
-			if v, ok := metricFor(d, "dnsfront_ocsp_update_failures_total", `source="fetch"`, `result="`+tc.result+`"`); !ok || v < 1 {
+			if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_update_failures_total", `source="fetch"`, `result="`+tc.result+`"`); !ok || v < 1 {
 				t.Errorf(`dnsfront_ocsp_update_failures_total{source="fetch",result="%s"} = %v (present %v)`, tc.result, v, ok)
 			}
 			if !strings.Contains(d.Log(), "staple_kept=true") {
@@ -471,7 +452,7 @@ func TestOCSPStapleDroppedAtNextUpdate(t *testing.T) {
 	if st := d.OCSP(); len(st) != 1 || st[0].Status != ocsp.StateNone {
 		t.Errorf("/api/v1/ocsp = %+v; want status none", st)
 	}
-	if v, ok := metricFor(d, "dnsfront_ocsp_staple_present", certLabel(p.Leaf)); !ok || v != 0 {
+	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_staple_present", certLabel(p.Leaf)); !ok || v != 0 {
 		t.Errorf("dnsfront_ocsp_staple_present = %v (present %v), want 0", v, ok)
 	}
 }
