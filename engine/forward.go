@@ -110,7 +110,9 @@ func (l *loop) forward(st *State, pool *Pool, msg []byte, q question, p *pending
 	p.origID = msgID(msg)
 	p.q = q
 	p.backend = bi
-	p.addOPT = q.optOff < 0
+	// The OPT record we add must leave the query within a message's 65535 bytes, the most
+	// a TCP frame's length prefix says.
+	p.addOPT = q.optOff < 0 && len(msg)+optLen <= maxMsgLen
 	// The client's query is kept as sent: the cache is keyed by it, a SERVFAIL echoes its
 	// question and a truncated UDP answer is asked again over TCP from it.
 	p.query = append(p.query[:0], msg...)

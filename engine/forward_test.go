@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"net"
 	"testing"
 	"time"
 
@@ -68,5 +69,31 @@ func BenchmarkHotPathTCPBackend(b *testing.B) {
 	b.StopTimer()
 	if got := h.l.stats.responses[protoUDP].Load() - base; got != uint64(b.N) {
 		b.Fatalf("%d answers sent for %d queries (send errors %d)", got, b.N, h.l.stats.sendErrors.Load())
+	}
+}
+
+// A query too large to take an added OPT record within a message's 65535 bytes goes to
+// the backend as the client sent it: the frame's length prefix would wrap otherwise and
+// the backend connection, shared by the loop's queries, would lose its framing.
+func TestLargestQueryKeepsFraming(t *testing.T) {
+	h := tcpBackendPath(t)
+	const size = 65535
+	q := make([]byte, 0, size)
+	q = append(q, 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1) // RD, one question, one additional
+	q = append(q, 1, 'a', 0, 0, 1, 0, 1)                          // a. A IN
+	rdlen := size - len(q) - 11
+	q = append(q, 0, 0, 16, 0, 1, 0, 0, 0, 0, byte(rdlen>>8), byte(rdlen)) // . TXT IN, no OPT
+	q = append(q, make([]byte, rdlen)...)
+	if len(q) != size {
+		t.Fatalf("query of %d bytes", len(q))
+	}
+	from := h.listener.remote.(*net.UDPAddr).AddrPort()
+	h.l.onDatagram(h.listener.fd, h.bind, q, from.Addr(), int(from.Port()))
+	out := h.backend.out
+	if n := int(binary.BigEndian.Uint16(out)); n != len(out)-2 {
+		t.Fatalf("frame of %d bytes with length prefix %d", len(out)-2, n)
+	}
+	if len(h.sock.pending) != 1 {
+		t.Fatalf("%d queries pending, want 1", len(h.sock.pending))
 	}
 }

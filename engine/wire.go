@@ -12,6 +12,8 @@ import (
 
 const (
 	headerLen   = 12
+	maxMsgLen   = 65535
+	optLen      = 11 // the OPT record appendOPT writes
 	typeOPT     = 41
 	maxNameWire = 255
 	// backendEDNSSize is the UDP payload size advertised to backends when the client sent
