@@ -160,6 +160,7 @@ func (l *loop) send(p *pending, tcp bool) {
 	if l.obs != nil {
 		l.obs.QuerySent(p.backend)
 	}
+	bi := p.backend
 	var err error
 	if s.gc == nil {
 		// The socket is being registered: keep the query until it is.
@@ -168,9 +169,11 @@ func (l *loop) send(p *pending, tcp bool) {
 		_, err = s.gc.Write(out)
 	}
 	if err != nil {
+		// A failed stream write has closed the socket already: its OnClose answered p
+		// and recycled it.
 		l.stats.sendErrors.Add(1)
 		if l.obs != nil {
-			l.obs.SendFailed(p.backend)
+			l.obs.SendFailed(bi)
 		}
 	}
 }
