@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,32 @@ func newFetchSetup(t *testing.T, opts ...devpki.Option) *fetchSetup {
 
 func certLabel(l *devpki.Leaf) string { return `cert="` + l.ChainFile + `"` }
 
+// stapleGood is the WaitOCSP condition of a certificate served with a good staple.
+func stapleGood(s OCSPStatus) bool { return s.Status == ocsp.StateGood }
+
+// startCached starts dnsfront fetching its staple from a running responder into a
+// cache_dir, waits until the staple is served and cached, and returns the cache's files.
+func startCached(t *testing.T) (*fetchSetup, *Dnsfront, []string) {
+	t.Helper()
+	f := newFetchSetup(t)
+	f.data.CacheDir = filepath.Join(t.TempDir(), "ocsp-cache")
+	f.resp.Start()
+	d := Start(t, DoTConfig, f.data)
+	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
+	return f, d, cacheFiles(t, f.data.CacheDir, time.Second)
+}
+
+// linesWith returns the lines of log that contain every one of substrs.
+func linesWith(log string, substrs ...string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if !slices.ContainsFunc(substrs, func(s string) bool { return !strings.Contains(l, s) }) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // TestOCSPFetchStaples: `ocsp: {fetch: true}` and no file: the server asks the AIA
 // responder in the background, reports the staple in /api/v1/ocsp and metrics, and
 // s_client gets it.
@@ -50,7 +77,7 @@ func TestOCSPFetchStaples(t *testing.T) {
 	f := newFetchSetup(t)
 	f.resp.Start()
 	d := Start(t, DoTConfig, f.data)
-	st := d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	st := d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
 	if st.Source != ocsp.SourceFetch || st.Responder != f.resp.URL || st.Serial != ocsp.FormatSerial(f.pki.Leaf.Cert.SerialNumber) {
 		t.Errorf("/api/v1/ocsp = %+v; want source fetch, responder %s, serial %s", st, f.resp.URL, ocsp.FormatSerial(f.pki.Leaf.Cert.SerialNumber))
 	}
@@ -96,7 +123,7 @@ func TestOCSPResponderDownThenRefresh(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("POST /api/v1/ocsp/refresh: %d %s", code, body)
 	}
-	st = d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	st = d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
 	if st.Failures != 0 {
 		t.Errorf("failures after a success = %d, want 0", st.Failures)
 	}
@@ -123,14 +150,9 @@ func TestOCSPRevoked(t *testing.T) {
 		t.Errorf("dnsfront_ocsp_staple_present = %v (present %v), want 0", v, ok)
 	}
 	serial := ocsp.FormatSerial(f.pki.Leaf.Cert.SerialNumber)
-	found := false
-	for _, l := range strings.Split(d.Log(), "\n") {
-		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "revoked") && strings.Contains(l, serial) &&
-			strings.Contains(strings.ToLower(l), "keycompromise") {
-			found = true
-		}
-	}
-	if !found {
+	if !slices.ContainsFunc(linesWith(d.Log(), "level=ERROR", "revoked", serial), func(l string) bool {
+		return strings.Contains(strings.ToLower(l), "keycompromise")
+	}) {
 		t.Errorf("no error-level log line with serial %s and reason keyCompromise:\n%s", serial, d.Log())
 	}
 }
@@ -139,12 +161,7 @@ func TestOCSPRevoked(t *testing.T) {
 // first handshake after the port opens is stapled, with the responder down.
 func TestOCSPWarmCacheRestart(t *testing.T) {
 	t.Parallel()
-	f := newFetchSetup(t)
-	f.data.CacheDir = filepath.Join(t.TempDir(), "ocsp-cache")
-	f.resp.Start()
-	d := Start(t, DoTConfig, f.data)
-	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
-	files := cacheFiles(t, f.data.CacheDir, time.Second)
+	f, d, files := startCached(t)
 	d.Stop()
 	f.resp.Stop()
 
@@ -189,12 +206,7 @@ func cacheFiles(t *testing.T, dir string, timeout time.Duration) []string {
 // explicitly (the same certificate, its staple still valid).
 func TestOCSPReloadKeepsCache(t *testing.T) {
 	t.Parallel()
-	f := newFetchSetup(t)
-	f.data.CacheDir = filepath.Join(t.TempDir(), "ocsp-cache")
-	f.resp.Start()
-	d := Start(t, DoTConfig, f.data)
-	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
-	files := cacheFiles(t, f.data.CacheDir, time.Second)
+	f, d, files := startCached(t)
 	cached, err := os.ReadFile(filepath.Join(f.data.CacheDir, files[0]))
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +244,7 @@ func TestOCSPUnwritableCacheDir(t *testing.T) {
 	f.data.CacheDir = filepath.Join(parent, "ocsp")
 	f.resp.Start()
 	d := Start(t, DoTConfig, f.data)
-	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
 	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
 	if !d.WaitLog("cache write failed", 0, time.Second) {
 		t.Errorf("the failed cache write was not logged:\n%s", d.Log())
@@ -252,20 +264,14 @@ func TestOCSPMustStapleWithoutStaple(t *testing.T) {
 	if v, ok := metricSum(d.Metrics(), "dnsfront_ocsp_must_staple_without_staple", certLabel(f.pki.Leaf)); !ok || v != 1 {
 		t.Errorf("dnsfront_ocsp_must_staple_without_staple = %v (present %v), want 1", v, ok)
 	}
-	found := false
-	for _, l := range strings.Split(d.Log(), "\n") {
-		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "must-staple") && strings.Contains(l, f.pki.Leaf.ChainFile) {
-			found = true
-		}
-	}
-	if !found {
+	if len(linesWith(d.Log(), "level=ERROR", "must-staple", f.pki.Leaf.ChainFile)) == 0 {
 		t.Errorf("no error-level must-staple line naming the certificate:\n%s", d.Log())
 	}
 	SClientStatus(t, d.Addr("dot"), "dns.test").RequireNoStaple(t)
 
 	f.resp.Start()
 	d.Post("/api/v1/ocsp/refresh")
-	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
 	if v, _ := metricSum(d.Metrics(), "dnsfront_ocsp_must_staple_without_staple", certLabel(f.pki.Leaf)); v != 0 {
 		t.Errorf("dnsfront_ocsp_must_staple_without_staple = %v with a staple, want 0", v)
 	}
@@ -367,7 +373,7 @@ func TestOCSPCLI(t *testing.T) {
 		f.resp.Start()
 		defer f.resp.Stop()
 		d := Start(t, DoTConfig, f.data)
-		d.WaitOCSP(p.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+		d.WaitOCSP(p.Leaf.ChainFile, stapleWait, stapleGood)
 		res, code := RunCLI(t, "ocsp", "status", "--admin", d.AdminURL())
 		if code != 0 || !strings.Contains(res, ocsp.FormatSerial(p.Leaf.Cert.SerialNumber)) || !strings.Contains(res, "good") ||
 			!strings.Contains(res, "fetch") {
@@ -408,7 +414,7 @@ func TestOCSPResponderFailuresKeepStaple(t *testing.T) {
 			f.data.RequestTimeout = "500ms"
 			f.resp.Start()
 			d := Start(t, DoTConfig, f.data)
-			d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+			d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
 
 			f.resp.SetMode(tc.mode)
 			f.resp.SetStatus(tc.status)
@@ -468,7 +474,7 @@ func TestOCSPIssuerFromAIA(t *testing.T) {
 	leafOnly := p.WriteFile("leaf-only.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Leaf.Cert.Raw}))
 	be := StartTestBackend(t)
 	d := Start(t, DoTConfig, DoT(be.Addr, DoTCert{Chain: leafOnly, Key: p.Leaf.KeyFile, Fetch: true}))
-	d.WaitOCSP(leafOnly, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	d.WaitOCSP(leafOnly, stapleWait, stapleGood)
 	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, p.Leaf.Cert)
 	d.Post("/api/v1/ocsp/refresh")
 	d.WaitOCSP(leafOnly, stapleWait, func(s OCSPStatus) bool { return s.Successes >= 2 })
@@ -481,12 +487,7 @@ func TestOCSPIssuerFromAIA(t *testing.T) {
 // start, the staple is fetched and written back valid.
 func TestOCSPCorruptCacheIgnored(t *testing.T) {
 	t.Parallel()
-	f := newFetchSetup(t)
-	f.data.CacheDir = filepath.Join(t.TempDir(), "ocsp-cache")
-	f.resp.Start()
-	d := Start(t, DoTConfig, f.data)
-	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
-	files := cacheFiles(t, f.data.CacheDir, time.Second)
+	f, d, files := startCached(t)
 	d.Stop()
 	path := filepath.Join(f.data.CacheDir, files[0])
 	WriteDER(t, path, []byte("corrupt"))
@@ -504,7 +505,7 @@ func TestOCSPCorruptCacheIgnored(t *testing.T) {
 	}
 	f.resp.Start()
 	d2.Post("/api/v1/ocsp/refresh")
-	d2.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	d2.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
 	deadline := time.Now().Add(time.Second)
 	for {
 		if _, err := ocsp.LoadFile(path, f.pki.Leaf.Cert, f.pki.Issuer.Cert, time.Now()); err == nil {

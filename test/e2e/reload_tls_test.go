@@ -310,7 +310,7 @@ func TestReloadNeverDropsStaple(t *testing.T) {
 	data := DoT(be.Addr, CertOf(p.Leaf), fc)
 	data.OCSPFiles = []string{p.WriteFile("leaf.ocsp", p.Good())}
 	d := Start(t, DoTConfig, data)
-	d.WaitOCSP(fetched.ChainFile, stapleWait, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	d.WaitOCSP(fetched.ChainFile, stapleWait, stapleGood)
 	addr := d.Addr("dot")
 	roots := CertPool(t, p.Root.Cert)
 
