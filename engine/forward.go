@@ -143,6 +143,16 @@ func (l *loop) backendQuery(p *pending, id uint16, tcp bool) []byte {
 // send puts the rewritten query out on the backend's UDP or TCP socket.
 func (l *loop) send(p *pending, tcp bool) {
 	s := l.sock(p.backend, tcp)
+	if s.failed {
+		// Registration failed at once (gnet shutting down, its dialing pool full): no
+		// answer can come on this socket, and the next query replaces it.
+		l.stats.sendErrors.Add(1)
+		if l.obs != nil {
+			l.obs.SendFailed(p.backend)
+		}
+		l.answerError(p, p.query, p.q, rcodeServfail)
+		return
+	}
 	id, ok := s.freeID(l)
 	if !ok {
 		l.stats.overloaded.Add(1)

@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
+	"github.com/panjf2000/gnet/v2"
 )
 
 // closingConn is a TCP backend connection whose write fails: gnet closes such a
@@ -50,5 +55,38 @@ func TestSendFailedNamesTheBackend(t *testing.T) {
 	}
 	if o := tb.l.outstandingTotal.Load(); o != 0 {
 		t.Fatalf("%d queries still counted outstanding", o)
+	}
+}
+
+// refusingLoop is an event loop that cannot register sockets, as gnet's in shutdown or
+// with its dialing pool full.
+type refusingLoop struct{ fakeEventLoop }
+
+func (refusingLoop) Register(context.Context, net.Addr) (<-chan gnet.RegisteredResult, error) {
+	return nil, errors.New("engine is going to be shutdown")
+}
+
+// A backend socket that cannot even be registered answers its query SERVFAIL at once,
+// and leaves no query behind on a socket that the next query replaces.
+func TestUnregisteredSocketFailsFast(t *testing.T) {
+	tb := newTwoBackends(t)
+	tb.l.el = refusingLoop{}
+	tb.l.udp[1] = nil
+	tb.query(t, tb.fast, 9)
+	if o := tb.l.outstandingTotal.Load(); o != 0 {
+		t.Fatalf("%d queries outstanding on a socket that does not exist", o)
+	}
+	_ = tb.client.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 512)
+	n, err := tb.client.Read(buf)
+	if err != nil {
+		t.Fatalf("no SERVFAIL at the client: %v", err)
+	}
+	got := new(dns.Msg)
+	if err := got.Unpack(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if got.Id != 9 || got.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("client got ID %d rcode %s, want ID 9 SERVFAIL", got.Id, dns.RcodeToString[got.Rcode])
 	}
 }
