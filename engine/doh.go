@@ -25,15 +25,15 @@ type dohStream struct {
 	born time.Time
 }
 
-func newDoHStream(b *BindOptions) func(gnet.Conn, int, netip.AddrPort) (stream, error) {
-	return func(gc gnet.Conn, loop int, peer netip.AddrPort) (stream, error) {
-		d := &dohStream{opts: b.DoH, born: time.Now()}
+func newDoHStream(b *BindOptions) func(gnet.Conn, *loop, netip.AddrPort) stream {
+	return func(gc gnet.Conn, l *loop, peer netip.AddrPort) stream {
+		d := &dohStream{l: l, opts: b.DoH, born: time.Now()}
 		if b.TLSStore != nil {
-			d.t = tlsframe.NewConn(gc, b.TLSStore, loop, b.Handshaker, peer)
+			d.t = tlsframe.NewConn(gc, b.TLSStore, l.idx, b.Handshaker, peer)
 		} else {
 			d.s = doh.NewSession(d.opts, doh.Detect, time.Now)
 		}
-		return d, nil
+		return d
 	}
 }
 
@@ -81,9 +81,7 @@ func (d *dohStream) flush(gc gnet.Conn) error {
 		return nil
 	}
 	d.out = d.s.AppendOutput(d.out[:0])
-	if d.l != nil {
-		d.l.foldDoH(d.s)
-	}
+	d.l.foldDoH(d.s)
 	if len(d.out) == 0 {
 		return nil
 	}
@@ -109,7 +107,7 @@ func (d *dohStream) Expired(now time.Time) bool {
 func (d *dohStream) wantClose() bool { return d.bad || (d.s != nil && d.s.Closed()) }
 
 func (d *dohStream) close() {
-	if d.s != nil && d.l != nil {
+	if d.s != nil {
 		d.l.foldDoH(d.s)
 	}
 	if d.t != nil {

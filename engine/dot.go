@@ -17,9 +17,9 @@ type dotStream struct {
 	bad bool
 }
 
-func newDoTStream(b *BindOptions) func(gnet.Conn, int, netip.AddrPort) (stream, error) {
-	return func(gc gnet.Conn, loop int, peer netip.AddrPort) (stream, error) {
-		return &dotStream{t: tlsframe.NewConn(gc, b.TLSStore, loop, b.Handshaker, peer)}, nil
+func newDoTStream(b *BindOptions) func(gnet.Conn, *loop, netip.AddrPort) stream {
+	return func(gc gnet.Conn, l *loop, peer netip.AddrPort) stream {
+		return &dotStream{t: tlsframe.NewConn(gc, b.TLSStore, l.idx, b.Handshaker, peer)}
 	}
 }
 

@@ -58,8 +58,8 @@ type BindOptions struct {
 	// DoH configures a DoH bind's HTTP side; with no TLSStore it serves cleartext.
 	DoH *doh.Options
 
-	// newStream builds the DoT/DoH layer of a new connection on loop index loop.
-	newStream func(gc gnet.Conn, loop int, peer netip.AddrPort) (stream, error)
+	// newStream builds the DoT/DoH layer of a new connection on loop l.
+	newStream func(gc gnet.Conn, l *loop, peer netip.AddrPort) stream
 }
 
 // Engine is the data plane: one gnet engine serving every bind.

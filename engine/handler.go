@@ -59,14 +59,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		cc.proto = protoDoH
 	}
 	if bind.newStream != nil {
-		s, err := bind.newStream(c, l.idx, peer)
-		if err != nil {
-			return nil, gnet.Close
-		}
-		if d, ok := s.(*dohStream); ok {
-			d.l = l
-		}
-		cc.stream = s
+		cc.stream = bind.newStream(c, l, peer)
 	}
 	c.SetContext(cc)
 	l.clients[cc] = struct{}{}
