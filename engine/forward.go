@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/binary"
-	"log/slog"
 	"net"
 	"time"
 
@@ -307,10 +306,4 @@ func (l *loop) failSock(s *backendSock) {
 		l.giveUp(p, false)
 	}
 	s.queue = nil
-}
-
-func (l *loop) logDebug(msg string, args ...any) {
-	if l.e.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.e.log.Debug(msg, args...)
-	}
 }
