@@ -70,48 +70,30 @@ func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
-	var sum counters
-	var outstanding, conns int64
+	s := m.e.Stats()
+	var conns int64
 	for _, l := range m.e.loopList() {
-		c := &l.stats
-		for i := range protoCount {
-			sum.queries[i].Add(c.queries[i].Load())
-			sum.responses[i].Add(c.responses[i].Load())
-		}
-		sum.aclDrops.Add(c.aclDrops.Load())
-		sum.nonCompliant.Add(c.nonCompliant.Load())
-		sum.servfailNoBack.Add(c.servfailNoBack.Load())
-		sum.timeouts.Add(c.timeouts.Load())
-		sum.tcRetries.Add(c.tcRetries.Load())
-		sum.truncated.Add(c.truncated.Load())
-		sum.mismatches.Add(c.mismatches.Load())
-		sum.sendErrors.Add(c.sendErrors.Load())
-		sum.overloaded.Add(c.overloaded.Load())
-		sum.cacheHits.Add(c.cacheHits.Load())
-		sum.cacheMisses.Add(c.cacheMisses.Load())
-		sum.drainDrops.Add(c.drainDrops.Load())
-		outstanding += l.outstandingTotal.Load()
 		conns += l.connCount.Load()
 	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for i := range protoCount {
-		counter(m.queries, sum.queries[i].Load(), protoNames[i])
-		counter(m.responses, sum.responses[i].Load(), protoNames[i])
+	for _, name := range protoNames {
+		counter(m.queries, s.Queries[name], name)
+		counter(m.responses, s.Responses[name], name)
 	}
-	counter(m.drops, sum.aclDrops.Load(), "acl")
-	counter(m.drops, sum.nonCompliant.Load(), "non_compliant")
-	counter(m.drops, sum.overloaded.Load(), "overloaded")
-	counter(m.drops, sum.drainDrops.Load(), "draining")
-	counter(m.servfails, sum.servfailNoBack.Load(), "no_backend")
-	counter(m.servfails, sum.timeouts.Load(), "timeout")
-	counter(m.tcRetries, sum.tcRetries.Load())
-	counter(m.truncated, sum.truncated.Load())
-	counter(m.mismatches, sum.mismatches.Load())
-	counter(m.sendErrors, sum.sendErrors.Load())
-	counter(m.cache, sum.cacheHits.Load(), "hit")
-	counter(m.cache, sum.cacheMisses.Load(), "miss")
+	counter(m.drops, s.ACLDrops, "acl")
+	counter(m.drops, s.NonCompliant, "non_compliant")
+	counter(m.drops, s.Overloaded, "overloaded")
+	counter(m.drops, s.DrainDrops, "draining")
+	counter(m.servfails, s.NoBackend, "no_backend")
+	counter(m.servfails, s.Timeouts, "timeout")
+	counter(m.tcRetries, s.TCRetries)
+	counter(m.truncated, s.Truncated)
+	counter(m.mismatches, s.Mismatches)
+	counter(m.sendErrors, s.SendErrors)
+	counter(m.cache, s.CacheHits, "hit")
+	counter(m.cache, s.CacheMisses, "miss")
 	ds := m.e.DoHStats()
 	for i := range doh.NumStatuses {
 		counter(m.dohResponses, ds.Responses[i], strconv.Itoa(i.Code()))
@@ -121,7 +103,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(m.dohProtoErrors, ds.ProtocolErrors)
 	counter(m.dohIdle, ds.IdleTimeouts)
-	ch <- prometheus.MustNewConstMetric(m.outstanding, prometheus.GaugeValue, float64(outstanding))
+	ch <- prometheus.MustNewConstMetric(m.outstanding, prometheus.GaugeValue, float64(int64(s.Outstanding)))
 	ch <- prometheus.MustNewConstMetric(m.conns, prometheus.GaugeValue, float64(conns))
 }
 
