@@ -194,6 +194,33 @@ func (d *Dnsfront) Signal(sig syscall.Signal) {
 	}
 }
 
+// reload sends SIGHUP and waits for the "reloaded" log line, then checks that
+// dnsfront_reloads_total went up; a rejected reload fails the test.
+func reload(t testing.TB, d *Dnsfront) {
+	t.Helper()
+	before := d.Metric("dnsfront_reloads_total")
+	mark := len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l := d.Log()[mark:]
+		if strings.Contains(l, "msg=reloaded") {
+			break
+		}
+		if strings.Contains(l, "reload rejected") {
+			t.Fatalf("reload rejected:\n%s", l)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload within 5s; log since SIGHUP:\n%s", l)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The counter goes up before the line is logged.
+	if v := d.Metric("dnsfront_reloads_total"); v <= before {
+		t.Fatalf("dnsfront_reloads_total = %v after a reload, was %v", v, before)
+	}
+}
+
 // Wait waits up to timeout for the process to exit and returns its exit code; on timeout
 // it kills the process, fails the test and returns -1.
 func (d *Dnsfront) Wait(timeout time.Duration) int {

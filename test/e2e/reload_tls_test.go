@@ -53,27 +53,6 @@ func mintFile(t testing.TB, chainFile string, ca *devpki.Authority, out string) 
 	}
 }
 
-// reload sends SIGHUP and waits for the "reloaded" log line; a rejected reload fails.
-func reload(t testing.TB, d *Dnsfront) {
-	t.Helper()
-	mark := len(d.Log())
-	d.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l := d.Log()[mark:]
-		if strings.Contains(l, "msg=reloaded") {
-			return
-		}
-		if strings.Contains(l, "reload rejected") {
-			t.Fatalf("reload rejected:\n%s", l)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload within 5s; log since SIGHUP:\n%s", l)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestReloadNewCertificate is the seed's reload flow: the certificate is re-issued in
 // place (new serial) with its response minted into the same file, kill -HUP, and the
 // next handshake serves the new certificate with a staple for the new serial, while a
