@@ -14,12 +14,15 @@ import (
 
 // clientConn is one client stream connection (Do53 TCP, DoT or DoH), owned by its loop.
 type clientConn struct {
-	gc       gnet.Conn
-	l        *loop
-	bind     *BindOptions
-	proto    proto
-	peer     netip.AddrPort
-	stream   stream // DoT and DoH; nil for Do53 over TCP
+	gc     gnet.Conn
+	l      *loop
+	bind   *BindOptions
+	proto  proto
+	peer   netip.AddrPort
+	stream stream // DoT and DoH; nil for Do53 over TCP
+	// onQuery hands the stream's queries to the loop; made once, as a closure made per
+	// read would be allocated per read.
+	onQuery  func(msg []byte, tag uint64)
 	out      []byte // Do53 TCP: framed answers queued in this pass
 	inflight int
 	// lastActive is when the client last sent something (Engine.mono), for the idle timeout.
@@ -167,7 +170,7 @@ func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
 	c := cc.gc
 	cc.lastActive = l.e.mono(time.Now())
 	if cc.stream != nil {
-		err := cc.stream.read(c, func(msg []byte, tag uint64) { l.onStreamQuery(cc, msg, tag) })
+		err := cc.stream.read(c, cc.onQuery)
 		// The protocol layer may have output of its own (HTTP/2 SETTINGS and their ACKs,
 		// WINDOW_UPDATE, a GOAWAY) even when no query came in.
 		l.markDirty(cc)

@@ -60,6 +60,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	if bind.newStream != nil {
 		cc.stream = bind.newStream(c, l, peer)
+		cc.onQuery = func(msg []byte, tag uint64) { l.onStreamQuery(cc, msg, tag) }
 	}
 	c.SetContext(cc)
 	l.clients[cc] = struct{}{}
