@@ -21,22 +21,31 @@ import (
 	"github.com/dnsfront/dnsfront/ocsp"
 )
 
-// dotServer is a dnsfront with one DoT bind serving a test PKI's ECDSA leaf (for
-// devpki.Names) with a good staple from a file.
+// dotServer is a dnsfront with one DoT bind serving a test PKI's leaf with a good
+// staple from a file, in front of a backend that answers testName.
 type dotServer struct {
-	d   *Dnsfront
-	pki *devpki.TestPKI
-	be  *Backend
+	d      *Dnsfront
+	pki    *devpki.TestPKI
+	be     *Backend
+	data   DoTData // the configuration served
+	staple string  // the OCSP response file
 }
 
+// startDoTServer serves a default test PKI's ECDSA leaf (for devpki.Names); records go
+// into the backend's zone besides testName.
 func startDoTServer(t *testing.T, records ...string) *dotServer {
 	t.Helper()
-	p := devpki.NewTestPKI(t, t.TempDir())
+	return newDoTServer(t, devpki.NewTestPKI(t, t.TempDir()), records...)
+}
+
+// newDoTServer is startDoTServer with the PKI p.
+func newDoTServer(t *testing.T, p *devpki.TestPKI, records ...string) *dotServer {
+	t.Helper()
 	staple := p.WriteFile("leaf.ocsp", p.Good())
 	be := StartBackend(t, BackendOptions{Records: append([]string{testName + ". 60 IN A " + testAnswer}, records...)})
 	data := DoT(be.Addr, CertOf(p.Leaf))
 	data.OCSPFiles = []string{staple}
-	return &dotServer{d: Start(t, DoTConfig, data), pki: p, be: be}
+	return &dotServer{d: Start(t, DoTConfig, data), pki: p, be: be, data: data, staple: staple}
 }
 
 func (s *dotServer) dial(t *testing.T, cfg *tls.Config) *tls.Conn {

@@ -115,18 +115,12 @@ func TestReloadNewCertificate(t *testing.T) {
 // is rejected with the file named; the old certificate and its staple keep being served.
 func TestReloadRejectedKeepsServing(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	p := devpki.NewTestPKI(t, dir)
-	staple := p.WriteFile("leaf.ocsp", p.Good())
-	be := StartTestBackend(t)
-	data := DoT(be.Addr, CertOf(p.Leaf))
-	data.OCSPFiles = []string{staple}
-	d := Start(t, DoTConfig, data)
-	addr := d.Addr("dot")
+	s := startDoTServer(t)
+	d, p, addr := s.d, s.pki, s.d.Addr("dot")
 
 	other := p.IssueLeaf("other")
 	bad := DoTCert{Chain: other.ChainFile, Key: p.Leaf.KeyFile}
-	badData := data
+	badData := s.data
 	badData.Certs = []DoTCert{bad}
 	d.Rewrite(DoTConfig, badData)
 	mark := len(d.Log())
@@ -148,18 +142,12 @@ func TestReloadRejectedKeepsServing(t *testing.T) {
 // says revoked), not keep serving what the CA has contradicted.
 func TestReloadRevokedFileStopsStaple(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	p := devpki.NewTestPKI(t, dir)
-	staple := p.WriteFile("leaf.ocsp", p.Good())
-	be := StartTestBackend(t)
-	data := DoT(be.Addr, CertOf(p.Leaf))
-	data.OCSPFiles = []string{staple}
-	d := Start(t, DoTConfig, data)
-	addr := d.Addr("dot")
+	s := startDoTServer(t)
+	d, p, addr := s.d, s.pki, s.d.Addr("dot")
 	SClientStatus(t, addr, "dns.test").RequireStaple(t, p.Leaf.Cert)
 
 	// A revoked response newer than the good one (thisUpdate now).
-	WriteDER(t, staple, p.Mint(p.Leaf.Cert, devpki.Response{Status: ocsp.StatusRevoked, Reason: 1,
+	WriteDER(t, s.staple, p.Mint(p.Leaf.Cert, devpki.Response{Status: ocsp.StatusRevoked, Reason: 1,
 		ThisUpdate: time.Now(), RevokedAt: time.Now().Add(-time.Minute)}))
 	reload(t, d)
 	if l := d.Log(); !strings.Contains(l, "revoked") {
@@ -191,8 +179,7 @@ func TestResumptionAcrossReload(t *testing.T) {
 			t.Fatalf("%s: first connection not new:\n%s", v, out)
 		}
 		// A reload with a fresh staple: a new snapshot for every loop.
-		staple := filepath.Join(s.pki.Dir, "leaf.ocsp")
-		WriteDER(t, staple, s.pki.Mint(s.pki.Leaf.Cert, devpki.Response{Status: ocsp.StatusGood, ThisUpdate: time.Now()}))
+		WriteDER(t, s.staple, s.pki.Mint(s.pki.Leaf.Cert, devpki.Response{Status: ocsp.StatusGood, ThisUpdate: time.Now()}))
 		reload(t, s.d)
 
 		second := StartSClient(t, "-connect", addr, "-servername", "dns.test", v, "-sess_in", sess, "-alpn", "dot", "-status")

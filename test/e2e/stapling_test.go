@@ -182,12 +182,8 @@ func TestStaplingChains(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := devpki.NewTestPKI(t, t.TempDir(), tc.opts...)
-			file := p.WriteFile("leaf.ocsp", p.Good())
-			be := StartTestBackend(t)
-			data := DoT(be.Addr, CertOf(p.Leaf))
-			data.OCSPFiles = []string{file}
-			d := Start(t, DoTConfig, data)
+			s := newDoTServer(t, devpki.NewTestPKI(t, t.TempDir(), tc.opts...))
+			d, p := s.d, s.pki
 			h := SClientStatus(t, d.Addr("dot"), "dns.test", "-CAfile", p.Root.CertFile, "-verify_hostname", "dns.test")
 			if !strings.Contains(h.Out, "Verify return code: 0 (ok)") {
 				t.Errorf("chain does not verify against the root:\n%s", h.Out)
