@@ -51,10 +51,8 @@ type Backend struct {
 	Addr string // host:port, the same for UDP and TCP
 
 	opts  BackendOptions
-	zone  map[string][]dns.RR // lower-cased owner name → records
+	zone  zone
 	extra []dns.RR
-	udp   *dns.Server
-	tcp   *dns.Server
 
 	mu       sync.Mutex
 	received []Received
@@ -64,38 +62,33 @@ type Backend struct {
 // StartBackend starts a backend; it stops in t.Cleanup.
 func StartBackend(t testing.TB, opts BackendOptions) *Backend {
 	t.Helper()
-	b := &Backend{opts: opts, zone: map[string][]dns.RR{}, rnd: rand.New(rand.NewPCG(1, 2))}
-	for _, r := range opts.Additional {
-		rr, err := dns.NewRR(r)
-		if err != nil {
-			t.Fatalf("backend additional record %q: %v", r, err)
-		}
-		b.extra = append(b.extra, rr)
-	}
-	for _, r := range opts.Records {
-		rr, err := dns.NewRR(r)
-		if err != nil {
-			t.Fatalf("backend record %q: %v", r, err)
-		}
-		name := strings.ToLower(rr.Header().Name)
-		b.zone[name] = append(b.zone[name], rr)
-	}
+	b := &Backend{opts: opts, rnd: rand.New(rand.NewPCG(1, 2))}
+	b.extra = parseRRs(t, "backend additional record", opts.Additional)
+	b.zone = newZone(parseRRs(t, "backend record", opts.Records))
 	host := opts.Host
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	var stop func()
+	b.Addr, stop = serveDNS(t, host, dns.HandlerFunc(b.serve))
+	t.Cleanup(stop)
+	return b
+}
+
+// serveDNS serves h on UDP and TCP of one free port of host and returns the address and
+// a function that stops both servers (it may be called once).
+func serveDNS(t testing.TB, host string, h dns.Handler) (string, func()) {
+	t.Helper()
 	pc, ln, err := listenBoth(host)
 	if err != nil {
 		t.Fatalf("backend: %v", err)
 	}
-	b.Addr = pc.LocalAddr().String()
-	h := dns.HandlerFunc(b.serve)
 	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }
 	// UDPSize is the read buffer: answers to dnsfront may be as large as its EDNS size.
-	b.udp = &dns.Server{PacketConn: pc, Handler: h, UDPSize: 65535, NotifyStartedFunc: notify}
-	b.tcp = &dns.Server{Listener: ln, Handler: h, NotifyStartedFunc: notify}
-	for _, srv := range []*dns.Server{b.udp, b.tcp} {
+	udp := &dns.Server{PacketConn: pc, Handler: h, UDPSize: 65535, NotifyStartedFunc: notify}
+	tcp := &dns.Server{Listener: ln, Handler: h, NotifyStartedFunc: notify}
+	for _, srv := range []*dns.Server{udp, tcp} {
 		go func() { _ = srv.ActivateAndServe() }()
 	}
 	for range 2 {
@@ -105,13 +98,51 @@ func StartBackend(t testing.TB, opts BackendOptions) *Backend {
 			t.Fatal("backend did not start")
 		}
 	}
-	t.Cleanup(func() {
+	return pc.LocalAddr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = b.udp.ShutdownContext(ctx)
-		_ = b.tcp.ShutdownContext(ctx)
-	})
-	return b
+		_ = udp.ShutdownContext(ctx)
+		_ = tcp.ShutdownContext(ctx)
+	}
+}
+
+// parseRRs parses records in text form; what names them in the error.
+func parseRRs(t testing.TB, what string, texts []string) []dns.RR {
+	t.Helper()
+	var out []dns.RR
+	for _, r := range texts {
+		rr, err := dns.NewRR(r)
+		if err != nil {
+			t.Fatalf("%s %q: %v", what, r, err)
+		}
+		out = append(out, rr)
+	}
+	return out
+}
+
+// zone holds a backend's records by lower-cased owner name.
+type zone map[string][]dns.RR
+
+func newZone(rrs []dns.RR) zone {
+	z := zone{}
+	for _, rr := range rrs {
+		name := strings.ToLower(rr.Header().Name)
+		z[name] = append(z[name], rr)
+	}
+	return z
+}
+
+// lookup returns copies of the records of q's name, type and class, and whether the
+// name has any record at all.
+func (z zone) lookup(q dns.Question) ([]dns.RR, bool) {
+	rrs, ok := z[strings.ToLower(q.Name)]
+	var out []dns.RR
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == q.Qtype && rr.Header().Class == q.Qclass {
+			out = append(out, dns.Copy(rr))
+		}
+	}
+	return out, ok
 }
 
 // listenBoth opens a UDP socket and a TCP listener on the same free port of host.
@@ -179,7 +210,10 @@ func (b *Backend) serve(w dns.ResponseWriter, r *dns.Msg) {
 	case b.opts.TruncateUDP && proto == "udp":
 		m.Truncated = true
 	case len(r.Question) == 1:
-		m.Answer, m.Rcode = b.answer(r.Question[0])
+		var exists bool
+		if m.Answer, exists = b.zone.lookup(r.Question[0]); !exists {
+			m.Rcode = dns.RcodeNameError
+		}
 	}
 	// Mirror EDNS: an answer carries OPT only when its query did (RFC 6891 §7).
 	for _, rr := range b.extra {
@@ -194,18 +228,4 @@ func (b *Backend) serve(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	m.Compress = true
 	_ = w.WriteMsg(m)
-}
-
-func (b *Backend) answer(q dns.Question) ([]dns.RR, int) {
-	rrs, ok := b.zone[strings.ToLower(q.Name)]
-	if !ok {
-		return nil, dns.RcodeNameError
-	}
-	var out []dns.RR
-	for _, rr := range rrs {
-		if rr.Header().Rrtype == q.Qtype && rr.Header().Class == q.Qclass {
-			out = append(out, dns.Copy(rr))
-		}
-	}
-	return out, dns.RcodeSuccess
 }

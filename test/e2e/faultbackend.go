@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +52,7 @@ type faultBackend struct {
 	Addr string
 
 	opts   FaultOptions
-	zone   map[string][]dns.RR
+	zone   zone
 	soa    dns.RR
 	health string
 	fault  atomic.Int32
@@ -63,52 +62,22 @@ type faultBackend struct {
 	byName  map[string]int
 	queries int
 	checks  int
-	udp     *dns.Server
-	tcp     *dns.Server
+	stop    func()
 	closed  bool
 }
 
 // startFaultBackend starts a faultBackend on 127.0.0.1; it stops in t.Cleanup.
 func startFaultBackend(t testing.TB, opts FaultOptions) *faultBackend {
 	t.Helper()
-	b := &faultBackend{opts: opts, zone: map[string][]dns.RR{}, byName: map[string]int{}}
+	b := &faultBackend{opts: opts, byName: map[string]int{}}
 	if opts.HealthName != "" {
 		b.health = strings.ToLower(dns.Fqdn(opts.HealthName))
 	}
-	for _, r := range opts.Records {
-		rr, err := dns.NewRR(r)
-		if err != nil {
-			t.Fatalf("backend record %q: %v", r, err)
-		}
-		name := strings.ToLower(rr.Header().Name)
-		b.zone[name] = append(b.zone[name], rr)
-	}
+	b.zone = newZone(parseRRs(t, "backend record", opts.Records))
 	if opts.SOA != "" {
-		rr, err := dns.NewRR(opts.SOA)
-		if err != nil {
-			t.Fatalf("backend SOA %q: %v", opts.SOA, err)
-		}
-		b.soa = rr
+		b.soa = parseRRs(t, "backend SOA", []string{opts.SOA})[0]
 	}
-	pc, ln, err := listenBoth("127.0.0.1")
-	if err != nil {
-		t.Fatalf("backend: %v", err)
-	}
-	b.Addr = pc.LocalAddr().String()
-	started := make(chan struct{}, 2)
-	notify := func() { started <- struct{}{} }
-	b.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(b.serve), UDPSize: 65535, NotifyStartedFunc: notify}
-	b.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(b.serve), NotifyStartedFunc: notify}
-	for _, srv := range []*dns.Server{b.udp, b.tcp} {
-		go func() { _ = srv.ActivateAndServe() }()
-	}
-	for range 2 {
-		select {
-		case <-started:
-		case <-time.After(5 * time.Second):
-			t.Fatal("backend did not start")
-		}
-	}
+	b.Addr, b.stop = serveDNS(t, "127.0.0.1", dns.HandlerFunc(b.serve))
 	t.Cleanup(b.Close)
 	return b
 }
@@ -129,10 +98,7 @@ func (b *faultBackend) Close() {
 	}
 	b.closed = true
 	b.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = b.udp.ShutdownContext(ctx)
-	_ = b.tcp.ShutdownContext(ctx)
+	b.stop()
 }
 
 // Queries is the number of queries received other than health checks.
@@ -219,24 +185,17 @@ func (b *faultBackend) serve(w dns.ResponseWriter, r *dns.Msg) {
 }
 
 func (b *faultBackend) answer(q dns.Question) ([]dns.RR, int) {
-	rrs, ok := b.zone[strings.ToLower(q.Name)]
-	if !ok {
-		if b.opts.Synth == "" {
-			return nil, dns.RcodeNameError
-		}
-		rr, err := dns.NewRR(q.Name + " 60 IN A " + b.opts.Synth)
-		if err != nil || q.Qtype != dns.TypeA {
-			return nil, dns.RcodeSuccess
-		}
-		return []dns.RR{rr}, dns.RcodeSuccess
+	if rrs, ok := b.zone.lookup(q); ok {
+		return rrs, dns.RcodeSuccess
 	}
-	var out []dns.RR
-	for _, rr := range rrs {
-		if rr.Header().Rrtype == q.Qtype {
-			out = append(out, dns.Copy(rr))
-		}
+	if b.opts.Synth == "" {
+		return nil, dns.RcodeNameError
 	}
-	return out, dns.RcodeSuccess
+	rr, err := dns.NewRR(q.Name + " 60 IN A " + b.opts.Synth)
+	if err != nil || q.Qtype != dns.TypeA {
+		return nil, dns.RcodeSuccess
+	}
+	return []dns.RR{rr}, dns.RcodeSuccess
 }
 
 func hasName(names []string, name string) bool {
