@@ -82,22 +82,45 @@ func Dig(t testing.TB, addr string, args ...string) string {
 // Kdig runs kdig (knot-dnsutils) with args against addr and returns its output.
 func Kdig(t testing.TB, addr string, args ...string) string {
 	t.Helper()
+	return runTool(t, "kdig", kdigArgs(t, addr, args)...)
+}
+
+// kdigNoFail runs kdig like Kdig but returns its output whatever its exit status, for
+// queries that are expected to fail.
+func kdigNoFail(t testing.TB, addr string, args ...string) string {
+	t.Helper()
+	out, _ := runToolErr("kdig", kdigArgs(t, addr, args)...)
+	return out
+}
+
+// kdigArgs checks that kdig is installed and returns args after the server address and
+// the bounds of every run: +time=2 +retry=0.
+func kdigArgs(t testing.TB, addr string, args []string) []string {
+	t.Helper()
 	RequireTool(t, "kdig", "knot-dnsutils")
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := append([]string{"@" + host, "-p", port, "+time=2", "+retry=0"}, args...)
-	return runTool(t, "kdig", all...)
+	return append([]string{"@" + host, "-p", port, "+time=2", "+retry=0"}, args...)
 }
 
+// runTool runs an external tool bounded by 10 s and returns its combined output; an
+// error or a non-zero exit fails the test.
 func runTool(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	out, err := runToolErr(name, args...)
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+// runToolErr runs an external tool bounded by 10 s and returns its combined output and
+// error, for tools whose failure a test inspects.
+func runToolErr(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
 }

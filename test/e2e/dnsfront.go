@@ -315,15 +315,13 @@ func (l *logBuffer) String() string {
 // combined output and exit code.
 func RunCLI(t testing.TB, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, Binary(t), args...).CombinedOutput()
+	out, err := runToolErr(Binary(t), args...)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return string(out), 0
+		return out, 0
 	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
+		return out, ee.ExitCode()
 	default:
 		t.Fatalf("dnsfront %s: %v", strings.Join(args, " "), err)
 		return "", -1

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -138,15 +137,6 @@ func packDoH(t testing.TB, m *dns.Msg) []byte {
 // dohURL is the URL of path on the DoH bind whose port is named port.
 func dohURL(d *Dnsfront, scheme, port, path string) string {
 	return scheme + "://" + d.Addr(port) + path
-}
-
-// runToolErr runs an external tool bounded by 10 s and returns its combined output and
-// error, for tools whose failure a test inspects.
-func runToolErr(name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	return string(out), err
 }
 
 // curlResult is what curl reported of one transfer.

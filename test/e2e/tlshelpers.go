@@ -359,18 +359,3 @@ func getJSON(t testing.TB, url string, v any) {
 func equalStrings(got []string, want ...string) bool {
 	return slices.Equal(got, want)
 }
-
-// kdigNoFail runs kdig like Kdig but returns its output whatever its exit status, for
-// queries that are expected to fail.
-func kdigNoFail(t testing.TB, addr string, args ...string) string {
-	t.Helper()
-	RequireTool(t, "kdig", "knot-dnsutils")
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, _ := exec.CommandContext(ctx, "kdig", append([]string{"@" + host, "-p", port, "+time=2", "+retry=0"}, args...)...).CombinedOutput()
-	return string(out)
-}
