@@ -159,7 +159,6 @@ func TestHealthChecksFaults(t *testing.T) {
 
 	// Recovery: the slow backend turns fast; rise 2 → up after about 2 intervals.
 	slow.SetDelay(0)
-	fixedAt := time.Now()
 	took = waitBackendState(t, d, "slow", true, 4*time.Second)
 	t.Logf("recovered backend: up %v after it was fixed (rise 2, interval 1 s)", took.Round(time.Millisecond))
 	if took < 900*time.Millisecond {
@@ -183,7 +182,6 @@ func TestHealthChecksFaults(t *testing.T) {
 	if v := backendUp(t, d, "nx-may"); v != 1 {
 		t.Errorf("NXDOMAIN to the check without must_resolve: up = %v, want 1", v)
 	}
-	_ = fixedAt
 }
 
 // TestAllBackendsDown: when every backend of the pool is down the client gets SERVFAIL at

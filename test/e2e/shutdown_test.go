@@ -35,9 +35,8 @@ func TestGracefulStop(t *testing.T) {
 			results <- result{proto, r, err}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
 	// The queries must be at the backend, not merely sent, for the drain to be tested.
-	deadline := time.Now().Add(200 * time.Millisecond)
+	deadline := time.Now().Add(2 * time.Second)
 	for be.Count("") < inFlight && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
