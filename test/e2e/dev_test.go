@@ -8,22 +8,33 @@ import (
 	"testing"
 )
 
-// TestDevConfig serves examples/dev.yaml, the configuration of `make run`, on its own
-// fixed ports and checks the demo zone the way the README tells a user to.
-func TestDevConfig(t *testing.T) {
-	for _, a := range []string{"127.0.0.1:10053", "127.0.0.1:10054", "127.0.0.1:10080"} {
+// startDevConfig serves examples/dev.yaml, the configuration of `make run`, on its fixed
+// ports (Do53 10053, demo backend 10054, admin 10080, DoH 10443, DoT 10853), after
+// checking that they are free. Tests that call it must not run in parallel: they would
+// share those ports.
+func startDevConfig(t *testing.T) *Dnsfront {
+	t.Helper()
+	for _, a := range []string{"127.0.0.1:10053", "127.0.0.1:10054", "127.0.0.1:10080", "127.0.0.1:10443", "127.0.0.1:10853"} {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			t.Fatalf("examples/dev.yaml needs %s, which is busy (is `make run` or another dnsfront running?): %v", a, err)
 		}
 		ln.Close()
+	}
+	for _, a := range []string{"127.0.0.1:10053", "127.0.0.1:10054", "127.0.0.1:10080"} {
 		pc, err := net.ListenPacket("udp", a)
 		if err != nil {
 			t.Fatalf("examples/dev.yaml needs UDP %s, which is busy: %v", a, err)
 		}
 		pc.Close()
 	}
-	d := StartFile(t, filepath.Join(ModuleRoot(t), "examples", "dev.yaml"), map[string]int{"dns": 10053, "admin": 10080})
+	return StartFile(t, filepath.Join(ModuleRoot(t), "examples", "dev.yaml"), map[string]int{"dns": 10053, "admin": 10080, "dot": 10853})
+}
+
+// TestDevConfig serves examples/dev.yaml (not in parallel: fixed ports) and checks the
+// demo zone the way the README tells a user to.
+func TestDevConfig(t *testing.T) {
+	d := startDevConfig(t)
 	addr := d.Addr("dns")
 	for _, flag := range []string{"+notcp", "+tcp"} {
 		if got := shortLines(Dig(t, addr, flag, "+short", "www.dnsfront.test", "A")); !slices.Equal(got, []string{"192.0.2.1"}) {

@@ -318,16 +318,8 @@ func TestDoTHandshakeStapleWithGo(t *testing.T) {
 // the other) and runs the README's DoT commands: s_client -status shows a successful
 // staple for the served certificate (ECDSA and RSA), and kdig +tls answers 192.0.2.1.
 func TestDevConfigDoT(t *testing.T) {
-	for _, a := range []string{"127.0.0.1:10053", "127.0.0.1:10054", "127.0.0.1:10080", "127.0.0.1:10443", "127.0.0.1:10853"} {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			t.Fatalf("examples/dev.yaml needs %s, which is busy (is `make run` or another dnsfront running?): %v", a, err)
-		}
-		ln.Close()
-	}
-	root := ModuleRoot(t)
-	d := StartFile(t, filepath.Join(root, "examples", "dev.yaml"), map[string]int{"dns": 10053, "admin": 10080, "dot": 10853})
-	pki := filepath.Join(root, "state", "pki")
+	d := startDevConfig(t)
+	pki := filepath.Join(ModuleRoot(t), "state", "pki")
 	ecdsaChain, err := ocsp.ReadChainFile(filepath.Join(pki, "ecdsa.chain.pem"))
 	if err != nil {
 		t.Fatal(err)
