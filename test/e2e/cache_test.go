@@ -45,7 +45,7 @@ func cacheFrontConfig(be *faultBackend) feConfig {
 func startCacheFront(t *testing.T) (*Dnsfront, *faultBackend, feConfig) {
 	t.Helper()
 	be := startFaultBackend(t, FaultOptions{
-		Records:     append(append([]string(nil), cacheRecords...), bigRecordsFor("big.cache.test.", 1800)...),
+		Records:     cacheRecords,
 		SOA:         cacheSOA,
 		Servfail:    []string{"sf.cache.test", "sf2.cache.test"},
 		TruncateUDP: []string{"tc.cache.test"},

@@ -235,23 +235,6 @@ func (d *Dnsfront) Wait(timeout time.Duration) int {
 	}
 }
 
-// Exited is closed when the process has exited.
-func (d *Dnsfront) Exited() <-chan struct{} { return d.exited }
-
-// PID is the process ID read from the pid file that dnsfront wrote.
-func (d *Dnsfront) PID() int {
-	d.t.Helper()
-	b, err := os.ReadFile(d.PIDFile)
-	if err != nil {
-		d.t.Fatalf("pid file: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		d.t.Fatalf("pid file %s: %v", d.PIDFile, err)
-	}
-	return pid
-}
-
 // Port returns the port allocated under name by the configuration template.
 func (d *Dnsfront) Port(name string) int {
 	d.t.Helper()
