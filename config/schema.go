@@ -40,6 +40,9 @@ type General struct {
 	MaxTCPInFlight int `yaml:"max_tcp_in_flight"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `yaml:"log_level"`
+	// GCPercent is the Go garbage collector's target (GOGC); -1 turns the collector off.
+	// The GOGC environment variable, when set, wins.
+	GCPercent int `yaml:"gc_percent"`
 }
 
 // Bind is one listening address (dnsdist's bind).

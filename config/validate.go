@@ -42,6 +42,9 @@ func (c *Config) validate(v *validator) {
 	default:
 		v.errorf("general.log_level", "must be debug, info, warn or error, got %q", c.General.LogLevel)
 	}
+	if g := c.General.GCPercent; g < -1 || g > 0 && g < 10 {
+		v.errorf("general.gc_percent", "must be -1 (collector off) or at least 10, got %d", g)
+	}
 	if c.General.MaxTCPInFlight < 1 {
 		v.errorf("general.max_tcp_in_flight", "must be at least 1")
 	}

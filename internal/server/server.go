@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -59,6 +60,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{log: log, path: path, cfg: cfg, started: time.Now(), reg: prometheus.NewRegistry()}
+	setGCPercent(cfg)
 	s.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reloads_total", Help: "Successful reloads."})
 	s.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reload_failures_total", Help: "Reloads rejected; the previous state kept serving."})
 	s.reg.MustRegister(s.reloads, s.reloadFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -154,7 +156,7 @@ func (s *Server) reload() error {
 	if err != nil {
 		return err
 	}
-	if err := sameListeners(s.cfg, cfg); err != nil {
+	if err := startOnlyUnchanged(s.cfg, cfg); err != nil {
 		return err
 	}
 	p, err := s.prepare(cfg)
@@ -166,8 +168,16 @@ func (s *Server) reload() error {
 	}
 	s.eng.Publish(p.be.state)
 	s.useBackends(p.be)
+	setGCPercent(cfg)
 	s.cfg = cfg
 	return nil
+}
+
+// setGCPercent applies general.gc_percent unless the GOGC environment variable is set.
+func setGCPercent(cfg *config.Config) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.General.GCPercent)
+	}
 }
 
 // useBackends starts the health checks and metrics of a newly published backend set.
@@ -230,28 +240,6 @@ func (s *Server) commit(p *plan) error {
 		tb.keyFile = file
 	}
 	return s.st.apply(p.snaps, p.routes, p.sources)
-}
-
-// sameListeners rejects a reload that changes the set of listeners: gnet fixes its
-// listeners when it starts, so such a change needs a restart.
-func sameListeners(old, cur *config.Config) error {
-	key := func(c *config.Config) map[string]string {
-		m := map[string]string{}
-		for _, b := range c.Binds {
-			m[b.ListenAddress] = b.Protocol
-		}
-		return m
-	}
-	a, b := key(old), key(cur)
-	if len(a) != len(b) {
-		return fmt.Errorf("%s: the set of binds changed (%d → %d listeners); restart dnsfront to apply it", cur.Path, len(a), len(b))
-	}
-	for addr, p := range a {
-		if b[addr] != p {
-			return fmt.Errorf("%s: bind %s changed; restart dnsfront to apply listener changes", cur.Path, addr)
-		}
-	}
-	return nil
 }
 
 // Shutdown stops taking queries, lets those in flight finish up to the drain timeout and
