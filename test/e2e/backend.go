@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -104,6 +105,24 @@ func serveDNS(t testing.TB, host string, h dns.Handler) (string, func()) {
 		_ = udp.ShutdownContext(ctx)
 		_ = tcp.ShutdownContext(ctx)
 	}
+}
+
+// txtRecords returns n distinct TXT records for name, each with size bytes of text (in
+// strings of at most 250 bytes): the answer's size is what tests of truncation and
+// flow control need. Records of 63 bytes make an answer of 30 larger than 1232 bytes.
+func txtRecords(name string, n, size int) []string {
+	out := make([]string, n)
+	for i := range out {
+		text := fmt.Sprintf("%02d", i) + strings.Repeat(string(rune('a'+i%26)), size-2)
+		var parts []string
+		for len(text) > 250 {
+			parts = append(parts, `"`+text[:250]+`"`)
+			text = text[250:]
+		}
+		parts = append(parts, `"`+text+`"`)
+		out[i] = fmt.Sprintf("%s 300 IN TXT %s", name, strings.Join(parts, " "))
+	}
+	return out
 }
 
 // parseRRs parses records in text form; what names them in the error.

@@ -54,16 +54,6 @@ func startCacheFront(t *testing.T) (*Dnsfront, *faultBackend, feConfig) {
 	return startFE(t, cfg), be, cfg
 }
 
-// bigRecordsFor returns TXT records for name of about n bytes in total.
-func bigRecordsFor(name string, n int) []string {
-	var out []string
-	for i := 0; n > 0; i++ {
-		out = append(out, fmt.Sprintf(`%s 300 IN TXT "%s"`, name, strings.Repeat(string(rune('k'+i%10)), 200)))
-		n -= 200
-	}
-	return out
-}
-
 func cacheMetric(t *testing.T, d *Dnsfront, name, cache string) float64 {
 	t.Helper()
 	return metricOf(t, d, "dnsfront_cache_"+name, fmt.Sprintf("cache=%q", cache))

@@ -418,23 +418,12 @@ func TestDoHErrorCodes(t *testing.T) {
 	}
 }
 
-// dohBigTXT returns TXT records for name totalling about n bytes of text.
-func dohBigTXT(name string, n int) []string {
-	var out []string
-	for i := 0; n > 0; i++ {
-		chunk := strings.Repeat(string(rune('a'+i%26)), 250)
-		out = append(out, fmt.Sprintf(`%s 300 IN TXT "%s" "%s"`, name, chunk, chunk))
-		n -= 500
-	}
-	return out
-}
-
 // TestDoHSmallWindow reads a 6 kB answer through a raw HTTP/2 client whose
 // SETTINGS_INITIAL_WINDOW_SIZE is tiny (64 bytes) or zero: dnsfront must send the answer
 // in window-sized DATA frames as WINDOW_UPDATEs arrive, and deliver all of it.
 func TestDoHSmallWindow(t *testing.T) {
 	t.Parallel()
-	records := append(dohBigTXT("big.doh.test.", 6000), dohRecords...)
+	records := append(txtRecords("big.doh.test.", 12, 500), dohRecords...)
 	f := startDoHFront(t, records)
 	q := packDoH(t, NewQuery("big.doh.test", dns.TypeTXT))
 
@@ -625,7 +614,7 @@ func TestDoHPipelinedHTTP1(t *testing.T) {
 // answer because dnsfront asks again over TCP.
 func TestDoHTCRetryOverTCP(t *testing.T) {
 	t.Parallel()
-	be := StartBackend(t, BackendOptions{Records: dohBigTXT("big.doh.test.", 3000), TruncateUDP: true})
+	be := StartBackend(t, BackendOptions{Records: txtRecords("big.doh.test.", 6, 500), TruncateUDP: true})
 	d := startFE(t, feConfig{
 		Binds:    []feBind{{Port: "dohc", Protocol: "DoH", DoH: dohBlock}},
 		Backends: []feBackend{{Name: "b", Addr: be.Addr}},
@@ -711,7 +700,7 @@ func TestDoHRefusedStreams(t *testing.T) {
 // resume when the client opens it.
 func TestDoHConnectionWindow(t *testing.T) {
 	t.Parallel()
-	records := append(dohBigTXT("big.doh.test.", 6000), dohRecords...)
+	records := append(txtRecords("big.doh.test.", 12, 500), dohRecords...)
 	f := startDoHFront(t, records)
 	h := dialH2Raw(t, f.d.Addr("doh"), f.pki, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
 	q := packDoH(t, NewQuery("big.doh.test", dns.TypeTXT))

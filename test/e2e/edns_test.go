@@ -12,7 +12,7 @@ import (
 // cacheRecords and a TXT answer of about 1800 bytes (big.cache.test).
 func ednsFront(t *testing.T) (*Dnsfront, *Backend) {
 	t.Helper()
-	be := StartBackend(t, BackendOptions{Records: append(append([]string(nil), cacheRecords...), bigRecordsFor("big.cache.test.", 1800)...)})
+	be := StartBackend(t, BackendOptions{Records: append(append([]string(nil), cacheRecords...), txtRecords("big.cache.test.", 9, 200)...)})
 	d := startFE(t, feConfig{
 		Binds: []feBind{
 			{Port: "dns", Protocol: "Do53"},

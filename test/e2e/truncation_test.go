@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,22 +8,12 @@ import (
 	"github.com/miekg/dns"
 )
 
-// bigTXT returns n TXT records of about 70 bytes each for name: an answer of n records
-// is larger than a 512-byte or 1232-byte UDP limit once n ≥ 10 or 20.
-func bigTXT(name string, n int) []string {
-	out := make([]string, n)
-	for i := range n {
-		out[i] = fmt.Sprintf("%s 300 IN TXT \"%02d %s\"", name, i, strings.Repeat("y", 60))
-	}
-	return out
-}
-
 // TestTCRetryOverTCP: the backend truncates over UDP. A TCP client gets the full answer,
 // because dnsfront asks the backend again over TCP; a UDP client gets the TC=1 answer and
 // dig, which retries over TCP itself, ends with the full answer.
 func TestTCRetryOverTCP(t *testing.T) {
 	t.Parallel()
-	records := append(bigTXT("big.example.test.", 30), "www.example.test. 300 IN A 198.51.100.7")
+	records := append(txtRecords("big.example.test.", 30, 63), "www.example.test. 300 IN A 198.51.100.7")
 	be := StartBackend(t, BackendOptions{Records: records, TruncateUDP: true})
 	d := Start(t, Do53Config, Do53(be.Addr))
 	addr := d.Addr("dns")
@@ -84,7 +73,7 @@ func flagsContain(digOut, flag string) bool {
 // bytes without EDNS) is cut to TC=1 by dnsfront; a client with room gets it whole.
 func TestTruncateToClientSize(t *testing.T) {
 	t.Parallel()
-	be := StartBackend(t, BackendOptions{Records: bigTXT("big.example.test.", 30)})
+	be := StartBackend(t, BackendOptions{Records: txtRecords("big.example.test.", 30, 63)})
 	d := Start(t, Do53Config, Do53(be.Addr))
 	addr := d.Addr("dns")
 
