@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -327,9 +326,7 @@ func TestDnsperfCache(t *testing.T) {
 		fmt.Fprintf(&lines, "hot%d.perf.test A\n", i)
 	}
 	qfile := filepath.Join(t.TempDir(), "queries.txt")
-	if err := os.WriteFile(qfile, []byte(lines.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	WriteFile(t, qfile, []byte(lines.String()))
 	qps := map[bool]float64{}
 	for _, cached := range []bool{true, false} {
 		cfg := feConfig{

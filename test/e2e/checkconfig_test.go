@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,9 +81,7 @@ backends:
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(dir, fmt.Sprintf("case%d.yaml", i))
-			if err := os.WriteFile(path, []byte(c.yaml), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			WriteFile(t, path, []byte(c.yaml))
 			out, code := RunCLI(t, "check-config", "--config", path)
 			if c.ok != (code == 0) {
 				t.Errorf("exit code %d, want ok=%v; output:\n%s", code, c.ok, out)
@@ -107,9 +104,7 @@ func TestServeRejectsBrokenConfig(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "broken.yaml")
 	yaml := "binds:\n  - listen_address: \"127.0.0.1:5353\"\n    protocol: DoQ\nbackends:\n  - address: \"127.0.0.1:53\"\n"
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	WriteFile(t, path, []byte(yaml))
 	out, code := RunCLI(t, "serve", "--config", path)
 	if code == 0 || !strings.Contains(out, path+":3:15:") || !strings.Contains(out, "binds[0].protocol") {
 		t.Errorf("serve on a broken file: exit %d, output:\n%s", code, out)

@@ -118,8 +118,14 @@ func (d *Dnsfront) Rewrite(tmpl string, data any) {
 // WriteRaw replaces the configuration file with content as is (a broken file).
 func (d *Dnsfront) WriteRaw(content string) {
 	d.t.Helper()
-	if err := os.WriteFile(d.Config, []byte(content), 0o644); err != nil {
-		d.t.Fatal(err)
+	WriteFile(d.t, d.Config, []byte(content))
+}
+
+// WriteFile writes data to path with mode 0644, failing the test on error.
+func WriteFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -33,9 +32,7 @@ func TestDnsperf(t *testing.T) {
 	RequireTool(t, "dnsperf", "dnsperf")
 	d := Start(t, demoConfig, nil)
 	queries := filepath.Join(t.TempDir(), "queries.txt")
-	if err := os.WriteFile(queries, []byte("www.dnsfront.test A\nwww.dnsfront.test AAAA\nnothing.dnsfront.test A\ntxt.dnsfront.test TXT\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	WriteFile(t, queries, []byte("www.dnsfront.test A\nwww.dnsfront.test AAAA\nnothing.dnsfront.test A\ntxt.dnsfront.test TXT\n"))
 	out := runTool(t, "dnsperf", "-s", "127.0.0.1", "-p", strconv.Itoa(d.Port("dns")),
 		"-d", queries, "-l", "3", "-Q", "2000", "-t", "2")
 	sent, lost, qps := dnsperfStat(out, "Queries sent"), dnsperfStat(out, "Queries lost"), dnsperfStat(out, "Queries per second")

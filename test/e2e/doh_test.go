@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -161,9 +160,7 @@ func TestDoHCurl(t *testing.T) {
 	f := startDoHFront(t, dohRecords)
 	wire := packDoH(t, NewQuery("www.doh.test", dns.TypeA))
 	qfile := filepath.Join(t.TempDir(), "q.bin")
-	if err := os.WriteFile(qfile, wire, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	WriteFile(t, qfile, wire)
 	url := fmt.Sprintf("https://dns.test:%d/dns-query", f.d.Port("doh"))
 	resolve := fmt.Sprintf("dns.test:%d:127.0.0.1", f.d.Port("doh"))
 	for _, v := range []struct{ flag, version string }{{"--http2", "2"}, {"--http1.1", "1.1"}} {
@@ -285,9 +282,7 @@ func TestDoHCleartext(t *testing.T) {
 	url := dohURL(f.d, "http", "dohc", "/dns-query")
 	wire := packDoH(t, NewQuery("www.doh.test", dns.TypeA))
 	qfile := filepath.Join(t.TempDir(), "q.bin")
-	if err := os.WriteFile(qfile, wire, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	WriteFile(t, qfile, wire)
 	for _, v := range []struct{ flag, version string }{{"--http2-prior-knowledge", "2"}, {"--http1.1", "1.1"}} {
 		t.Run("curl"+v.flag, func(t *testing.T) {
 			r := runCurl(t, v.flag, "-H", "content-type: application/dns-message", "--data-binary", "@"+qfile, url)
@@ -531,9 +526,7 @@ func TestDoHH2load(t *testing.T) {
 		Caches:   []string{"{name: main, size: 1000, shards: 4}"},
 	})
 	body := filepath.Join(t.TempDir(), "q.bin")
-	if err := os.WriteFile(body, packDoH(t, NewQuery("www.doh.test", dns.TypeA)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	WriteFile(t, body, packDoH(t, NewQuery("www.doh.test", dns.TypeA)))
 	out, err := runToolErr("h2load", "-D", "3", "-c", "4", "-m", "10", "-t", "1",
 		"-d", body, "-H", "content-type: application/dns-message", dohURL(d, "https", "doh", "/dns-query"))
 	if err != nil {

@@ -240,7 +240,7 @@ func TestOCSPUnwritableCacheDir(t *testing.T) {
 	t.Parallel()
 	f := newFetchSetup(t)
 	parent := filepath.Join(t.TempDir(), "not-a-dir")
-	WriteDER(t, parent, []byte("a file"))
+	WriteFile(t, parent, []byte("a file"))
 	f.data.CacheDir = filepath.Join(parent, "ocsp")
 	f.resp.Start()
 	d := Start(t, DoTConfig, f.data)
@@ -490,7 +490,7 @@ func TestOCSPCorruptCacheIgnored(t *testing.T) {
 	f, d, files := startCached(t)
 	d.Stop()
 	path := filepath.Join(f.data.CacheDir, files[0])
-	WriteDER(t, path, []byte("corrupt"))
+	WriteFile(t, path, []byte("corrupt"))
 	f.resp.Stop()
 
 	d2 := Start(t, DoTConfig, f.data)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,14 +106,6 @@ func DoT(backend string, certs ...DoTCert) DoTData {
 
 // CertOf turns a devpki leaf into a DoT certificate entry.
 func CertOf(l *devpki.Leaf) DoTCert { return DoTCert{Chain: l.ChainFile, Key: l.KeyFile} }
-
-// WriteDER writes data to path with mode 0644, failing the test on error.
-func WriteDER(t testing.TB, path string, data []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // OCSPStatus is one certificate of GET /api/v1/ocsp.
 type OCSPStatus struct {

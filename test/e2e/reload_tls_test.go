@@ -147,7 +147,7 @@ func TestReloadRevokedFileStopsStaple(t *testing.T) {
 	SClientStatus(t, addr, "dns.test").RequireStaple(t, p.Leaf.Cert)
 
 	// A revoked response newer than the good one (thisUpdate now).
-	WriteDER(t, s.staple, p.Mint(p.Leaf.Cert, devpki.Response{Status: ocsp.StatusRevoked, Reason: 1,
+	WriteFile(t, s.staple, p.Mint(p.Leaf.Cert, devpki.Response{Status: ocsp.StatusRevoked, Reason: 1,
 		ThisUpdate: time.Now(), RevokedAt: time.Now().Add(-time.Minute)}))
 	reload(t, d)
 	if l := d.Log(); !strings.Contains(l, "revoked") {
@@ -179,7 +179,7 @@ func TestResumptionAcrossReload(t *testing.T) {
 			t.Fatalf("%s: first connection not new:\n%s", v, out)
 		}
 		// A reload with a fresh staple: a new snapshot for every loop.
-		WriteDER(t, s.staple, s.pki.Mint(s.pki.Leaf.Cert, devpki.Response{Status: ocsp.StatusGood, ThisUpdate: time.Now()}))
+		WriteFile(t, s.staple, s.pki.Mint(s.pki.Leaf.Cert, devpki.Response{Status: ocsp.StatusGood, ThisUpdate: time.Now()}))
 		reload(t, s.d)
 
 		second := StartSClient(t, "-connect", addr, "-servername", "dns.test", v, "-sess_in", sess, "-alpn", "dot", "-status")
@@ -210,7 +210,7 @@ func TestResumptionSharedTicketKeyFile(t *testing.T) {
 	t.Parallel()
 	p := devpki.NewTestPKI(t, t.TempDir())
 	keyFile := filepath.Join(p.Dir, "tickets.key")
-	WriteDER(t, keyFile, randomBytes(t, 80))
+	WriteFile(t, keyFile, randomBytes(t, 80))
 	be := StartTestBackend(t)
 	data := DoT(be.Addr, CertOf(p.Leaf))
 	data.TicketKeyFile = keyFile

@@ -27,7 +27,7 @@ func TestStaplingSClient(t *testing.T) {
 	var files []string
 	for i, l := range []*devpki.Leaf{aECDSA, aRSA, b} {
 		f := filepath.Join(dir, []string{"a-ecdsa", "a-rsa", "b"}[i]+".ocsp")
-		WriteDER(t, f, p.Mint(l.Cert, devpki.Response{Status: ocsp.StatusGood}))
+		WriteFile(t, f, p.Mint(l.Cert, devpki.Response{Status: ocsp.StatusGood}))
 		files = append(files, f)
 	}
 	be := StartTestBackend(t)
