@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
@@ -53,7 +54,7 @@ func startGoodClient(t *testing.T, c *http.Client, url string) *goodClient {
 			}
 			m := new(dns.Msg)
 			var body [512]byte
-			n, _ := readFull(resp, body[:])
+			n, _ := io.ReadFull(resp.Body, body[:])
 			resp.Body.Close()
 			if resp.StatusCode != 200 || m.Unpack(body[:n]) != nil || len(m.Answer) != 2 {
 				g.fail(fmt.Sprintf("status %d, %d bytes", resp.StatusCode, n))
@@ -63,18 +64,6 @@ func startGoodClient(t *testing.T, c *http.Client, url string) *goodClient {
 		}
 	}()
 	return g
-}
-
-func readFull(resp *http.Response, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		k, err := resp.Body.Read(buf[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 func (g *goodClient) fail(s string) {
