@@ -18,9 +18,9 @@ import (
 func TestACLDropsOutsiders(t *testing.T) {
 	t.Parallel()
 	be := StartBackend(t, BackendOptions{Records: exampleRecords})
-	data := Do53(be.Addr)
-	data.ACL = `["10.0.0.0/8"]`
-	d := Start(t, Do53Config, data)
+	cfg := do53FE(be.Addr)
+	cfg.ACL = `["10.0.0.0/8"]`
+	d := startFE(t, cfg)
 	addr := d.Addr("dns")
 	before := d.Metric(`dnsfront_dropped_queries_total{reason="acl"}`)
 

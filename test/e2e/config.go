@@ -73,38 +73,3 @@ func render(tmpl string, data any, p *ports) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
-
-// Do53Config is the configuration most tests start from: one Do53 bind on {{port "dns"}},
-// the admin API on {{port "admin"}} and one backend. Health checks are forced up so that a
-// backend that never answers is still chosen (the timeout path), whatever the checker does.
-const Do53Config = `
-general:
-  event_loops: 2
-  log_level: {{.LogLevel}}
-acl: {{.ACL}}
-binds:
-  - listen_address: "127.0.0.1:{{port "dns"}}"
-    protocol: Do53
-backends:
-  - address: "{{.Backend}}"
-    name: {{.Name}}
-    udp_timeout: {{.UDPTimeout}}
-    health_checks:
-      mode: up
-webserver:
-  listen_addresses: ["127.0.0.1:{{port "admin"}}"]
-`
-
-// Do53Data fills Do53Config.
-type Do53Data struct {
-	Backend    string // host:port
-	Name       string // backend name
-	ACL        string // a YAML list
-	UDPTimeout int    // seconds
-	LogLevel   string
-}
-
-// Do53 returns the data for Do53Config with one backend at addr and test defaults.
-func Do53(addr string) Do53Data {
-	return Do53Data{Backend: addr, Name: "b1", ACL: `["127.0.0.0/8", "::1/128"]`, UDPTimeout: 2, LogLevel: "info"}
-}

@@ -9,12 +9,13 @@ import (
 	"github.com/dnsfront/dnsfront/internal/devpki"
 )
 
-// feConfig generates a dnsfront configuration for the DoH, backend and cache tests: any
+// feConfig generates the dnsfront configuration of most tests (do53FE is the simplest): any
 // number of Do53 and DoH binds, backends, pools and packet caches. Bind ports are named
 // for the configuration template ({{port "doh"}}), the admin API is {{port "admin"}}.
 type feConfig struct {
-	EventLoops    int // default 2
-	UDPTimeout    int // general.udp_timeout in seconds; 0: dnsfront's default
+	EventLoops    int    // default 2
+	ACL           string // a YAML list; "" allows 127.0.0.0/8 and ::1
+	UDPTimeout    int    // general.udp_timeout in seconds; 0: dnsfront's default
 	PKI           *devpki.TestPKI
 	Binds         []feBind
 	Backends      []feBackend
@@ -61,7 +62,11 @@ func (c feConfig) YAML() string {
 	if c.UDPTimeout > 0 {
 		fmt.Fprintf(&b, "  udp_timeout: %d\n", c.UDPTimeout)
 	}
-	b.WriteString("acl: [\"127.0.0.0/8\", \"::1/128\"]\nbinds:\n")
+	acl := c.ACL
+	if acl == "" {
+		acl = `["127.0.0.0/8", "::1/128"]`
+	}
+	fmt.Fprintf(&b, "acl: %s\nbinds:\n", acl)
 	for _, bd := range c.Binds {
 		host := "127.0.0.1"
 		if strings.HasSuffix(bd.Port, "6") {
@@ -131,6 +136,16 @@ func quoteList(xs []string) string {
 		q[i] = fmt.Sprintf("%q", x)
 	}
 	return strings.Join(q, ", ")
+}
+
+// do53FE is the configuration most tests start from: one Do53 bind ({{port "dns"}}) and
+// one backend b1 at addr, forced up so that a backend that never answers is still
+// chosen (the timeout path), with udp_timeout 2.
+func do53FE(addr string) feConfig {
+	return feConfig{
+		Binds:    []feBind{{Port: "dns", Protocol: "Do53"}},
+		Backends: []feBackend{{Name: "b1", Addr: addr, UDPTimeout: 2}},
+	}
 }
 
 // startFE starts dnsfront on the generated configuration.

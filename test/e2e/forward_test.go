@@ -20,7 +20,7 @@ var exampleRecords = []string{
 func TestForwardUDPAndTCP(t *testing.T) {
 	t.Parallel()
 	be := StartBackend(t, BackendOptions{Records: exampleRecords})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	addr := d.Addr("dns")
 	wantA := []string{"198.51.100.7", "198.51.100.8"}
 

@@ -60,7 +60,7 @@ func badQueries(t *testing.T) map[string][]byte {
 func TestGarbageUDP(t *testing.T) {
 	t.Parallel()
 	be := StartBackend(t, BackendOptions{Records: exampleRecords})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	addr := d.Addr("dns")
 	before := d.Metric(`dnsfront_dropped_queries_total{reason="non_compliant"}`)
 
@@ -127,7 +127,7 @@ func TestGarbageUDP(t *testing.T) {
 func TestGarbageTCP(t *testing.T) {
 	t.Parallel()
 	be := StartBackend(t, BackendOptions{Records: exampleRecords})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	addr := d.Addr("dns")
 	before := d.Metric(`dnsfront_dropped_queries_total{reason="non_compliant"}`)
 

@@ -88,7 +88,7 @@ func TestPipelinedTCP(t *testing.T) {
 	t.Parallel()
 	const n = 100
 	be := StartBackend(t, BackendOptions{Records: pipelineRecords(n)})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	runPipeline(t, d.Addr("dns"), n)
 	if got := be.Count(""); got != n {
 		t.Errorf("backend saw %d queries, want %d", got, n)
@@ -101,7 +101,7 @@ func TestPipelinedTCPOutOfOrder(t *testing.T) {
 	t.Parallel()
 	const n = 100
 	be := StartBackend(t, BackendOptions{Records: pipelineRecords(n), Jitter: 50 * time.Millisecond})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	res := runPipeline(t, d.Addr("dns"), n)
 	inOrder := true
 	for i, q := range res.order {
@@ -122,7 +122,7 @@ func TestPipelinedTCPBeyondInFlightLimit(t *testing.T) {
 	t.Parallel()
 	const n = 300
 	be := StartBackend(t, BackendOptions{Records: pipelineRecords(n), Jitter: 5 * time.Millisecond})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	runPipeline(t, d.Addr("dns"), n)
 	if got := be.Count(""); got != n {
 		t.Errorf("backend saw %d queries, want %d", got, n)

@@ -39,13 +39,13 @@ func twoBackends(t *testing.T) (*Backend, *Backend) {
 func TestReloadSIGHUP(t *testing.T) {
 	t.Parallel()
 	a, b := twoBackends(t)
-	d := Start(t, Do53Config, Do53(a.Addr))
+	d := startFE(t, do53FE(a.Addr))
 	addr := d.Addr("dns")
 	if got := answerA(t, addr); got != "192.0.2.10" {
 		t.Fatalf("before reload: %s, want 192.0.2.10 from backend A", got)
 	}
 
-	d.Rewrite(Do53Config, Do53(b.Addr))
+	d.Rewrite(do53FE(b.Addr).YAML(), nil)
 	reload(t, d)
 	// The new state is published before "reloaded" is logged: no polling needed.
 	if got := answerA(t, addr); got != "192.0.2.20" {
@@ -83,10 +83,10 @@ func TestReloadSIGHUP(t *testing.T) {
 func TestReloadAPI(t *testing.T) {
 	t.Parallel()
 	a, b := twoBackends(t)
-	d := Start(t, Do53Config, Do53(a.Addr))
+	d := startFE(t, do53FE(a.Addr))
 	addr := d.Addr("dns")
 
-	d.Rewrite(Do53Config, Do53(b.Addr))
+	d.Rewrite(do53FE(b.Addr).YAML(), nil)
 	code, body := d.Post("/api/v1/reload")
 	if code != http.StatusOK || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("reload of a good file: %d %s", code, body)
@@ -113,7 +113,7 @@ func TestReloadAPI(t *testing.T) {
 	}
 
 	// A change of listeners cannot be applied by a reload: rejected too.
-	d.Rewrite(strings.Replace(Do53Config, `{{port "dns"}}`, `{{port "other"}}`, 1), Do53(a.Addr))
+	d.Rewrite(strings.Replace(do53FE(a.Addr).YAML(), `{{port "dns"}}`, `{{port "other"}}`, 1), nil)
 	if code, body = d.Post("/api/v1/reload"); code != http.StatusUnprocessableEntity || !strings.Contains(body, "restart") {
 		t.Errorf("reload that changes binds: %d %s; want 422 asking for a restart", code, body)
 	}

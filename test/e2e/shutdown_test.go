@@ -16,7 +16,7 @@ func TestGracefulStop(t *testing.T) {
 	t.Parallel()
 	const inFlight = 20
 	be := StartBackend(t, BackendOptions{Records: exampleRecords, Delay: 300 * time.Millisecond})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	addr := d.Addr("dns")
 
 	type result struct {

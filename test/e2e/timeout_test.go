@@ -13,9 +13,9 @@ import (
 func TestBackendTimeoutServfail(t *testing.T) {
 	t.Parallel()
 	be := StartBackend(t, BackendOptions{NeverAnswer: true})
-	data := Do53(be.Addr)
-	data.UDPTimeout = 1
-	d := Start(t, Do53Config, data)
+	cfg := do53FE(be.Addr)
+	cfg.Backends[0].UDPTimeout = 1
+	d := startFE(t, cfg)
 	before := d.Metric(`dnsfront_servfail_responses_total{reason="timeout"}`)
 
 	type result struct {
@@ -70,9 +70,9 @@ func TestBackendDownServfail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := Do53("127.0.0.1:" + strconv.Itoa(port))
-	data.UDPTimeout = 1
-	d := Start(t, Do53Config, data)
+	cfg := do53FE("127.0.0.1:" + strconv.Itoa(port))
+	cfg.Backends[0].UDPTimeout = 1
+	d := startFE(t, cfg)
 	for i := range 3 {
 		for _, proto := range []string{"udp", "tcp"} {
 			start := time.Now()

@@ -15,7 +15,7 @@ func TestTCRetryOverTCP(t *testing.T) {
 	t.Parallel()
 	records := append(txtRecords("big.example.test.", 30, 63), "www.example.test. 300 IN A 198.51.100.7")
 	be := StartBackend(t, BackendOptions{Records: records, TruncateUDP: true})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	addr := d.Addr("dns")
 
 	t.Run("tcp client gets the full answer", func(t *testing.T) {
@@ -74,7 +74,7 @@ func flagsContain(digOut, flag string) bool {
 func TestTruncateToClientSize(t *testing.T) {
 	t.Parallel()
 	be := StartBackend(t, BackendOptions{Records: txtRecords("big.example.test.", 30, 63)})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	addr := d.Addr("dns")
 
 	cases := []struct {
@@ -126,7 +126,7 @@ func TestTruncateToClientSize(t *testing.T) {
 func TestNoOPTForClientWithoutEDNS(t *testing.T) {
 	t.Parallel()
 	be := StartBackend(t, BackendOptions{Records: []string{"www.example.test. 300 IN A 198.51.100.7"}})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	addr := d.Addr("dns")
 
 	for _, proto := range []string{"udp", "tcp"} {
@@ -186,7 +186,7 @@ func TestStripOPTKeepsAdditional(t *testing.T) {
 		Additional: extra,
 		OPTFirst:   true,
 	})
-	d := Start(t, Do53Config, Do53(be.Addr))
+	d := startFE(t, do53FE(be.Addr))
 	for _, proto := range []string{"udp", "tcp"} {
 		r := MustExchange(t, proto, d.Addr("dns"), NewQuery("www.example.test", dns.TypeA))
 		if r.IsEdns0() != nil {
