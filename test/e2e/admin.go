@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -113,16 +114,25 @@ func parseMetrics(r io.Reader) (map[string]float64, error) {
 // Status returns the JSON of GET /api/v1/status.
 func (d *Dnsfront) Status() map[string]any {
 	d.t.Helper()
-	resp, err := adminClient.Get(d.AdminURL() + "/api/v1/status")
+	var m map[string]any
+	getJSON(d.t, d.AdminURL()+"/api/v1/status", &m)
+	return m
+}
+
+// getJSON decodes the JSON answer of GET url into v.
+func getJSON(t testing.TB, url string, v any) {
+	t.Helper()
+	resp, err := adminClient.Get(url)
 	if err != nil {
-		d.t.Fatalf("GET /api/v1/status: %v", err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		d.t.Fatalf("GET /api/v1/status: %v", err)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
-	return m
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 }
 
 // Post sends a POST to the admin API path and returns the status code and body.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/big"
@@ -128,18 +127,8 @@ type OCSPStatus struct {
 // OCSP returns GET /api/v1/ocsp.
 func (d *Dnsfront) OCSP() []OCSPStatus {
 	d.t.Helper()
-	resp, err := adminClient.Get(d.AdminURL() + "/api/v1/ocsp")
-	if err != nil {
-		d.t.Fatalf("GET /api/v1/ocsp: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		d.t.Fatalf("GET /api/v1/ocsp: %s", resp.Status)
-	}
 	var out []OCSPStatus
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		d.t.Fatalf("GET /api/v1/ocsp: %v", err)
-	}
+	getJSON(d.t, d.AdminURL()+"/api/v1/ocsp", &out)
 	return out
 }
 
