@@ -176,27 +176,28 @@ func TestCacheNegative(t *testing.T) {
 			t.Errorf("%s: the backend saw %s %d times, want %d", when, p.name, n, want)
 		}
 	}
+	askAll := func(ps ...probe) {
+		t.Helper()
+		for _, p := range ps {
+			ask(p)
+		}
+	}
 	start := time.Now()
 	for range 2 {
-		ask(nx)
-		ask(short)
-		ask(nodata)
+		askAll(nx, short, nodata)
 	}
 	expect("at once", nx, 1)
 	expect("at once", short, 1)
 	expect("at once (NODATA; www A not asked)", nodata, 1)
 
 	time.Sleep(time.Until(start.Add(1200 * time.Millisecond)))
-	ask(nx)
-	ask(short)
-	ask(nodata)
+	askAll(nx, short, nodata)
 	expect("after 1.2 s (cached 2 s by the SOA MINIMUM)", nx, 1)
 	expect("after 1.2 s (NODATA cached 2 s)", nodata, 1)
 	expect("after 1.2 s (max_negative_ttl 1)", short, 2)
 
 	time.Sleep(time.Until(start.Add(2300 * time.Millisecond)))
-	ask(nx)
-	ask(nodata)
+	askAll(nx, nodata)
 	expect("after 2.3 s (SOA MINIMUM 2 passed)", nx, 2)
 	expect("after 2.3 s (SOA MINIMUM 2 passed)", nodata, 2)
 }
