@@ -25,7 +25,7 @@ import (
 const DoTConfig = `
 general:
   event_loops: 2
-  log_level: {{.LogLevel}}
+  log_level: info
 acl: ["127.0.0.0/8", "::1/128"]
 binds:
   - listen_address: "127.0.0.1:{{port "dot"}}"
@@ -83,7 +83,6 @@ type DoTData struct {
 	MinRefreshDelay string
 	RequestTimeout  string
 	TicketKeyFile   string
-	LogLevel        string
 }
 
 // testAnswer is the address every DoT test backend answers for testName.
@@ -98,9 +97,9 @@ func StartTestBackend(t testing.TB) *Backend {
 	return StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
 }
 
-// DoT returns DoTData for one backend and the given certificates, at log level info.
+// DoT returns DoTData for one backend and the given certificates.
 func DoT(backend string, certs ...DoTCert) DoTData {
-	return DoTData{Backend: backend, Certs: certs, LogLevel: "info"}
+	return DoTData{Backend: backend, Certs: certs}
 }
 
 // CertOf turns a devpki leaf into a DoT certificate entry.
