@@ -38,6 +38,10 @@ func newLogger(level string) *slog.Logger {
 }
 
 func serve(cfgPath, pidFile string) error {
+	// Catch signals first: a SIGTERM that arrives while the server is starting must stop
+	// it cleanly once it has started, not kill it with the default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	// The level comes from the file; a file that does not load is reported by Start.
 	level := "info"
 	if cfg, err := config.Load(cfgPath); err == nil {
@@ -56,8 +60,6 @@ func serve(cfgPath, pidFile string) error {
 		defer os.Remove(pidFile)
 	}
 	log.Info("dnsfront started", "version", server.Version, "config", cfgPath, "pid", os.Getpid())
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
 		case sig := <-sigs:
