@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/panjf2000/gnet/v2"
 )
 
@@ -76,17 +75,5 @@ func TestUnregisteredSocketFailsFast(t *testing.T) {
 	if o := tb.l.outstandingTotal.Load(); o != 0 {
 		t.Fatalf("%d queries outstanding on a socket that does not exist", o)
 	}
-	_ = tb.client.SetReadDeadline(time.Now().Add(time.Second))
-	buf := make([]byte, 512)
-	n, err := tb.client.Read(buf)
-	if err != nil {
-		t.Fatalf("no SERVFAIL at the client: %v", err)
-	}
-	got := new(dns.Msg)
-	if err := got.Unpack(buf[:n]); err != nil {
-		t.Fatal(err)
-	}
-	if got.Id != 9 || got.Rcode != dns.RcodeServerFailure {
-		t.Fatalf("client got ID %d rcode %s, want ID 9 SERVFAIL", got.Id, dns.RcodeToString[got.Rcode])
-	}
+	tb.expectServfail(t, 9)
 }

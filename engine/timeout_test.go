@@ -22,6 +22,24 @@ type twoBackends struct {
 	client     *net.UDPConn
 }
 
+// expectServfail reads the client's next answer: SERVFAIL for the query with ID id.
+func (tb *twoBackends) expectServfail(t *testing.T, id uint16) {
+	t.Helper()
+	_ = tb.client.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 512)
+	n, err := tb.client.Read(buf)
+	if err != nil {
+		t.Fatalf("no SERVFAIL at the client: %v", err)
+	}
+	got := new(dns.Msg)
+	if err := got.Unpack(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if got.Id != id || got.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("client got ID %d rcode %s, want ID %d SERVFAIL", got.Id, dns.RcodeToString[got.Rcode], id)
+	}
+}
+
 func newTwoBackends(t *testing.T) *twoBackends {
 	t.Helper()
 	fd, client := udpPair(t)
@@ -93,19 +111,7 @@ func TestTimeoutNotHeldBackBySlowerBackend(t *testing.T) {
 	if len(tb.socks[0].pending) != 1 || len(tb.socks[1].pending) != 0 {
 		t.Fatalf("pending after the sweep: slow %d, fast %d; want 1 and 0", len(tb.socks[0].pending), len(tb.socks[1].pending))
 	}
-	_ = tb.client.SetReadDeadline(time.Now().Add(time.Second))
-	buf := make([]byte, 512)
-	n, err := tb.client.Read(buf)
-	if err != nil {
-		t.Fatalf("no SERVFAIL at the client: %v", err)
-	}
-	got := new(dns.Msg)
-	if err := got.Unpack(buf[:n]); err != nil {
-		t.Fatal(err)
-	}
-	if got.Id != 2 || got.Rcode != dns.RcodeServerFailure {
-		t.Fatalf("client got ID %d rcode %s, want ID 2 SERVFAIL", got.Id, dns.RcodeToString[got.Rcode])
-	}
+	tb.expectServfail(t, 2)
 
 	tb.l.sweep(time.Now().Add(6 * time.Second))
 	if n := tb.l.stats.timeouts.Load(); n != 2 {
