@@ -42,63 +42,41 @@ const (
 )
 
 func boolPtr(b bool) *bool { return &b }
-func intPtr(i int) *int    { return &i }
+
+// orDefault sets *v to d when the key was absent (left at its zero value).
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+func intPtr(i int) *int { return &i }
 
 func (c *Config) applyDefaults() {
 	g := &c.General
-	if g.DrainTimeout == 0 {
-		g.DrainTimeout = Duration(DefaultDrainTimeout)
-	}
-	if g.UDPTimeout == 0 {
-		g.UDPTimeout = DefaultUDPTimeout
-	}
-	if g.TCPIdleTimeout == 0 {
-		g.TCPIdleTimeout = Duration(DefaultTCPIdleTimeout)
-	}
-	if g.MaxTCPInFlight == 0 {
-		g.MaxTCPInFlight = DefaultMaxTCPInFlight
-	}
-	if g.LogLevel == "" {
-		g.LogLevel = "info"
-	}
-	if g.GCPercent == 0 {
-		g.GCPercent = DefaultGCPercent
-	}
+	orDefault(&g.DrainTimeout, Duration(DefaultDrainTimeout))
+	orDefault(&g.UDPTimeout, DefaultUDPTimeout)
+	orDefault(&g.TCPIdleTimeout, Duration(DefaultTCPIdleTimeout))
+	orDefault(&g.MaxTCPInFlight, DefaultMaxTCPInFlight)
+	orDefault(&g.LogLevel, "info")
+	orDefault(&g.GCPercent, DefaultGCPercent)
 	if c.ACL == nil {
 		c.ACL = append([]string(nil), DefaultACL...)
 	}
 	for i := range c.Binds {
 		b := &c.Binds[i]
-		if b.Protocol == "" {
-			b.Protocol = "Do53"
-		}
+		orDefault(&b.Protocol, "Do53")
 		b.Protocol = canonicalProtocol(b.Protocol)
 		if b.TLS != nil {
 			t := b.TLS
-			if t.MinimumVersion == "" {
-				t.MinimumVersion = DefaultMinimumTLS
-			}
-			if t.SessionTickets == nil {
-				t.SessionTickets = boolPtr(true)
-			}
-			if t.NumberOfTicketsKeys == 0 {
-				t.NumberOfTicketsKeys = DefaultTicketKeys
-			}
-			if t.TicketsKeysRotationDelay == 0 {
-				t.TicketsKeysRotationDelay = DefaultTicketRotation
-			}
-			if t.MaxConcurrentHandshakes == 0 {
-				t.MaxConcurrentHandshakes = DefaultHandshakes
-			}
-			if t.HandshakeQueue == 0 {
-				t.HandshakeQueue = DefaultHandshakeQueue
-			}
-			if t.HandshakeTimeout == 0 {
-				t.HandshakeTimeout = Duration(DefaultHandshakeTimeout)
-			}
-			if t.MaxHandshakesPerClient == 0 {
-				t.MaxHandshakesPerClient = DefaultHandshakesPerIP
-			}
+			orDefault(&t.MinimumVersion, DefaultMinimumTLS)
+			orDefault(&t.SessionTickets, boolPtr(true))
+			orDefault(&t.NumberOfTicketsKeys, DefaultTicketKeys)
+			orDefault(&t.TicketsKeysRotationDelay, DefaultTicketRotation)
+			orDefault(&t.MaxConcurrentHandshakes, DefaultHandshakes)
+			orDefault(&t.HandshakeQueue, DefaultHandshakeQueue)
+			orDefault(&t.HandshakeTimeout, Duration(DefaultHandshakeTimeout))
+			orDefault(&t.MaxHandshakesPerClient, DefaultHandshakesPerIP)
 			for j := range t.Certificates {
 				if g := t.Certificates[j].OCSP; g != nil && g.Generate != nil && g.Generate.Validity == 0 {
 					g.Generate.Validity = Duration(DefaultOCSPValidity)
@@ -112,86 +90,40 @@ func (c *Config) applyDefaults() {
 			if len(d.Paths) == 0 {
 				d.Paths = []string{DefaultDoHPath}
 			}
-			if d.ExactPathMatching == nil {
-				d.ExactPathMatching = boolPtr(true)
-			}
-			if d.IdleTimeout == 0 {
-				d.IdleTimeout = DefaultDoHIdleTimeout
-			}
-			if d.SendCacheControlHeaders == nil {
-				d.SendCacheControlHeaders = boolPtr(true)
-			}
-			if d.MaxConcurrentStreams == 0 {
-				d.MaxConcurrentStreams = DefaultDoHStreams
-			}
-			if d.MaxBodySize == 0 {
-				d.MaxBodySize = DefaultDoHBodySize
-			}
+			orDefault(&d.ExactPathMatching, boolPtr(true))
+			orDefault(&d.IdleTimeout, DefaultDoHIdleTimeout)
+			orDefault(&d.SendCacheControlHeaders, boolPtr(true))
+			orDefault(&d.MaxConcurrentStreams, DefaultDoHStreams)
+			orDefault(&d.MaxBodySize, DefaultDoHBodySize)
 		}
 	}
 	for i := range c.Backends {
 		b := &c.Backends[i]
-		if b.Name == "" {
-			b.Name = b.Address
-		}
-		if b.Weight == 0 {
-			b.Weight = 1
-		}
-		if b.Order == 0 {
-			b.Order = 1
-		}
-		if b.UDPTimeout == 0 {
-			b.UDPTimeout = g.UDPTimeout
-		}
+		orDefault(&b.Name, b.Address)
+		orDefault(&b.Weight, 1)
+		orDefault(&b.Order, 1)
+		orDefault(&b.UDPTimeout, g.UDPTimeout)
 		if len(b.Pools) == 0 {
 			b.Pools = []string{""}
 		}
 		h := &b.HealthChecks
-		if h.Mode == "" {
-			h.Mode = "auto"
-		}
-		if h.QName == "" {
-			h.QName = DefaultHealthQName
-		}
-		if h.QType == "" {
-			h.QType = "A"
-		}
-		if h.QClass == "" {
-			h.QClass = "IN"
-		}
-		if h.Interval == 0 {
-			h.Interval = 1
-		}
-		if h.Timeout == 0 {
-			h.Timeout = 1000
-		}
-		if h.MaxFailures == 0 {
-			h.MaxFailures = 1
-		}
-		if h.Rise == 0 {
-			h.Rise = 1
-		}
+		orDefault(&h.Mode, "auto")
+		orDefault(&h.QName, DefaultHealthQName)
+		orDefault(&h.QType, "A")
+		orDefault(&h.QClass, "IN")
+		orDefault(&h.Interval, 1)
+		orDefault(&h.Timeout, 1000)
+		orDefault(&h.MaxFailures, 1)
+		orDefault(&h.Rise, 1)
 	}
-	if c.LoadBalancingPolicies.DefaultPolicy == "" {
-		c.LoadBalancingPolicies.DefaultPolicy = DefaultPolicy
-	}
+	orDefault(&c.LoadBalancingPolicies.DefaultPolicy, DefaultPolicy)
 	for i := range c.PacketCaches {
 		p := &c.PacketCaches[i]
-		if p.MaxTTL == nil {
-			p.MaxTTL = intPtr(86400)
-		}
-		if p.TemporaryFailureTTL == nil {
-			p.TemporaryFailureTTL = intPtr(60)
-		}
-		if p.MaxNegativeTTL == nil {
-			p.MaxNegativeTTL = intPtr(3600)
-		}
-		if p.Shards == 0 {
-			p.Shards = 20
-		}
-		if p.MaximumEntrySize == 0 {
-			p.MaximumEntrySize = 4096
-		}
+		orDefault(&p.MaxTTL, intPtr(86400))
+		orDefault(&p.TemporaryFailureTTL, intPtr(60))
+		orDefault(&p.MaxNegativeTTL, intPtr(3600))
+		orDefault(&p.Shards, 20)
+		orDefault(&p.MaximumEntrySize, 4096)
 	}
 	if c.Webserver.ACL == nil {
 		c.Webserver.ACL = []string{"127.0.0.1", "::1"}
