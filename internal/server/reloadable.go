@@ -73,6 +73,7 @@ func bindChanges(i int, a, b config.Bind) []string {
 			"handshake_queue_size":        at.HandshakeQueue == bt.HandshakeQueue,
 			"handshake_timeout":           at.HandshakeTimeout == bt.HandshakeTimeout,
 			"max_handshakes_per_client":   at.MaxHandshakesPerClient == bt.MaxHandshakesPerClient,
+			"key_log_file":                at.KeyLogFile == bt.KeyLogFile,
 		} {
 			if !same {
 				out = append(out, p+".tls."+key)

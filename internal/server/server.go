@@ -266,6 +266,9 @@ func (s *Server) closeTLS() {
 	for _, tb := range s.tls {
 		tb.tickets.Stop()
 		tb.store.Close()
+		if tb.keyLog != nil {
+			_ = tb.keyLog.Close()
+		}
 	}
 }
 
@@ -290,20 +293,11 @@ func Check(path string) error {
 		if b.TLS == nil {
 			continue
 		}
-		opts, err := tlsOptions(b.TLS, alpnFor(b.Protocol))
-		if err != nil {
-			return fmt.Errorf("%s: bind %s: %w", cfg.Path, b.ListenAddress, err)
-		}
-		specs := make([]tlsframe.CertSpec, len(b.TLS.Certificates))
-		for i, c := range b.TLS.Certificates {
-			specs[i] = tlsframe.CertSpec{ChainFile: c.Certificate, KeyFile: c.Key}
-		}
-		opts.SessionTickets = false
-		if _, err := tlsframe.BuildSnapshot(specs, opts, nil); err != nil {
+		if _, err := loadSnapshot(b, nil, nil); err != nil {
 			if cfg.DevPKI != nil && errors.Is(err, os.ErrNotExist) {
 				continue // created by dev_pki at start
 			}
-			return fmt.Errorf("%s: bind %s: %w", cfg.Path, b.ListenAddress, err)
+			return fmt.Errorf("%s: %w", cfg.Path, err)
 		}
 	}
 	return nil

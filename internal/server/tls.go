@@ -24,7 +24,8 @@ type tlsBind struct {
 	store   *tlsframe.Store
 	hs      *tlsframe.Handshaker
 	tickets *tlsframe.TicketKeys
-	keyFile string // ticket_key_file the ring was loaded from
+	keyFile string   // ticket_key_file the ring was loaded from
+	keyLog  *os.File // key_log_file, opened once for the life of the bind
 }
 
 // staples routes the OCSP manager's staples to the snapshots that serve each certificate.
@@ -111,15 +112,31 @@ func tlsOptions(t *config.BindTLS, protos []string) (tlsframe.Options, error) {
 	if err != nil {
 		return tlsframe.Options{}, err
 	}
-	o := tlsframe.Options{MinVersion: minV, CipherSuites: suites, CurvePreferences: curves, NextProtos: protos, SessionTickets: *t.SessionTickets}
-	if t.KeyLogFile != "" {
-		f, err := os.OpenFile(t.KeyLogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return o, fmt.Errorf("key_log_file: %w", err)
-		}
-		o.KeyLogWriter = f
+	return tlsframe.Options{MinVersion: minV, CipherSuites: suites, CurvePreferences: curves, NextProtos: protos, SessionTickets: *t.SessionTickets}, nil
+}
+
+// loadSnapshot loads a bind's certificates and keys into a snapshot. With no ticket ring
+// (check-config) session tickets are off; keyLog may be nil.
+func loadSnapshot(b config.Bind, tickets *tlsframe.TicketKeys, keyLog *os.File) (*tlsframe.Snapshot, error) {
+	opts, err := tlsOptions(b.TLS, alpnFor(b.Protocol))
+	if err != nil {
+		return nil, fmt.Errorf("bind %s: %w", b.ListenAddress, err)
 	}
-	return o, nil
+	if keyLog != nil { // a nil *os.File would make a non-nil io.Writer
+		opts.KeyLogWriter = keyLog
+	}
+	if tickets == nil {
+		opts.SessionTickets = false
+	}
+	specs := make([]tlsframe.CertSpec, len(b.TLS.Certificates))
+	for i, c := range b.TLS.Certificates {
+		specs[i] = tlsframe.CertSpec{ChainFile: c.Certificate, KeyFile: c.Key}
+	}
+	snap, err := tlsframe.BuildSnapshot(specs, opts, tickets)
+	if err != nil {
+		return nil, fmt.Errorf("bind %s: %w", b.ListenAddress, err)
+	}
+	return snap, nil
 }
 
 func alpnFor(protocol string) []string {
@@ -133,17 +150,9 @@ func alpnFor(protocol string) []string {
 // certificates are carried over, so that a reload never serves a handshake without one;
 // the OCSP manager then publishes what the new files and sources say.
 func buildSnapshot(b config.Bind, tb *tlsBind) (*tlsframe.Snapshot, error) {
-	opts, err := tlsOptions(b.TLS, alpnFor(b.Protocol))
+	snap, err := loadSnapshot(b, tb.tickets, tb.keyLog)
 	if err != nil {
-		return nil, fmt.Errorf("bind %s: %w", b.ListenAddress, err)
-	}
-	specs := make([]tlsframe.CertSpec, len(b.TLS.Certificates))
-	for i, c := range b.TLS.Certificates {
-		specs[i] = tlsframe.CertSpec{ChainFile: c.Certificate, KeyFile: c.Key}
-	}
-	snap, err := tlsframe.BuildSnapshot(specs, opts, tb.tickets)
-	if err != nil {
-		return nil, fmt.Errorf("bind %s: %w", b.ListenAddress, err)
+		return nil, err
 	}
 	if cur := tb.store.Current(); cur != nil {
 		for _, ci := range cur.Certificates() {
@@ -236,7 +245,7 @@ func newTLSBind(b config.Bind, loops int, log *slog.Logger) (*tlsBind, error) {
 	if t.TicketKeyFile == "" {
 		tickets.Start() // keys from a file rotate when the file does (reload)
 	}
-	return &tlsBind{
+	tb := &tlsBind{
 		addr:    b.ListenAddress,
 		store:   tlsframe.NewStore(loops),
 		tickets: tickets,
@@ -248,7 +257,16 @@ func newTLSBind(b config.Bind, loops int, log *slog.Logger) (*tlsBind, error) {
 			Timeout:       t.HandshakeTimeout.D(),
 			Logger:        log.With("listener", b.ListenAddress),
 		}),
-	}, nil
+	}
+	if t.KeyLogFile != "" {
+		f, err := os.OpenFile(t.KeyLogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			tickets.Stop()
+			return nil, fmt.Errorf("bind %s: key_log_file: %w", b.ListenAddress, err)
+		}
+		tb.keyLog = f
+	}
+	return tb, nil
 }
 
 func withLogger(o ocsp.Options, log *slog.Logger) ocsp.Options {
