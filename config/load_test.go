@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dnsfront/dnsfront/engine/lb"
 )
 
 func TestParseMinimal(t *testing.T) {
@@ -102,10 +104,36 @@ binds:
 }
 
 func TestPolicyNames(t *testing.T) {
-	for in, want := range map[string]string{"least_outstanding": "leastOutstanding", "leastOutstanding": "leastOutstanding", "consistent_hash": "chashed", "weighted_random": "wrandom", "nope": ""} {
+	for in, want := range map[string]string{
+		"least_outstanding": "least_outstanding", "leastOutstanding": "least_outstanding", "leastoutstanding": "least_outstanding",
+		"LeastOutstanding": "least_outstanding", "RoundRobin": "round_robin", "roundrobin": "round_robin", "round_robin": "round_robin",
+		"consistent_hash": "consistent_hash", "chashed": "consistent_hash", "weighted_random": "weighted_random", "wrandom": "weighted_random",
+		"firstAvailable": "first_available", "FIRST_AVAILABLE": "first_available", "nope": "", "round robin": "",
+	} {
 		if got := CanonicalPolicy(in); got != want {
 			t.Errorf("CanonicalPolicy(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Every policy name the loader accepts is one the load balancer starts with, and a name
+// it rejects is reported at its line.
+func TestPolicyNamesAcceptedHereStart(t *testing.T) {
+	for _, name := range []string{"RoundRobin", "leastoutstanding", "leastOutstanding", "least_outstanding", "chashed", "Consistent_Hash", "wrandom", "firstAvailable"} {
+		src := "binds: [{listen_address: \"127.0.0.1:53\"}]\nbackends: [{address: \"127.0.0.1:5300\", pools: [p]}]\npools:\n  - name: p\n    policy: " + name + "\nload_balancing_policies:\n  default_policy: " + name + "\n"
+		cfg, err := Parse("p.yaml", []byte(src))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		pol := map[string]string{"p": cfg.Pools[0].Policy, "": cfg.LoadBalancingPolicies.DefaultPolicy}
+		if _, err := lb.NewSet([]lb.BackendConfig{{Address: cfg.Backends[0].Address, Pools: cfg.Backends[0].Pools}}, pol); err != nil {
+			t.Errorf("%s: accepted by the loader, rejected by lb: %v", name, err)
+		}
+	}
+	_, err := Parse("p.yaml", []byte("binds: [{listen_address: \"127.0.0.1:53\"}]\npools:\n  - name: p\n    policy: Fastest\n"))
+	if err == nil || !strings.Contains(err.Error(), "p.yaml:4:") || !strings.Contains(err.Error(), "pools[0].policy") {
+		t.Errorf("error %v, want p.yaml:4: and pools[0].policy", err)
 	}
 }
 

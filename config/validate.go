@@ -8,22 +8,20 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dnsfront/dnsfront/engine/lb"
 	"github.com/miekg/dns"
 )
 
-// Policies lists the load-balancing policy names; both dnsdist's camelCase and
-// snake_case spellings are accepted and mapped by CanonicalPolicy.
-var policies = map[string]string{
-	"leastoutstanding": "leastOutstanding", "least_outstanding": "leastOutstanding",
-	"firstavailable": "firstAvailable", "first_available": "firstAvailable",
-	"roundrobin": "roundrobin", "round_robin": "roundrobin",
-	"wrandom": "wrandom", "weighted_random": "wrandom",
-	"chashed": "chashed", "consistent_hash": "chashed",
+// CanonicalPolicy returns our name of a load-balancing policy (ours or dnsdist's, in
+// any case: "leastOutstanding" → "least_outstanding"), or "" if the name is unknown. It
+// reads the table the load balancer reads, so that check-config accepts exactly what starts.
+func CanonicalPolicy(name string) string {
+	p, err := lb.CanonicalPolicy(name)
+	if err != nil {
+		return ""
+	}
+	return p
 }
-
-// CanonicalPolicy returns dnsdist's name of a policy ("least_outstanding" → "leastOutstanding"),
-// or "" if the name is unknown.
-func CanonicalPolicy(name string) string { return policies[strings.ToLower(name)] }
 
 func (c *Config) validate(v *validator) {
 	if len(c.Binds) == 0 {
@@ -236,7 +234,7 @@ func (c *Config) validateBackends(v *validator) {
 		}
 	}
 	if CanonicalPolicy(c.LoadBalancingPolicies.DefaultPolicy) == "" {
-		v.errorf("load_balancing_policies.default_policy", "unknown policy %q (want leastOutstanding, firstAvailable, roundrobin, wrandom or chashed)", c.LoadBalancingPolicies.DefaultPolicy)
+		v.errorf("load_balancing_policies.default_policy", "unknown policy %q (want %s)", c.LoadBalancingPolicies.DefaultPolicy, lb.PolicyNames)
 	}
 	caches := map[string]bool{}
 	for i, pc := range c.PacketCaches {
@@ -258,7 +256,7 @@ func (c *Config) validateBackends(v *validator) {
 	for i, pl := range c.Pools {
 		p := fmt.Sprintf("pools[%d]", i)
 		if pl.Policy != "" && CanonicalPolicy(pl.Policy) == "" {
-			v.errorf(p+".policy", "unknown policy %q", pl.Policy)
+			v.errorf(p+".policy", "unknown policy %q (want %s)", pl.Policy, lb.PolicyNames)
 		}
 		if pl.PacketCache != "" && !caches[pl.PacketCache] {
 			v.errorf(p+".packet_cache", "no packet cache named %q", pl.PacketCache)

@@ -23,27 +23,50 @@ const (
 	DefaultPolicy = PolicyLeastOutstanding
 )
 
-// dnsdist's spellings are accepted too, so a dnsdist configuration carries over.
-var policyAliases = map[string]string{
-	"":                     DefaultPolicy,
-	PolicyLeastOutstanding: PolicyLeastOutstanding,
-	"leastOutstanding":     PolicyLeastOutstanding,
-	PolicyFirstAvailable:   PolicyFirstAvailable,
-	"firstAvailable":       PolicyFirstAvailable,
-	PolicyRoundRobin:       PolicyRoundRobin,
-	"roundrobin":           PolicyRoundRobin,
-	PolicyWeightedRandom:   PolicyWeightedRandom,
-	"wrandom":              PolicyWeightedRandom,
-	PolicyConsistentHash:   PolicyConsistentHash,
-	"chashed":              PolicyConsistentHash,
+// policyNames is the one table of policy names, shared by the config loader
+// (check-config) and NewSet (start and reload), so that a name one accepts the
+// other accepts too. Keys are normalised by normPolicy: ours in snake_case and
+// dnsdist's camelCase or lower-case spellings all match, in any case.
+var policyNames = map[string]string{
+	"leastoutstanding": PolicyLeastOutstanding,
+	"firstavailable":   PolicyFirstAvailable,
+	"roundrobin":       PolicyRoundRobin,
+	"weightedrandom":   PolicyWeightedRandom,
+	"wrandom":          PolicyWeightedRandom,
+	"consistenthash":   PolicyConsistentHash,
+	"chashed":          PolicyConsistentHash,
 }
 
-// CanonicalPolicy maps a configured policy name (ours or dnsdist's) to ours.
+// normPolicy folds case and drops underscores and hyphens: least_outstanding,
+// leastOutstanding and LeastOutstanding are one name.
+func normPolicy(name string) string {
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_' || c == '-':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// PolicyNames lists the accepted spellings for error messages.
+const PolicyNames = "least_outstanding (leastOutstanding), first_available (firstAvailable), round_robin (roundrobin), weighted_random (wrandom) or consistent_hash (chashed)"
+
+// CanonicalPolicy maps a configured policy name (ours or dnsdist's, in any
+// case) to ours; "" is DefaultPolicy.
 func CanonicalPolicy(name string) (string, error) {
-	if p, ok := policyAliases[name]; ok {
+	if name == "" {
+		return DefaultPolicy, nil
+	}
+	if p, ok := policyNames[normPolicy(name)]; ok {
 		return p, nil
 	}
-	return "", fmt.Errorf("lb: unknown policy %q: want least_outstanding, first_available, round_robin, weighted_random or consistent_hash", name)
+	return "", fmt.Errorf("lb: unknown policy %q: want %s", name, PolicyNames)
 }
 
 // LeastOutstanding is dnsdist's leastOutstanding: the up backend with the

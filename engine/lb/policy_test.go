@@ -269,3 +269,18 @@ func TestInheritHealth(t *testing.T) {
 		t.Fatalf("states %v %v %v, want up down up", cur.Backends[0].Up(), cur.Backends[1].Up(), cur.Backends[2].Up())
 	}
 }
+
+func TestCanonicalPolicyTable(t *testing.T) {
+	for in, want := range map[string]string{
+		"": DefaultPolicy, "RoundRobin": PolicyRoundRobin, "roundrobin": PolicyRoundRobin, "leastoutstanding": PolicyLeastOutstanding,
+		"leastOutstanding": PolicyLeastOutstanding, "least_outstanding": PolicyLeastOutstanding, "WRANDOM": PolicyWeightedRandom,
+		"weighted-random": PolicyWeightedRandom, "chashed": PolicyConsistentHash, "firstAvailable": PolicyFirstAvailable,
+	} {
+		if got, err := CanonicalPolicy(in); err != nil || got != want {
+			t.Errorf("CanonicalPolicy(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := CanonicalPolicy("fastest"); err == nil || !strings.Contains(err.Error(), "least_outstanding") {
+		t.Errorf("err = %v", err)
+	}
+}
