@@ -4,17 +4,20 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
 // Options are the TLS settings of one bind. The zero value is usable:
-// TLS 1.2 minimum, Go's cipher suites and curves (X25519MLKEM768 first),
-// no ALPN, no session tickets.
+// TLS 1.2 minimum, the AEAD-only TLS 1.2 suites of DefaultCipherSuites,
+// Go's TLS 1.3 suites and key exchanges (X25519MLKEM768 first), no ALPN,
+// no session tickets.
 type Options struct {
 	// MinVersion is tls.VersionTLS12 when zero.
 	MinVersion uint16
-	// CipherSuites applies to TLS 1.2 only (TLS 1.3 suites are not
-	// configurable in crypto/tls). Nil keeps Go's default list.
+	// CipherSuites applies to TLS 1.2 and below (TLS 1.3 suites are not
+	// configurable in crypto/tls). Nil means DefaultCipherSuites; a list
+	// given here replaces it as it is, weak suites included.
 	CipherSuites []uint16
 	// CurvePreferences: nil keeps Go's default, which starts with the hybrid
 	// post-quantum X25519MLKEM768.
@@ -27,6 +30,56 @@ type Options struct {
 	// KeyLogWriter receives NSS key log lines (debugging only: it defeats
 	// the encryption for whoever reads it).
 	KeyLogWriter io.Writer
+}
+
+// DefaultCipherSuites is the TLS 1.2 list a bind offers unless its
+// configuration names one: ECDHE key exchange with AES-GCM or
+// ChaCha20-Poly1305, the TLS 1.2 part of Mozilla's "intermediate" profile.
+// Go's own default adds the ECDHE CBC suites, which TLS scanners flag
+// (LUCKY13-style padding oracles); every TLS 1.2 client of the last decade
+// offers at least one of these. crypto/tls orders the suites itself (AES
+// first where the CPU has AES instructions), so the order here does not
+// matter. TLS 1.0 and 1.1 have no AEAD suite: a bind that lowers
+// minimum_version must also name CBC suites for those clients.
+func DefaultCipherSuites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
+}
+
+// WeakCipherSuites returns the names of the suites in ids that a TLS audit
+// flags: CBC or RC4/3DES ciphers, and key exchanges without forward secrecy
+// (static RSA). TLS 1.3 suites and unknown IDs are never reported. An empty
+// result means the list is AEAD with ECDHE only.
+func WeakCipherSuites(ids []uint16) []string {
+	var weak []string
+	for _, id := range ids {
+		cs := suiteByID(id)
+		if cs == nil || slices.Equal(cs.SupportedVersions, []uint16{tls.VersionTLS13}) {
+			continue
+		}
+		aead := strings.Contains(cs.Name, "_GCM_") || strings.Contains(cs.Name, "_CHACHA20_POLY1305")
+		if !aead || !strings.HasPrefix(cs.Name, "TLS_ECDHE_") {
+			weak = append(weak, cs.Name)
+		}
+	}
+	return weak
+}
+
+func suiteByID(id uint16) *tls.CipherSuite {
+	for _, list := range [][]*tls.CipherSuite{tls.CipherSuites(), tls.InsecureCipherSuites()} {
+		for _, cs := range list {
+			if cs.ID == id {
+				return cs
+			}
+		}
+	}
+	return nil
 }
 
 func (o Options) validate() error {
@@ -88,7 +141,7 @@ var openSSLSuiteNames = map[string]uint16{
 
 // ParseCipherSuites reads a TLS 1.2 cipher list separated by ':' or ',',
 // in IANA names (TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) or OpenSSL names
-// (ECDHE-ECDSA-AES128-GCM-SHA256). Empty means Go's default.
+// (ECDHE-ECDSA-AES128-GCM-SHA256). Empty means DefaultCipherSuites.
 func ParseCipherSuites(s string) ([]uint16, error) {
 	byName := make(map[string]uint16)
 	for _, cs := range tls.CipherSuites() {
@@ -110,16 +163,19 @@ func ParseCipherSuites(s string) ([]uint16, error) {
 }
 
 var curveNames = map[tls.CurveID][]string{
-	tls.X25519MLKEM768: {"X25519MLKEM768"},
-	tls.X25519:         {"X25519"},
-	tls.CurveP256:      {"P-256", "prime256v1", "secp256r1"},
-	tls.CurveP384:      {"P-384", "secp384r1"},
-	tls.CurveP521:      {"P-521", "secp521r1"},
+	tls.X25519MLKEM768:     {"X25519MLKEM768"},
+	tls.SecP256r1MLKEM768:  {"SecP256r1MLKEM768"},
+	tls.SecP384r1MLKEM1024: {"SecP384r1MLKEM1024"},
+	tls.X25519:             {"X25519"},
+	tls.CurveP256:          {"P-256", "prime256v1", "secp256r1"},
+	tls.CurveP384:          {"P-384", "secp384r1"},
+	tls.CurveP521:          {"P-521", "secp521r1"},
 }
 
-// ParseCurves reads an ecdhe_curves list separated by ':' or ',' (X25519MLKEM768,
-// X25519, P-256/prime256v1, P-384/secp384r1, P-521/secp521r1). Empty means
-// Go's default, which keeps the post-quantum hybrid first.
+// ParseCurves reads an ecdhe_curves list separated by ':' or ','
+// (X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, X25519,
+// P-256/prime256v1, P-384/secp384r1, P-521/secp521r1). Empty means Go's
+// default, which keeps the post-quantum hybrids first.
 func ParseCurves(s string) ([]tls.CurveID, error) {
 	var out []tls.CurveID
 next:

@@ -160,6 +160,9 @@ func (s *Snapshot) assemble() {
 	if cfg.MinVersion == 0 {
 		cfg.MinVersion = tls.VersionTLS12
 	}
+	if cfg.CipherSuites == nil {
+		cfg.CipherSuites = DefaultCipherSuites()
+	}
 	s.config = cfg
 }
 

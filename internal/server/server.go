@@ -79,6 +79,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	s.st = &staples{}
 	s.st.mgr = ocsp.NewManager(withLogger(ocspOptions(cfg.OCSP), log), s.st.publish)
 	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn, newHandshakeCollector(s))
+	s.reg.MustRegister(tlsframe.HandshakeCollector())
 	fail := func(err error) (*Server, error) {
 		s.closeTLS()
 		s.stopDemo()
