@@ -192,29 +192,95 @@ func NewManager(opts Options, publish func(id string, staple *Staple)) *Manager 
 // configured: empty chain, duplicate or unusable ID, generate CA files that
 // do not load or did not issue the certificate. Bad response files are not
 // errors: they are logged and skipped.
+//
+// Set is Prepare then Commit; a caller that must apply other changes with
+// the same all-or-nothing rule calls them itself.
 func (m *Manager) Set(certs []CertSource) error {
+	p, err := m.Prepare(certs)
+	if err != nil {
+		return err
+	}
+	m.Commit(p)
+	return nil
+}
+
+// Plan is a list of certificate sources read and checked by Prepare: the
+// CA files of generate sources loaded, the cache and the response files
+// read and validated. Commit installs it.
+type Plan struct {
+	m     *Manager
+	fresh []*certState
+	seen  map[string]bool
+	// candidate per certificate: the best staple of the cache and the
+	// files, or the revocation a file reports, at Prepare's time.
+	cands map[*certState]candidate
+}
+
+type candidate struct {
+	s       *Staple
+	source  string
+	revoked *RevokedError
+}
+
+// Prepare reads and checks certs as Set would, without changing anything
+// the Manager serves or schedules, and returns what Commit needs. Its
+// errors are those of Set.
+func (m *Manager) Prepare(certs []CertSource) (*Plan, error) {
 	m.setMu.Lock()
-	defer m.setMu.Unlock()
-	if m.closed {
-		return errors.New("ocsp: manager is closed")
+	closed := m.closed
+	m.setMu.Unlock()
+	if closed {
+		return nil, errors.New("ocsp: manager is closed")
 	}
 	if m.clientErr != nil {
-		return m.clientErr
+		return nil, m.clientErr
 	}
-	fresh := make([]*certState, 0, len(certs))
-	seen := map[string]bool{}
+	p := &Plan{m: m, fresh: make([]*certState, 0, len(certs)), seen: map[string]bool{}, cands: map[*certState]candidate{}}
 	for i, c := range certs {
 		st, err := newCertState(c)
 		if err != nil {
-			return fmt.Errorf("ocsp: certificate %d (%s): %w", i+1, c.Name, err)
+			return nil, fmt.Errorf("ocsp: certificate %d (%s): %w", i+1, c.Name, err)
 		}
-		if seen[st.id] {
-			return fmt.Errorf("ocsp: certificate %d (%s): duplicate ID %s", i+1, st.name, st.id)
+		if p.seen[st.id] {
+			return nil, fmt.Errorf("ocsp: certificate %d (%s): duplicate ID %s", i+1, st.name, st.id)
 		}
-		seen[st.id] = true
-		fresh = append(fresh, st)
+		p.seen[st.id] = true
+		p.fresh = append(p.fresh, st)
 	}
+	now := m.clock.Now()
+	for _, st := range p.fresh {
+		// st is not shared yet: reading into it needs no lock, except for
+		// the issuer learnt from caIssuers by the certificate's last worker.
+		m.mu.Lock()
+		if prev, ok := m.certs[st.id]; ok && st.issuer == nil {
+			st.issuer = prev.issuer
+		}
+		m.mu.Unlock()
+		if st.issuer != nil {
+			s, err := m.cache.load(st.id, st.leaf, st.issuer, now)
+			if err != nil {
+				m.log.Warn("ocsp: ignoring cached response", "cert", st.name, "error", err)
+			}
+			st.offer(s, SourceCache)
+		}
+		m.loadFiles(st, now)
+		p.cands[st] = candidate{st.current, st.source, st.revoked}
+		st.current, st.source, st.revoked = nil, "", nil
+	}
+	return p, nil
+}
 
+// Commit installs a plan made by Prepare on this Manager. It cannot fail:
+// on a closed Manager it does nothing.
+func (m *Manager) Commit(p *Plan) {
+	if p == nil || p.m != m {
+		return
+	}
+	m.setMu.Lock()
+	defer m.setMu.Unlock()
+	if m.closed {
+		return
+	}
 	m.stopWorkers()
 	now := m.clock.Now()
 	type pub struct {
@@ -222,13 +288,23 @@ func (m *Manager) Set(certs []CertSource) error {
 		s  *Staple
 	}
 	var pubs []pub
+	var uncache []string
 	m.mu.Lock()
 	old := m.certs
-	m.certs = make(map[string]*certState, len(fresh))
+	m.certs = make(map[string]*certState, len(p.fresh))
 	m.order = m.order[:0]
-	for _, st := range fresh {
+	for _, st := range p.fresh {
 		if prev, ok := old[st.id]; ok {
 			st.inherit(prev, now)
+		}
+		c := p.cands[st]
+		switch {
+		case c.revoked != nil:
+			st.revoked = c.revoked
+			st.current, st.source = nil, ""
+			uncache = append(uncache, st.id)
+		case st.revoked == nil:
+			st.offer(c.s, c.source)
 		}
 		m.certs[st.id] = st
 		m.order = append(m.order, st.id)
@@ -236,18 +312,21 @@ func (m *Manager) Set(certs []CertSource) error {
 		pubs = append(pubs, pub{st.id, st.current})
 	}
 	for id := range old {
-		if !seen[id] {
+		if !p.seen[id] {
 			pubs = append(pubs, pub{id, nil})
 		}
 	}
 	m.mu.Unlock()
 
+	for _, id := range uncache {
+		m.cache.remove(id)
+	}
 	m.pubMu.Lock()
 	for _, p := range pubs {
 		m.publish(p.id, p.s)
 	}
 	m.pubMu.Unlock()
-	for _, st := range fresh {
+	for _, st := range p.fresh {
 		m.flushCache(st)
 		if st.mustStaple && st.current == nil && !st.hasBackground() {
 			m.log.Error("ocsp: must-staple certificate has no valid staple and no source to get one; clients will reject it",
@@ -255,7 +334,6 @@ func (m *Manager) Set(certs []CertSource) error {
 		}
 		m.startWorker(st)
 	}
-	return nil
 }
 
 func newCertState(c CertSource) (*certState, error) {
@@ -331,10 +409,11 @@ func (st *certState) inherit(prev *certState, now time.Time) {
 	}
 }
 
-// loadSync picks the staple to serve right now from what is held, the cache
-// and the files, mints one for a generate source that has none, and plans
-// the first background attempt. Called with m.mu held: it reads small files
-// and signs at most once, never touches the network.
+// loadSync completes a certificate's state at Commit, once the cache and
+// the files read by Prepare have been offered: it drops a staple that has
+// expired since, mints one for a generate source that has none, and plans
+// the first background attempt. Called with m.mu held: it signs at most
+// once and never touches the network or the disk.
 func (m *Manager) loadSync(st *certState, now time.Time) {
 	if st.current != nil && !now.Before(st.current.Expiry()) {
 		st.current, st.source = nil, ""
@@ -344,17 +423,7 @@ func (m *Manager) loadSync(st *certState, now time.Time) {
 		m.log.Info("ocsp: certificate has no OCSP responder URL; nothing to fetch",
 			"cert", st.name, "serial", FormatSerial(st.leaf.SerialNumber))
 	}
-	if st.revoked == nil {
-		if st.issuer != nil {
-			s, err := m.cache.load(st.id, st.leaf, st.issuer, now)
-			if err != nil {
-				m.log.Warn("ocsp: ignoring cached response", "cert", st.name, "error", err)
-			}
-			st.offer(s, SourceCache)
-		}
-		m.loadFiles(st, now)
-	}
-	if st.current == nil && st.gen != nil {
+	if st.current == nil && st.gen != nil && st.revoked == nil {
 		m.mint(st, now)
 	}
 	switch {
@@ -370,7 +439,8 @@ func (m *Manager) loadSync(st *certState, now time.Time) {
 }
 
 // loadFiles validates the certificate's response files; bad ones are
-// logged with the file and the reason, never served.
+// logged with the file and the reason, never served. A revoked one sets
+// st.revoked; the caller removes the disk cache.
 func (m *Manager) loadFiles(st *certState, now time.Time) {
 	for _, f := range st.src.Files {
 		if st.issuer == nil {
@@ -389,7 +459,6 @@ func (m *Manager) loadFiles(st *certState, now time.Time) {
 				"revoked_at", revoked.RevokedAt, "reason", ReasonString(revoked.Reason))
 			st.revoked = revoked
 			st.current, st.source = nil, ""
-			m.cache.remove(st.id)
 			return
 		}
 		if err != nil {

@@ -117,8 +117,11 @@ func (m *Manager) attempt(ctx context.Context, st *certState) {
 				st.offer(c, SourceCache)
 			}
 			m.loadFiles(st, now)
-			early := st.current
+			early, revoked := st.current, st.revoked != nil
 			m.mu.Unlock()
+			if revoked {
+				m.cache.remove(st.id)
+			}
 			if early != before {
 				m.pubMu.Lock()
 				m.publish(st.id, early)

@@ -123,6 +123,43 @@ func (k *TicketKeys) Rotate() error {
 	return nil
 }
 
+// TicketKeyUpdate is a ticket key file read and checked by Prepare, ready
+// to be installed by Install, which cannot fail.
+type TicketKeyUpdate struct {
+	ring *TicketKeys
+	file string
+	keys [][32]byte
+}
+
+// Prepare reads and checks the keys of file for this ring without changing
+// it: the first half of a reload, which must be able to fail without
+// touching what is served.
+func (k *TicketKeys) Prepare(file string) (*TicketKeyUpdate, error) {
+	if file == "" {
+		return nil, errors.New("tlsframe: ticket key reload without a file")
+	}
+	keys, err := readTicketKeyFile(file, k.n)
+	if err != nil {
+		return nil, err
+	}
+	return &TicketKeyUpdate{ring: k, file: file, keys: keys}, nil
+}
+
+// Install makes the keys of a prepared update the ring's, and its file the
+// one later rotations re-read. It cannot fail. An update prepared for
+// another ring is ignored.
+func (k *TicketKeys) Install(u *TicketKeyUpdate) {
+	if u == nil || u.ring != k {
+		return
+	}
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
+	k.mu.Lock()
+	k.file, k.keys = u.file, u.keys
+	k.mu.Unlock()
+	k.apply()
+}
+
 // Reload replaces the ring with the keys of file (and makes it the file that
 // later rotations re-read). On error the ring is unchanged.
 func (k *TicketKeys) Reload(file string) error {
