@@ -30,6 +30,16 @@ type clientConn struct {
 	closed     bool
 	paused     bool // reading stopped at MaxTCPInFlight
 	dirty      bool
+	// closing: the connection ends once its queries in flight are answered (a protocol
+	// error, the session's own end); nothing more is read from it.
+	closing bool
+	// lingering: our last bytes are out and the connection is being closed gracefully
+	// (linger.go); finSent once it is half-closed.
+	lingering   bool
+	finSent     bool
+	lingerUntil int64 // Engine.mono
+	drained     int   // bytes discarded while lingering
+	broken      bool  // the stream failed: linger without its last bytes, at once
 }
 
 // stream is the protocol layer of a DoT or DoH connection: TLS and HTTP stay outside the
@@ -44,6 +54,8 @@ type stream interface {
 	fail(tag uint64, kind failKind, msg []byte)
 	// flush writes everything queued in one write.
 	flush(gc gnet.Conn) error
+	// shutdown writes the stream's last bytes (a GOAWAY or final HTTP/1.1 answers, then
+	// close_notify) without closing the connection: the engine half-closes and lingers.
 	// Expired reports whether the stream's own deadline (handshake, idle) has passed.
 	Expired(now time.Time) bool
 	// wantClose reports whether the stream asked to close once its output is flushed.
@@ -52,12 +64,19 @@ type stream interface {
 	shutdown(gc gnet.Conn)
 }
 
+// limitedStream is a stream that can hold its queries back while its connection is at
+// MaxTCPInFlight (DoT); full reports whether it is.
+type limitedStream interface {
+	setFull(full func() bool)
+}
+
 type failKind uint8
 
 const (
 	failNone failKind = iota
 	failNoBackend
 	failTimeout
+	failACL // the forwarded client address is not in the ACL (DoH: 403, as dnsdist)
 )
 
 func (c *clientConn) closeNow() {
@@ -74,19 +93,21 @@ func (l *loop) markDirty(c *clientConn) {
 }
 
 // flushDirty writes, for every stream client that got answers in this pass, all of them
-// in one write (one TLS record for DoT and DoH).
+// in one write (one TLS record for DoT and DoH). It runs at the end of the outermost pass
+// only (pass.go); a client marked dirty while it runs is flushed too.
 func (l *loop) flushDirty() {
-	for i, c := range l.dirty {
+	for i := 0; i < len(l.dirty); i++ {
+		c := l.dirty[i]
 		l.dirty[i] = nil
 		c.dirty = false
-		if c.closed {
+		if c.closed || c.lingering {
 			continue
 		}
 		var err error
 		if c.stream != nil {
 			err = c.stream.flush(c.gc)
 			if err == nil && c.stream.wantClose() {
-				c.closeNow()
+				c.closing = true
 			}
 		} else if len(c.out) > 0 {
 			_, err = c.gc.Write(c.out)
@@ -95,6 +116,13 @@ func (l *loop) flushDirty() {
 		if err != nil {
 			l.stats.sendErrors.Add(1)
 			c.closeNow()
+			continue
+		}
+		if c.closing {
+			// Answer what is in flight, then end gracefully.
+			if c.inflight == 0 || c.broken {
+				l.linger(c, !c.broken)
+			}
 			continue
 		}
 		if c.paused && c.inflight < l.e.opts.MaxTCPInFlight {
@@ -165,24 +193,40 @@ func addrFromIP(ip net.IP) netip.Addr {
 }
 
 // onStreamTraffic reads length-framed queries (Do53 TCP) or hands the bytes to the DoT/DoH
-// stream, then writes everything this pass produced.
+// stream; the end of the pass writes everything it produced.
 func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
+	outer := l.begin()
+	defer l.end(outer)
 	c := cc.gc
+	if cc.lingering {
+		l.onLingerTraffic(cc)
+		return gnet.None
+	}
+	if cc.closing {
+		_, _ = c.Discard(-1) // nothing more is answered on this connection
+		return gnet.None
+	}
 	cc.lastActive = l.e.mono(time.Now())
 	if cc.stream != nil {
 		err := cc.stream.read(c, cc.onQuery)
 		// The protocol layer may have output of its own (HTTP/2 SETTINGS and their ACKs,
 		// WINDOW_UPDATE, a GOAWAY) even when no query came in.
 		l.markDirty(cc)
-		l.flushDirty()
-		if errors.Is(err, io.EOF) {
-			// The client said goodbye (close_notify): answer with ours, then close
-			// (RFC 8446 §6.1).
-			cc.stream.shutdown(c)
-			return gnet.None
+		if cc.stream.wantClose() {
+			cc.closing = true
 		}
-		if err != nil {
-			return gnet.Close
+		if l.e.opts.MaxTCPInFlight <= cc.inflight {
+			cc.paused = true
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			// The client said goodbye (close_notify): answer what is in flight, then
+			// close with ours (RFC 8446 §6.1).
+			cc.closing = true
+		default:
+			// A broken connection (its TLS alert is queued): no close_notify can follow.
+			cc.closing, cc.broken = true, true
 		}
 		return gnet.None
 	}
@@ -197,9 +241,12 @@ func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
 		}
 		n := int(binary.BigEndian.Uint16(hdr))
 		if n < headerLen {
+			// Not DNS: answer what is in flight, then close.
 			l.stats.nonCompliant.Add(1)
-			l.flushDirty()
-			return gnet.Close
+			_, _ = c.Discard(-1)
+			cc.closing = true
+			l.markDirty(cc)
+			break
 		}
 		if c.InboundBuffered() < 2+n {
 			break
@@ -207,13 +254,21 @@ func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
 		frame, _ := c.Next(2 + n)
 		l.onStreamQuery(cc, frame[2:], 0)
 	}
-	l.flushDirty()
 	return gnet.None
 }
 
 func (l *loop) onStreamQuery(cc *clientConn, msg []byte, tag uint64) {
 	st := l.current()
 	l.stats.queries[cc.proto].Add(1)
+	if fwd := l.forwardedFor; fwd.IsValid() && !st.ACL.Allows(fwd) {
+		// A trusted proxy's client that the ACL does not admit: the proxy's connection
+		// passed the ACL at accept, the client is refused here (HTTP 403, as dnsdist).
+		l.stats.aclDrops.Add(1)
+		l.e.log.Debug("query dropped by the ACL", "peer", cc.peer, "forwarded_for", fwd)
+		cc.stream.fail(tag, failACL, nil)
+		l.markDirty(cc)
+		return
+	}
 	if l.e.draining.Load() {
 		l.stats.drainDrops.Add(1)
 		return
@@ -291,7 +346,7 @@ func (l *loop) deliver(p *pending, m []byte, kind failKind) {
 	}
 	c := p.client
 	c.inflight--
-	if c.closed {
+	if c.closed || c.lingering {
 		return
 	}
 	switch {

@@ -38,7 +38,12 @@ func newDoHStream(b *BindOptions) func(gnet.Conn, *loop, netip.AddrPort) stream 
 }
 
 func (d *dohStream) read(gc gnet.Conn, query func([]byte, uint64)) error {
-	emit := func(q doh.Query) { query(q.Msg, q.ID) }
+	emit := func(q doh.Query) {
+		// Set only from a bind that trusts X-Forwarded-For (doh.Options).
+		d.l.forwardedFor = q.ForwardedFor
+		query(q.Msg, q.ID)
+		d.l.forwardedFor = netip.Addr{}
+	}
 	if d.t == nil {
 		buf, _ := gc.Next(-1)
 		if err := d.s.Feed(buf, emit); err != nil {
@@ -71,6 +76,8 @@ func (d *dohStream) fail(tag uint64, kind failKind, _ []byte) {
 		d.s.Fail(tag, 504)
 	case failNoBackend:
 		d.s.Fail(tag, 502)
+	case failACL:
+		d.s.Fail(tag, 403)
 	default:
 		d.s.Fail(tag, 400)
 	}
@@ -121,10 +128,8 @@ func (d *dohStream) shutdown(gc gnet.Conn) {
 		_ = d.flush(gc)
 	}
 	if d.t != nil {
-		_ = d.t.CloseNotify(gc)
-		return
+		_ = d.t.SendCloseNotify(gc)
 	}
-	_ = gc.Close()
 }
 
 // dohStats are a loop's DoH counters, folded in from its sessions. The mutex is only

@@ -120,6 +120,13 @@ func New(opts Options, st *State) (*Engine, error) {
 			if b.DoH == nil {
 				b.DoH = doh.DefaultOptions()
 			}
+			// A stream is a query in flight: max_tcp_in_flight bounds the streams a
+			// connection may open (REFUSED_STREAM beyond, announced in SETTINGS) and
+			// the HTTP/1.1 pipelining depth, as it bounds DoT and Do53 TCP.
+			if o := *b.DoH; o.MaxConcurrentStreams == 0 || int64(o.MaxConcurrentStreams) > int64(opts.MaxTCPInFlight) {
+				o.MaxConcurrentStreams = uint32(opts.MaxTCPInFlight)
+				b.DoH = &o
+			}
 			if b.TLSStore != nil && b.TLSStore.Loops() != opts.Loops {
 				return nil, fmt.Errorf("engine: bind %s: TLS store built for %d loops, engine has %d", b.Addr, b.TLSStore.Loops(), opts.Loops)
 			}
@@ -181,7 +188,7 @@ func (e *Engine) Start() error {
 }
 
 // Drain stops taking new queries, waits until every query in flight is answered or ctx
-// ends, then stops the loops and closes every connection.
+// ends, then ends every stream connection gracefully and stops the loops.
 func (e *Engine) Drain(ctx context.Context) error {
 	e.draining.Store(true)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -194,37 +201,51 @@ func (e *Engine) Drain(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-	e.goodbye()
+	e.goodbye(ctx)
 	return e.Stop()
 }
 
 // goodbye ends every stream connection politely before the loops stop: DoT sends
-// close_notify, DoH a GOAWAY (HTTP/2) or Connection: close (HTTP/1.1).
-func (e *Engine) goodbye() {
-	var wg sync.WaitGroup
+// close_notify, DoH a GOAWAY (HTTP/2) or Connection: close (HTTP/1.1); then each
+// connection is half-closed and lingers (linger.go). It returns when every connection is
+// gone, or when the linger bound or ctx ends.
+func (e *Engine) goodbye(ctx context.Context) {
 	for _, l := range e.loopList() {
-		wg.Add(1)
-		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			defer wg.Done()
+		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			outer := l.begin()
+			defer l.end(outer)
 			for c := range l.clients {
-				if c.stream != nil && !c.closed {
-					c.stream.shutdown(c.gc)
+				if !c.closed && !c.lingering {
+					c.closing = true
+					l.markDirty(c)
 				}
 			}
 			return nil
 		}))
-		if err != nil {
-			wg.Done()
+	}
+	// Each loop's sweep closes what lingers past lingerTimeout; allow it one more tick.
+	deadline := time.NewTimer(lingerTimeout + 200*time.Millisecond)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for e.connections() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
 		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		// Give the kernel a moment to push the last records out before the sockets close.
-		time.Sleep(50 * time.Millisecond)
-	case <-time.After(time.Second):
+}
+
+// connections counts the open client stream connections.
+func (e *Engine) connections() int64 {
+	var n int64
+	for _, l := range e.loopList() {
+		n += l.connCount.Load()
 	}
+	return n
 }
 
 // Stop closes everything at once.

@@ -58,6 +58,8 @@ func (s *backendSock) connect() {
 	go func() {
 		res := <-ch
 		_ = s.l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			outer := s.l.begin()
+			defer s.l.end(outer)
 			if res.Err != nil {
 				s.l.e.log.Warn("backend socket failed", "backend", s.b.Name, "tcp", s.tcp, "err", res.Err)
 				s.failed = true
@@ -203,6 +205,8 @@ func (s *backendSock) freeID(l *loop) (uint16, bool) {
 
 // onBackendTraffic handles answers arriving on a backend socket.
 func (l *loop) onBackendTraffic(s *backendSock, c gnet.Conn) gnet.Action {
+	outer := l.begin()
+	defer l.end(outer)
 	if s.gc == nil {
 		s.gc = c
 	}
@@ -231,7 +235,6 @@ func (l *loop) onBackendTraffic(s *backendSock, c gnet.Conn) gnet.Action {
 			l.onBackendAnswer(s, frame[2:])
 		}
 	}
-	l.flushDirty()
 	return gnet.None
 }
 

@@ -61,6 +61,9 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if bind.newStream != nil {
 		cc.stream = bind.newStream(c, l, peer)
 		cc.onQuery = func(msg []byte, tag uint64) { l.onStreamQuery(cc, msg, tag) }
+		if ls, ok := cc.stream.(limitedStream); ok {
+			ls.setFull(func() bool { return cc.inflight >= e.opts.MaxTCPInFlight })
+		}
 	}
 	c.SetContext(cc)
 	l.clients[cc] = struct{}{}
@@ -69,16 +72,23 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
+// OnClose runs when a connection closes, often inside another callback (gnet closes a
+// connection whose write failed before Write returns): its flushes wait for the end of
+// the outer pass (pass.go).
 func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
 	switch x := c.Context().(type) {
 	case *backendSock:
+		outer := x.l.begin()
 		x.closed = true
 		x.l.failSock(x)
-		x.l.flushDirty()
+		x.l.end(outer)
 	case *clientConn:
 		x.closed = true
 		if x.stream != nil {
 			x.stream.close()
+		}
+		if x.lingering {
+			x.l.lingering--
 		}
 		delete(x.l.clients, x)
 		x.l.bindConns[x.bind]--
@@ -101,7 +111,9 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Discard(-1)
 		return gnet.None
 	}
+	outer := l.begin()
 	l.onUDP(c, bind)
+	l.end(outer)
 	return gnet.None
 }
 

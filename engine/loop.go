@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,11 @@ type loop struct {
 	// bindConns counts the open client connections of each bind, for its MaxConns.
 	bindConns map[*BindOptions]int
 	dirty     []*clientConn // stream clients with answers queued in this pass
+	busy      bool          // inside a pass: flushes wait for its end (pass.go)
+	lingering int           // clients being closed gracefully (linger.go)
+	// forwardedFor is the X-Forwarded-For address of the DoH query being handed to the
+	// loop, from a bind that trusts the header; invalid otherwise.
+	forwardedFor netip.Addr
 
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop
@@ -219,6 +225,8 @@ func (l *loop) tick(ctx context.Context) {
 }
 
 func (l *loop) sweep(now time.Time) {
+	outer := l.begin()
+	defer l.end(outer)
 	n := l.e.mono(now)
 	for qi := range l.timeouts {
 		q := &l.timeouts[qi]
@@ -239,18 +247,20 @@ func (l *loop) sweep(now time.Time) {
 			q.entries = q.entries[:m]
 		}
 	}
+	l.sweepLinger(n)
 	idle := l.e.opts.TCPIdleTimeout.Nanoseconds()
 	for c := range l.clients {
 		switch {
+		case c.lingering || c.closing:
 		case c.proto == protoDoH:
 			// DoH sessions keep their own idle deadline (idle_timeout) and say goodbye
-			// with a GOAWAY, written by flushDirty before it closes them.
+			// with a GOAWAY, written by flushDirty before it lingers.
 			if c.stream.Expired(now) {
 				l.markDirty(c)
 			}
 		case c.inflight == 0 && n-c.lastActive > idle:
-			c.closeNow()
+			c.closing = true
+			l.markDirty(c)
 		}
 	}
-	l.flushDirty()
 }

@@ -257,7 +257,10 @@ func repackWithoutOPT(m []byte) []byte {
 		msg.Rcode = dns.RcodeServerFailure // an extended rcode needs the OPT record
 	}
 	msg.Compress = true
-	out, err := msg.PackBuffer(m[:0:cap(m)])
+	// A fresh buffer, not m's array: m may point into gnet's read buffer, where the bytes
+	// after it are the next pipelined TCP frame, and the repacked message can be longer
+	// than m (our packer may compress less than the backend did).
+	out, err := msg.Pack()
 	if err != nil {
 		return m
 	}

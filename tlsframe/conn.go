@@ -163,6 +163,12 @@ func (c *Conn) readPass(gc gnet.Conn, deliver func([]byte)) error {
 	for {
 		n, err := c.tls.Read(s.plain)
 		if n > 0 {
+			// Records crypto/tls wrote while reading (a KeyUpdate answer) leave before
+			// deliver runs: the record buffer is the loop's, shared by the bind's
+			// connections, and what deliver sets off may flush another connection.
+			if ferr := c.flushRecords(gc); ferr != nil {
+				return ferr
+			}
 			deliver(s.plain[:n])
 		}
 		if err != nil {
@@ -221,15 +227,27 @@ func (c *Conn) flushRecords(gc gnet.Conn) error {
 }
 
 // CloseNotify sends close_notify (after anything queued) and closes the
-// connection: the graceful stop. Before the handshake completed it just
-// closes.
+// connection. Before the handshake completed it just closes.
 func (c *Conn) CloseNotify(gc gnet.Conn) error {
-	if c.state.Load() == stateEstablished {
-		_ = c.Flush(gc)
-		_ = c.tls.CloseWrite()
-		_ = c.flushRecords(gc)
-	}
+	_ = c.SendCloseNotify(gc)
 	return gc.Close()
+}
+
+// SendCloseNotify writes anything queued, then close_notify, and leaves the
+// connection open: the caller half-closes it and reads until the client
+// closes (a lingering close), so that the kernel does not reset it while the
+// client has not read our last records. Before the handshake completed it
+// writes nothing.
+func (c *Conn) SendCloseNotify(gc gnet.Conn) error {
+	if c.state.Load() != stateEstablished {
+		return nil
+	}
+	err := c.Flush(gc)
+	_ = c.tls.CloseWrite()
+	if ferr := c.flushRecords(gc); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // OnClose releases the connection's buffers and stops its handshake: a
