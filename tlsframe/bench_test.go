@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 func threadCPU() time.Duration {
@@ -167,7 +169,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	c := dialTLS(b, s.addr, bp.pki.clientConfig("both.test"))
 	echo(b, c, "warm")
 	c.Close()
-	waitFor(b, 5*time.Second, "warm-up closed", func() bool { return s.closed.Load() == s.opened.Load() })
+	testutil.Eventually(b, 10*time.Second, "warm-up closed", func() bool { return s.closed.Load() == s.opened.Load() })
 
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -195,7 +197,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	if !ready {
 		b.Fatal("client process did not connect")
 	}
-	waitFor(b, 10*time.Second, "all established", func() bool { return s.opened.Load()-s.closed.Load() == n })
+	testutil.Eventually(b, 10*time.Second, "all established", func() bool { return s.opened.Load()-s.closed.Load() == n })
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&after)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // bothPKI is a snapshot with an ECDSA and an RSA certificate for
@@ -195,7 +197,7 @@ func TestCloseNotify(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("read after close_notify returned data")
 	}
-	waitFor(t, 2*time.Second, "server close", func() bool { return s.closed.Load() > before })
+	testutil.Eventually(t, 10*time.Second, "server close", func() bool { return s.closed.Load() > before })
 	if e := s.lastErr.Load(); e == nil || *e != io.EOF {
 		t.Errorf("server error %v, want io.EOF", e)
 	}

@@ -3,9 +3,12 @@ package tlsframe
 import (
 	"crypto/tls"
 	"net"
-	"runtime"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // clientHello returns the first record of a real Go TLS client's handshake.
@@ -62,9 +65,9 @@ func TestHandshakeCapAndQueueShedding(t *testing.T) {
 	hello := clientHello(t)
 
 	running := hangingClient(t, s.addr, hello)
-	waitFor(t, 2*time.Second, "one running", func() bool { return hs.Stats().Running == 1 })
+	testutil.Eventually(t, 10*time.Second, "one running", func() bool { return hs.Stats().Running == 1 })
 	queued := hangingClient(t, s.addr, hello)
-	waitFor(t, 2*time.Second, "one queued", func() bool { return hs.Stats().Queued == 1 })
+	testutil.Eventually(t, 10*time.Second, "one queued", func() bool { return hs.Stats().Queued == 1 })
 	shed := hangingClient(t, s.addr, hello)
 	expectClosed(t, shed, 2*time.Second)
 	if st := hs.Stats(); st.Shed != 1 || st.Running != 1 || st.Queued != 1 {
@@ -73,10 +76,10 @@ func TestHandshakeCapAndQueueShedding(t *testing.T) {
 
 	// The queued client leaves: its place is freed without a goroutine.
 	queued.Close()
-	waitFor(t, 2*time.Second, "queue emptied", func() bool { return hs.Stats().Queued == 0 })
+	testutil.Eventually(t, 10*time.Second, "queue emptied", func() bool { return hs.Stats().Queued == 0 })
 	// The running one leaves: the worker ends and the cap is free again.
 	running.Close()
-	waitFor(t, 2*time.Second, "worker gone", func() bool { return hs.Stats().Running == 0 })
+	testutil.Eventually(t, 10*time.Second, "worker gone", func() bool { return hs.Stats().Running == 0 })
 	c := dialTLS(t, s.addr, b.pki.clientConfig("both.test"))
 	echo(t, c, "after shedding")
 }
@@ -101,14 +104,16 @@ func TestHandshakeDeadline(t *testing.T) {
 	running := hangingClient(t, s.addr, hello)
 	queued := hangingClient(t, s.addr, hello)
 	start := time.Now()
-	expectClosed(t, half, 3*time.Second)
-	expectClosed(t, running, 3*time.Second)
-	expectClosed(t, queued, 3*time.Second)
-	if d := time.Since(start); d > 2*time.Second {
+	// Nothing but the deadline closes these clients: the bounds only stop
+	// a broken test, and are wide for a loaded machine.
+	expectClosed(t, half, 10*time.Second)
+	expectClosed(t, running, 10*time.Second)
+	expectClosed(t, queued, 10*time.Second)
+	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("closed after %v, deadline 300ms", d)
 	}
-	waitFor(t, 2*time.Second, "timeouts counted", func() bool { return hs.Stats().TimedOut >= 3 })
-	waitFor(t, 2*time.Second, "worker gone", func() bool { return hs.Stats().Running == 0 })
+	testutil.Eventually(t, 10*time.Second, "timeouts counted", func() bool { return hs.Stats().TimedOut >= 3 })
+	testutil.Eventually(t, 10*time.Second, "worker gone", func() bool { return hs.Stats().Running == 0 })
 	// The queued one may reach the worker in the instant between the two
 	// deadlines, never more than that.
 	if st := hs.Stats(); st.Started > 2 || st.Succeeded != 0 {
@@ -123,14 +128,14 @@ func TestHandshakesPerClient(t *testing.T) {
 	hello := clientHello(t)
 	a := hangingClient(t, s.addr, hello)
 	hangingClient(t, s.addr, hello)
-	waitFor(t, 2*time.Second, "two running", func() bool { return hs.Stats().Running == 2 })
+	testutil.Eventually(t, 10*time.Second, "two running", func() bool { return hs.Stats().Running == 2 })
 	third := hangingClient(t, s.addr, hello)
 	expectClosed(t, third, 2*time.Second)
 	if st := hs.Stats(); st.ClientRejected != 1 {
 		t.Fatalf("stats %+v, want 1 rejected", st)
 	}
 	a.Close()
-	waitFor(t, 2*time.Second, "slot released", func() bool { return hs.Stats().Running == 1 })
+	testutil.Eventually(t, 10*time.Second, "slot released", func() bool { return hs.Stats().Running == 1 })
 	c := dialTLS(t, s.addr, b.pki.clientConfig("both.test"))
 	echo(t, c, "within the limit again")
 }
@@ -143,24 +148,29 @@ func TestCloseMidHandshakeLeavesNoGoroutine(t *testing.T) {
 	c := dialTLS(t, s.addr, b.pki.clientConfig("both.test"))
 	echo(t, c, "warm")
 	c.Close()
-	waitFor(t, 2*time.Second, "idle", func() bool { return hs.Stats().Running == 0 })
-	time.Sleep(50 * time.Millisecond)
-	base := runtime.NumGoroutine()
+	testutil.Eventually(t, 10*time.Second, "idle", func() bool { return hs.Stats().Running == 0 })
+	// The server's loops, the warm connection's leftovers and every other
+	// goroutine alive now are not this test's to judge.
+	base := goleak.IgnoreCurrent()
 
 	var conns []net.Conn
 	for range 30 {
 		conns = append(conns, hangingClient(t, s.addr, hello))
 	}
-	waitFor(t, 3*time.Second, "handshakes in flight", func() bool {
+	testutil.Eventually(t, 10*time.Second, "handshakes in flight", func() bool {
 		st := hs.Stats()
 		return st.Running == 8 && st.Queued == 22
 	})
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, 3*time.Second, "workers gone", func() bool {
+	testutil.Eventually(t, 10*time.Second, "workers gone", func() bool {
 		st := hs.Stats()
 		return st.Running == 0 && st.Queued == 0
 	})
-	waitFor(t, 3*time.Second, "goroutines back to the base", func() bool { return runtime.NumGoroutine() <= base })
+	// Find retries for about half a second; a loaded machine may need more
+	// before the last worker returns. VerifyNone then names what is left.
+	if !testutil.Poll(10*time.Second, func() bool { return goleak.Find(base) == nil }) {
+		goleak.VerifyNone(t, base)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // sclient drives `openssl s_client` with stdin kept open until the script
@@ -35,16 +36,11 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func startSClient(t testing.TB, args ...string) *sclient {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("openssl not installed: CI must run every real-peer test")
-		}
-		t.Skip("openssl not installed")
-	}
+	openssl := testutil.Tool(t, "openssl")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	s := &sclient{t: t, done: make(chan struct{})}
-	s.cmd = exec.CommandContext(ctx, "openssl", append([]string{"s_client"}, args...)...)
+	s.cmd = exec.CommandContext(ctx, openssl, append([]string{"s_client"}, args...)...)
 	s.cmd.Stdout = lockedWriter{s}
 	s.cmd.Stderr = lockedWriter{s}
 	var err error
@@ -66,20 +62,19 @@ func (s *sclient) output() string {
 
 func (s *sclient) waitFor(what string) {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(s.output(), what) {
+	testutil.Poll(10*time.Second, func() bool {
+		if strings.Contains(s.output(), what) {
+			return true
+		}
 		select {
 		case <-s.done:
-			if !strings.Contains(s.output(), what) {
-				s.t.Fatalf("s_client exited without %q:\n%s", what, s.output())
-			}
-			return
+			return true
 		default:
+			return false
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("no %q from s_client:\n%s", what, s.output())
-		}
-		time.Sleep(10 * time.Millisecond)
+	})
+	if !strings.Contains(s.output(), what) {
+		s.t.Fatalf("no %q from s_client:\n%s", what, s.output())
 	}
 }
 

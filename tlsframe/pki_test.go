@@ -1,33 +1,25 @@
 package tlsframe
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ocsp"
+	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/ocsp"
 )
 
-// testPKI is a CA that issues leaves and signs OCSP responses for them.
+// testPKI is the module's test PKI (devpki.TestPKI) with what these tests
+// read from it in memory: the root's PEM and a pool that trusts it.
 type testPKI struct {
-	ca     *x509.Certificate
-	caKey  crypto.Signer
-	caPEM  []byte
-	pool   *x509.CertPool
-	serial int64
-	mu     sync.Mutex
+	*devpki.TestPKI
+	caPEM []byte
+	pool  *x509.CertPool
 }
 
 var (
@@ -37,7 +29,7 @@ var (
 
 // testRSAKey is generated once per test binary: RSA key generation under
 // the race detector is slow, and the tests need only one.
-func testRSAKey(t testing.TB) *rsa.PrivateKey {
+func testRSAKey() *rsa.PrivateKey {
 	rsaOnce.Do(func() {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
@@ -50,31 +42,12 @@ func testRSAKey(t testing.TB) *rsa.PrivateKey {
 
 func newPKI(t testing.TB) *testPKI {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p := devpki.NewTestPKI(t, t.TempDir())
+	caPEM, err := os.ReadFile(p.Root.CertFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "tlsframe test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return &testPKI{ca: ca, caKey: key, caPEM: pemBlock("CERTIFICATE", der), pool: pool, serial: 0x1000}
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	return &testPKI{TestPKI: p, caPEM: caPEM, pool: p.RootPool()}
 }
 
 // issued is a leaf with its PEM chain (leaf, CA) and key.
@@ -84,59 +57,30 @@ type issued struct {
 	keyPEM   []byte
 }
 
+// issue issues a leaf whose subject CN is cn, for cn, names and 127.0.0.1.
 func (p *testPKI) issue(t testing.TB, cn string, rsaLeaf bool, names ...string) issued {
 	t.Helper()
-	var key crypto.Signer
+	opts := []devpki.Option{devpki.WithNames(append(append([]string{cn}, names...), "127.0.0.1")...)}
 	if rsaLeaf {
-		key = testRSAKey(t)
-	} else {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key = k
+		opts = append(opts, devpki.WithKey(testRSAKey()))
 	}
-	p.mu.Lock()
-	p.serial++
-	serial := p.serial
-	p.mu.Unlock()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	tmpl.DNSNames = append(tmpl.DNSNames, names...)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, key.Public(), p.caKey)
+	l := p.IssueLeaf(cn, opts...)
+	chainPEM, err := os.ReadFile(l.ChainFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(der)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err := os.ReadFile(l.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := append(pemBlock("CERTIFICATE", der), p.caPEM...)
-	return issued{leaf: leaf, chainPEM: chain, keyPEM: pemBlock("PRIVATE KEY", kder)}
+	return issued{leaf: l.Cert, chainPEM: chainPEM, keyPEM: keyPEM}
 }
 
 // staple is a real OCSP response, status good, signed by the CA.
 func (p *testPKI) staple(t testing.TB, leaf *x509.Certificate) []byte {
 	t.Helper()
-	now := time.Now()
-	der, err := ocsp.CreateResponse(p.ca, p.ca, ocsp.Response{
-		Status:       ocsp.Good,
-		SerialNumber: leaf.SerialNumber,
-		ThisUpdate:   now.Add(-time.Minute),
-		NextUpdate:   now.Add(time.Hour),
-	}, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return p.Mint(leaf, devpki.Response{Status: ocsp.StatusGood, ThisUpdate: time.Now().Add(-time.Minute),
+		NextUpdate: time.Now().Add(time.Hour)})
 }
 
 func (i issued) spec(staple []byte) CertSpec {

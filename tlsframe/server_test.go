@@ -208,20 +208,6 @@ func echo(t testing.TB, c net.Conn, payload string) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-var errClosedByServer = errors.New("closed by server")
-
 // expectClosed reads from c until the server closes it (EOF or reset).
 func expectClosed(t testing.TB, c net.Conn, within time.Duration) {
 	t.Helper()

@@ -2,6 +2,8 @@ package devpki
 
 import (
 	"crypto"
+	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"math/big"
 	"os"
@@ -63,6 +65,7 @@ type config struct {
 	responder    bool
 	responderEKU bool
 	now          time.Time
+	leafKey      crypto.Signer
 }
 
 // WithOCSPURL sets the leaf's AIA OCSP responder URL.
@@ -89,6 +92,20 @@ func WithExtraNames(names ...string) Option {
 // WithSerial chooses the leaf's serial number.
 func WithSerial(serial int64) Option {
 	return func(c *config) { c.leaf.serial = big.NewInt(serial) }
+}
+
+// WithKey issues the leaf for key instead of a new one. Tests that need
+// many RSA leaves pass one key generated once: RSA key generation under the
+// race detector takes about half a second.
+func WithKey(key crypto.Signer) Option {
+	return func(c *config) {
+		c.leafKey = key
+		if _, ok := key.(*rsa.PrivateKey); ok {
+			c.leaf.keyType = RSA
+		} else {
+			c.leaf.keyType = ECDSA
+		}
+	}
 }
 
 // WithLeafValidity sets the leaf's NotBefore and NotAfter.
@@ -175,16 +192,19 @@ func (p *TestPKI) authority(file, cn string, parent *Authority, tmpl *x509.Certi
 
 // IssueLeaf issues another leaf from Issuer and writes name.chain.pem and
 // name.key. Options other than the leaf ones (URLs, Must-Staple, RSA,
-// names, serial, validity) are ignored.
+// key, names, serial, validity) are ignored.
 func (p *TestPKI) IssueLeaf(name string, opts ...Option) *Leaf {
 	p.t.Helper()
 	c := config{leaf: leafSpec{names: Names, notBefore: p.Now.Add(-time.Hour), notAfter: p.Now.Add(90 * 24 * time.Hour)}}
 	for _, o := range opts {
 		o(&c)
 	}
-	key, err := newKey(c.leaf.keyType)
-	if err != nil {
-		p.t.Fatalf("devpki: %v", err)
+	key := c.leafKey
+	if key == nil {
+		var err error
+		if key, err = newKey(c.leaf.keyType); err != nil {
+			p.t.Fatalf("devpki: %v", err)
+		}
 	}
 	cert, err := sign(leafTemplate(c.leaf), p.Issuer.Cert, key.Public(), p.Issuer.Key)
 	if err != nil {
@@ -196,6 +216,24 @@ func (p *TestPKI) IssueLeaf(name string, opts ...Option) *Leaf {
 		p.t.Fatalf("%v", err)
 	}
 	return l
+}
+
+// TLSCertificate is the leaf and its chain for a tls.Config, without a
+// staple.
+func (l *Leaf) TLSCertificate() tls.Certificate {
+	c := tls.Certificate{PrivateKey: l.Key, Leaf: l.Cert}
+	for _, x := range l.Chain {
+		c.Certificate = append(c.Certificate, x.Raw)
+	}
+	return c
+}
+
+// RootPool is a pool of the root CA alone, for clients that verify the
+// test PKI's leaves.
+func (p *TestPKI) RootPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.Root.Cert)
+	return pool
 }
 
 // Response describes a response to mint. Zero times default to
