@@ -1,6 +1,10 @@
 package doh
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // Header is one custom response header, added to every response.
 type Header struct {
@@ -142,6 +146,7 @@ func (o *Options) config() config {
 		maxPings:         o.MaxPingFrames,
 		maxContinuations: o.MaxContinuationFrames,
 	}
+	c.custom = lowerKeys(c.custom)
 	if len(c.paths) == 0 {
 		c.paths = []string{DefaultPath}
 	}
@@ -156,6 +161,24 @@ func (o *Options) config() config {
 	setDefault(&c.maxPings, DefaultMaxPingFrames)
 	setDefault(&c.maxContinuations, DefaultMaxContinuationFrames)
 	return c
+}
+
+// lowerKeys returns hs with lowercase names: HTTP/2 requires them (RFC 9113
+// 8.2.1: an uppercase name makes the response malformed), and HTTP/1.1 does
+// not care. hs itself is shared by the bind's sessions and not modified; a
+// copy is made only when a name needs it.
+func lowerKeys(hs []Header) []Header {
+	for i, h := range hs {
+		if strings.ToLower(h.Key) == h.Key {
+			continue
+		}
+		out := slices.Clone(hs)
+		for j := i; j < len(out); j++ {
+			out[j].Key = strings.ToLower(out[j].Key)
+		}
+		return out
+	}
+	return hs
 }
 
 func setDefault[T uint32 | int | time.Duration](v *T, d T) {

@@ -167,7 +167,8 @@ func (s *Session) Shutdown() {
 	s.draining = true
 	switch {
 	case s.h2 != nil:
-		s.h2.goAway(errCodeNo, nil)
+		s.h2.goAway(errCodeNo)
+		s.h2.maybeFinish()
 	case s.h1 != nil:
 		s.h1.shutdown()
 	default:
@@ -181,12 +182,15 @@ func (s *Session) Closed() bool {
 	if s.closed {
 		return true
 	}
+	if s.h2 != nil {
+		// Set once a drain or the client's GOAWAY has nothing left to
+		// answer and our GOAWAY is queued.
+		return s.h2.finished
+	}
 	if !s.draining {
 		return false
 	}
 	switch {
-	case s.h2 != nil:
-		return len(s.h2.streams) == 0
 	case s.h1 != nil:
 		return len(s.h1.queue) == 0
 	}
@@ -219,7 +223,7 @@ func (s *Session) Expire() bool {
 		s.stats.IdleTimeouts++
 	}
 	if s.h2 != nil {
-		s.h2.goAway(errCodeNo, nil)
+		s.h2.goAway(errCodeNo)
 	}
 	s.closed = true
 	return true
@@ -241,7 +245,7 @@ func (s *Session) DrainStats(dst *Stats) {
 func (s *Session) abuse(kind Abuse, why string) error {
 	s.stats.Abuse[kind]++
 	if s.h2 != nil {
-		s.h2.goAway(errCodeEnhanceYourCalm, nil)
+		s.h2.goAway(errCodeEnhanceYourCalm)
 	}
 	s.closed = true
 	return &AbuseError{Kind: kind, Detail: why}

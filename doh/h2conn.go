@@ -1,0 +1,535 @@
+package doh
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// The HTTP/2 connection: the preface, the frame loop, connection-level
+// frames (SETTINGS, PING, GOAWAY), and the hand-off of stream frames to the
+// state machine of h2streams.go.
+//
+// Invariants:
+//   - Every stream frame is dispatched through recvTable; no handler changes
+//     a stream's state except to the table's next state or through
+//     afterSend.
+//   - A connection error queues GOAWAY with the error and sets s.closed; no
+//     more input is read. A stream error queues RST_STREAM and the
+//     connection goes on; a stream error on an idle stream is a connection
+//     error (no RST_STREAM may name an idle stream).
+//   - Closing is three separate things: our drain (Shutdown: GOAWAY first,
+//     then answer what is in flight), the client's GOAWAY (answer what is in
+//     flight, then our GOAWAY), and an error (GOAWAY with the code, at once).
+//     In the first two, finished turns true only once every stream that
+//     needs an answer has it and our GOAWAY is queued: that is when Closed
+//     reports true and the engine closes the socket.
+
+const clientPreface = http2.ClientPreface
+
+const (
+	errCodeNo              = http2.ErrCodeNo
+	errCodeEnhanceYourCalm = http2.ErrCodeEnhanceYourCalm
+)
+
+type h2ErrCode = http2.ErrCode
+
+type h2conn struct {
+	s    *Session
+	fr   *http2.Framer // writes only
+	dec  *hpackDecoder
+	enc  *hpack.Encoder
+	hb   outBuf // HPACK-encoded response headers
+	num  []byte // scratch for numbers written into response headers
+	emit func(Query)
+
+	prefaceDone  bool
+	gotSettings  bool
+	goneAway     bool   // our GOAWAY is queued
+	peerGoAway   bool   // the client sent GOAWAY
+	finished     bool   // closing, nothing left to answer: close after the output
+	lastStreamID uint32 // highest client stream ID seen
+
+	streams []*h2stream
+	free    []*h2stream
+	resets  resetMemory
+
+	// The header block in progress.
+	blockOpen      bool // HEADERS seen, END_HEADERS not yet
+	blockStream    uint32
+	blockEndStream bool
+	blockPriority  bool
+	blockDependsOn uint32
+	blockConts     int
+	block          []byte // fragments, when the block spans frames
+	head           head
+
+	peerMaxFrame   uint32
+	peerInitWindow int64
+	sendConn       int64
+	recvConn       int64
+	recvConsumed   int64
+	initRecvWindow int64
+
+	bodyBytes    int
+	blockedBytes int
+
+	resetRate, settings, pings rate
+}
+
+func (s *Session) startH2() {
+	c := &h2conn{
+		s:            s,
+		peerMaxFrame: maxFrameSize,
+		// Before the client's SETTINGS arrive its windows are the defaults.
+		peerInitWindow: 65535,
+		sendConn:       65535,
+		recvConn:       connRecvWindow,
+		// The stream window covers a whole body, so a collected body never
+		// needs a stream WINDOW_UPDATE; a client may send up to 65535 before
+		// it sees our SETTINGS, so never advertise less.
+		initRecvWindow: int64(max(s.cfg.maxBody+1024, 65535)),
+	}
+	c.fr = http2.NewFramer(&s.out, nil)
+	c.dec = newHPACKDecoder(headerTableSize, int(s.cfg.maxHeaderList), c)
+	c.enc = hpack.NewEncoder(&c.hb)
+	c.head.declLen = -1
+	s.h2 = c
+	c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: s.cfg.maxStreams},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.initRecvWindow)},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: s.cfg.maxHeaderList},
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+	)
+	c.fr.WriteWindowUpdate(0, connRecvWindow-65535)
+}
+
+func (c *h2conn) feed(emit func(Query)) error {
+	s := c.s
+	c.emit = emit
+	if !c.prefaceDone {
+		in := s.avail()
+		n := min(len(in), len(clientPreface))
+		if string(in[:n]) != clientPreface[:n] {
+			return c.fail(connErr(http2.ErrCodeProtocol, "bad connection preface"))
+		}
+		if n < len(clientPreface) {
+			return nil
+		}
+		s.off += len(clientPreface)
+		c.prefaceDone = true
+	}
+	for !s.closed {
+		f, n, perr := parseFrame(s.avail())
+		if n == 0 {
+			if perr != nil {
+				return c.fail(perr)
+			}
+			return nil
+		}
+		s.off += n
+		if c.blockOpen && (f.typ != frameContinuation || f.stream != c.blockStream) {
+			return c.fail(connErr(http2.ErrCodeProtocol, frameName(f.typ)+" inside a header block"))
+		}
+		if !c.blockOpen && f.typ == frameContinuation {
+			return c.fail(connErr(http2.ErrCodeProtocol, "CONTINUATION without HEADERS"))
+		}
+		if !c.gotSettings {
+			if f.typ != frameSettings || f.has(flagAck) {
+				return c.fail(connErr(http2.ErrCodeProtocol, "first frame is not SETTINGS"))
+			}
+			c.gotSettings = true
+		}
+		var err error
+		if perr != nil {
+			err = c.fail(perr)
+		} else {
+			err = c.frame(&f)
+		}
+		if err != nil {
+			return err
+		}
+		c.maybeFinish()
+		if m := s.memory(); m > s.cfg.maxMem {
+			if c.blockedBytes > s.cfg.maxMem/2 {
+				return s.abuse(AbuseZeroWindow, "responses held by flow control: "+itoa(c.blockedBytes)+" bytes")
+			}
+			return s.abuse(AbuseMemory, "buffered "+itoa(m)+" bytes")
+		}
+	}
+	return errClosed
+}
+
+// fail acts on a protocol error: GOAWAY and close for a connection error,
+// RST_STREAM for a stream error. It returns the error for Feed to return
+// (nil for a stream error: the connection goes on).
+func (c *h2conn) fail(e *h2Error) error {
+	c.s.stats.ProtocolErrors++
+	if e.stream != 0 {
+		if st, _ := c.stateOf(e.stream); st != stateIdle {
+			c.resetStream(e.stream, e.code)
+			return nil
+		}
+		e = connErr(e.code, e.why+" (on an idle stream)")
+	}
+	c.goAway(e.code)
+	c.s.closed = true
+	return e
+}
+
+func (c *h2conn) goAway(code h2ErrCode) {
+	if c.goneAway && code == errCodeNo {
+		return
+	}
+	c.goneAway = true
+	c.fr.WriteGoAway(c.lastStreamID, code, nil)
+}
+
+// closing reports whether the connection takes no new streams.
+func (c *h2conn) closing() bool { return c.s.draining || c.peerGoAway || c.goneAway }
+
+// maybeFinish ends a closing connection once nothing needs an answer.
+func (c *h2conn) maybeFinish() {
+	s := c.s
+	if c.finished || s.closed || !(s.draining || c.peerGoAway) {
+		return
+	}
+	for i := 0; i < len(c.streams); {
+		st := c.streams[i]
+		if st.state == stateHalfClosedLocal && !st.needsAnswer() {
+			// Answered early and the connection is closing anyway: ask the
+			// client to stop sending (RFC 9113 8.1).
+			c.resetStream(st.id, errCodeNo)
+			continue
+		}
+		if st.needsAnswer() {
+			return
+		}
+		i++
+	}
+	c.goAway(errCodeNo)
+	c.finished = true
+}
+
+func (c *h2conn) frame(f *frame) error {
+	s := c.s
+	switch f.typ {
+	case frameSettings:
+		if c.settings.hit(s.now(), s.cfg.abuseWindow, s.cfg.maxSettings) {
+			return s.abuse(AbuseSettingsFlood, "SETTINGS frames over limit")
+		}
+		if f.has(flagAck) {
+			return nil
+		}
+		for p := f.payload; len(p) >= 6; p = p[6:] {
+			if err := c.setting(http2.SettingID(binary.BigEndian.Uint16(p)), binary.BigEndian.Uint32(p[2:])); err != nil {
+				return c.fail(err)
+			}
+		}
+		c.fr.WriteSettingsAck()
+		c.flushBlocked()
+	case framePing:
+		if c.pings.hit(s.now(), s.cfg.abuseWindow, s.cfg.maxPings) {
+			return s.abuse(AbusePingFlood, "PING frames over limit")
+		}
+		if !f.has(flagAck) {
+			c.fr.WritePing(true, [8]byte(f.payload))
+		}
+	case frameGoAway:
+		// The client opens no more streams: answer those it has, then close
+		// (maybeFinish).
+		c.peerGoAway = true
+	case frameHeaders:
+		if f.stream%2 == 0 {
+			return c.fail(connErr(http2.ErrCodeProtocol, "HEADERS on even stream "+itoa(int(f.stream))))
+		}
+		return c.startBlock(f)
+	case frameContinuation:
+		return c.continuation(f)
+	case frameData:
+		return c.data(f)
+	case frameRSTStream:
+		return c.rstStream(f)
+	case frameWindowUpdate:
+		return c.windowUpdateFrame(f)
+	case framePriority:
+		if f.dependsOn == f.stream {
+			return c.fail(streamErr(f.stream, http2.ErrCodeProtocol, "stream depends on itself"))
+		}
+		// Priorities are advice we do not take (RFC 9113 5.3.2).
+	}
+	// Unknown frame types and PRIORITY_UPDATE are ignored (RFC 9113 5.5).
+	return nil
+}
+
+func (c *h2conn) setting(id http2.SettingID, v uint32) *h2Error {
+	switch id {
+	case http2.SettingEnablePush:
+		if v > 1 {
+			return connErr(http2.ErrCodeProtocol, "SETTINGS_ENABLE_PUSH of "+itoa(int(v)))
+		}
+	case http2.SettingInitialWindowSize:
+		if v > maxWindow {
+			return connErr(http2.ErrCodeFlowControl, "SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1")
+		}
+		return c.initialWindow(v)
+	case http2.SettingMaxFrameSize:
+		if v < maxFrameSize || v > 1<<24-1 {
+			return connErr(http2.ErrCodeProtocol, "SETTINGS_MAX_FRAME_SIZE of "+itoa(int(v)))
+		}
+		c.peerMaxFrame = v
+	case http2.SettingHeaderTableSize:
+		c.enc.SetMaxDynamicTableSizeLimit(min(v, headerTableSize))
+	}
+	return nil
+}
+
+// recvHeaders handles a complete header block on stream id.
+func (c *h2conn) recvHeaders(id uint32, ev recvEvent) error {
+	state, st := c.stateOf(id)
+	tr := recvTable[state][ev]
+	selfDep := c.blockPriority && c.blockDependsOn == id
+	switch tr.act {
+	case actRequest:
+		c.lastStreamID = id
+		if selfDep {
+			return c.fail(streamErr(id, http2.ErrCodeProtocol, "stream depends on itself"))
+		}
+		return c.request(id, tr.next)
+	case actTrailers:
+		if selfDep {
+			return c.fail(streamErr(id, http2.ErrCodeProtocol, "stream depends on itself"))
+		}
+		return c.trailers(st, tr.next)
+	case actStreamProtocol:
+		return c.fail(streamErr(id, http2.ErrCodeProtocol, "HEADERS without END_STREAM after the request head"))
+	case actStreamClosed:
+		return c.fail(streamErr(id, http2.ErrCodeStreamClosed, "HEADERS on a "+state.String()+" stream"))
+	case actConnClosed:
+		return c.fail(connErr(http2.ErrCodeStreamClosed, "HEADERS on closed stream "+itoa(int(id))))
+	}
+	return nil // actIgnore
+}
+
+// request handles a request head on a new stream.
+func (c *h2conn) request(id uint32, next streamState) error {
+	s := c.s
+	h := &c.head
+	if c.closing() || len(c.streams) >= int(s.cfg.maxStreams) {
+		if !c.closing() {
+			s.stats.Abuse[AbuseRefusedStream]++
+		}
+		// REFUSED_STREAM: the client may retry it elsewhere (RFC 9113 8.7).
+		c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		c.resets.add(id)
+		return nil
+	}
+	if !h.tooLarge {
+		h.checkRequest()
+		if h.bad != "" {
+			return c.fail(streamErr(id, http2.ErrCodeProtocol, h.bad))
+		}
+	}
+	st := c.newStream(id, next)
+	st.declLen = h.declLen
+	st.xff = append(st.xff[:0], h.xff...)
+	if h.tooLarge {
+		s.stats.Abuse[AbuseHeaderListSize]++
+		c.reject(st, reject{431, statusBody(431)})
+		return nil
+	}
+	var rj reject
+	if h.connect {
+		rj = reject{405, "method not allowed\n"}
+	} else {
+		rj = s.cfg.route(h.method, h.target, h.ctype, &st.body)
+	}
+	if !rj.ok() {
+		c.reject(st, rj)
+		return nil
+	}
+	if h.method == methodPOST {
+		st.collect = true
+		if st.declLen > int64(s.cfg.maxBody) {
+			c.reject(st, reject{413, statusBody(413)})
+			return nil
+		}
+	} else {
+		// GET: route decoded the query into st.body.
+		c.bodyBytes += len(st.body)
+		st.counted += len(st.body)
+	}
+	if st.state == stateHalfClosedRemote {
+		return c.endRequest(st)
+	}
+	return nil
+}
+
+// trailers ends a request with a trailer section.
+func (c *h2conn) trailers(st *h2stream, next streamState) error {
+	h := &c.head
+	switch {
+	case h.tooLarge:
+		return c.fail(streamErr(st.id, http2.ErrCodeProtocol, "trailers over max_header_list_size"))
+	case h.bad != "":
+		return c.fail(streamErr(st.id, http2.ErrCodeProtocol, h.bad))
+	case st.declLen >= 0 && st.received != st.declLen:
+		return c.fail(streamErr(st.id, http2.ErrCodeProtocol, "content-length "+itoa(int(st.declLen))+", body "+itoa(int(st.received))))
+	}
+	st.state = next
+	return c.endRequest(st)
+}
+
+func (c *h2conn) data(f *frame) error {
+	s := c.s
+	n := int64(f.length)
+	if err := c.recvConnData(n); err != nil {
+		return err
+	}
+	end := f.has(flagEndStream)
+	ev := recvData
+	if end {
+		ev = recvDataEnd
+	}
+	state, st := c.stateOf(f.stream)
+	tr := recvTable[state][ev]
+	switch tr.act {
+	case actConnProtocol:
+		return c.fail(connErr(http2.ErrCodeProtocol, "DATA on idle stream "+itoa(int(f.stream))))
+	case actStreamClosed:
+		return c.fail(streamErr(f.stream, http2.ErrCodeStreamClosed, "DATA on a "+state.String()+" stream"))
+	case actIgnore:
+		return nil
+	}
+	// actBody or actDiscard.
+	st.recvWin -= n
+	if st.recvWin < 0 {
+		return c.fail(streamErr(st.id, http2.ErrCodeFlowControl, "DATA beyond the stream window"))
+	}
+	d := f.payload
+	got := st.received + int64(len(d))
+	if st.declLen >= 0 && (got > st.declLen || end && got < st.declLen) {
+		return c.fail(streamErr(st.id, http2.ErrCodeProtocol, "content-length "+itoa(int(st.declLen))+", body "+itoa(int(got))))
+	}
+	st.received = got
+	st.state = tr.next
+	if tr.act == actBody && st.collect && !st.answered {
+		if len(st.body)+len(d) > s.cfg.maxBody {
+			c.reject(st, reject{413, statusBody(413)})
+			return nil
+		}
+		st.body = append(st.body, d...)
+		c.bodyBytes += len(d)
+		st.counted += len(d)
+	} else if !end {
+		c.giveBack(st, n)
+	}
+	if end {
+		return c.endRequest(st)
+	}
+	return nil
+}
+
+// endRequest runs when the client's END_STREAM arrived: the request is
+// complete, or the stream, answered early, is done.
+func (c *h2conn) endRequest(st *h2stream) error {
+	if st.answered || st.state != stateHalfClosedRemote {
+		c.settle(st)
+		return nil
+	}
+	return c.query(st)
+}
+
+func (c *h2conn) query(st *h2stream) error {
+	if rj := checkBody(st.body); !rj.ok() {
+		c.reject(st, rj)
+		return nil
+	}
+	q := Query{ID: uint64(st.id), Msg: st.body}
+	if len(st.xff) > 0 {
+		q.ForwardedFor = forwardedFor(st.xff)
+	}
+	st.engineHolds = true
+	c.s.stats.Queries++
+	c.emit(q) // may Respond at once and recycle st: do not touch st after this
+	return nil
+}
+
+func (c *h2conn) rstStream(f *frame) error {
+	s := c.s
+	state, st := c.stateOf(f.stream)
+	switch recvTable[state][recvReset].act {
+	case actConnProtocol:
+		return c.fail(connErr(http2.ErrCodeProtocol, "RST_STREAM on idle stream "+itoa(int(f.stream))))
+	case actClientReset:
+		if !st.answered || len(st.pending) > 0 {
+			if c.resetRate.hit(s.now(), s.cfg.abuseWindow, s.cfg.maxResets) {
+				return s.abuse(AbuseRapidReset, "client reset over "+itoa(s.cfg.maxResets)+" unanswered streams")
+			}
+		}
+		c.dropPending(st)
+		st.state = stateClosed
+		// The engine may still hold the query: the stream stays, counted
+		// against MaxConcurrentStreams, until it answers (the rapid-reset
+		// defence of Go's net/http).
+		c.settle(st)
+	}
+	return nil
+}
+
+func (c *h2conn) windowUpdateFrame(f *frame) error {
+	inc := int64(f.increment())
+	if f.stream == 0 {
+		return c.windowUpdate(nil, inc)
+	}
+	state, st := c.stateOf(f.stream)
+	switch recvTable[state][recvWindowUpdate].act {
+	case actConnProtocol:
+		return c.fail(connErr(http2.ErrCodeProtocol, "WINDOW_UPDATE on idle stream "+itoa(int(f.stream))))
+	case actWindow:
+		return c.windowUpdate(st, inc)
+	}
+	return nil
+}
+
+// reject answers a stream with an error status before it reaches the engine.
+func (c *h2conn) reject(st *h2stream, rj reject) {
+	c.writeResponse(st, rj.status, []byte(rj.body), false)
+}
+
+func (c *h2conn) respond(id uint64, status int, msg []byte) {
+	s := c.s
+	if id > math.MaxUint32 {
+		s.stats.Abandoned++
+		return
+	}
+	st := c.find(uint32(id))
+	if st == nil || !st.engineHolds {
+		s.stats.Abandoned++
+		return
+	}
+	st.engineHolds = false
+	if st.state != stateHalfClosedRemote || s.closed {
+		s.stats.Abandoned++
+		c.settle(st)
+		c.maybeFinish()
+		return
+	}
+	s.lastActive = s.now()
+	if status == 200 {
+		c.writeResponse(st, 200, msg, true)
+	} else {
+		c.writeResponse(st, status, []byte(statusBody(status)), false)
+	}
+	if c.blockedBytes > s.cfg.maxMem/2 {
+		// The client reads nothing: stop before it pins more memory.
+		s.abuse(AbuseZeroWindow, "responses held by flow control: "+itoa(c.blockedBytes)+" bytes")
+		return
+	}
+	c.maybeFinish()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

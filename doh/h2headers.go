@@ -1,0 +1,369 @@
+package doh
+
+import (
+	"errors"
+	"strconv"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Header blocks: assembling HEADERS and CONTINUATION frames, decoding them,
+// and judging the fields with the rules Go's own server applies
+// (x/net/http2 Framer.ReadMetaHeaders and net/http's checks, RFC 9113 8.2
+// and 8.3), and encoding response headers.
+//
+// Invariants:
+//   - A header block is decoded exactly once, whole, at END_HEADERS, whatever
+//     becomes of its stream (refused, reset, trailers): HPACK state is shared
+//     by the connection and must see every block.
+//   - A block in progress is bounded: at most MaxContinuationFrames
+//     CONTINUATIONs and 2 × MaxHeaderListSize encoded bytes (the
+//     CONTINUATION-flood defence), and decoding stops at hpackBombFactor ×
+//     MaxHeaderListSize decoded bytes (the HPACK-bomb defence); both end the
+//     connection with ENHANCE_YOUR_CALM.
+//   - A malformed request (RFC 9113 8.1.1) is a stream error PROTOCOL_ERROR,
+//     never a response: the first rule broken is kept in head.bad for the log.
+
+const (
+	// hpackBombFactor: a header block decoding to this many times
+	// MaxHeaderListSize is an attack, not a big request (431 below it).
+	hpackBombFactor = 4
+	// headerTableSize is the HPACK dynamic table size both ways (RFC default).
+	headerTableSize = 4096
+)
+
+// head is what the fields of the block being decoded say. It is reset at
+// each block.
+type head struct {
+	trailers bool
+	decoded  int // RFC 9113 6.5.2 size of the fields so far
+	tooLarge bool
+	bad      string // the first rule broken; "" if none
+
+	sawRegular                               bool
+	method                                   method
+	connect                                  bool
+	hasMethod, hasScheme, hasPath, hasAuthor bool
+	ctype                                    ctype
+	declLen                                  int64
+	target                                   []byte // :path
+	xff                                      []byte
+}
+
+func (h *head) reset(trailers bool) {
+	target, xff := h.target[:0], h.xff[:0]
+	*h = head{trailers: trailers, declLen: -1, target: target, xff: xff}
+}
+
+func (h *head) malformed(why string) {
+	if h.bad == "" {
+		h.bad = why
+	}
+}
+
+// field is the HPACK decoder's sink: every field of every block passes here.
+func (c *h2conn) field(name, value []byte) bool {
+	h := &c.head
+	h.decoded += len(name) + len(value) + 32
+	if h.decoded > hpackBombFactor*int(c.s.cfg.maxHeaderList) {
+		return false
+	}
+	if h.decoded > int(c.s.cfg.maxHeaderList) {
+		h.tooLarge = true
+	}
+	if h.tooLarge || h.bad != "" {
+		return true // keep decoding for the HPACK state only
+	}
+	if !validFieldValue(value) {
+		h.malformed("invalid character in the value of " + string(name))
+		return true
+	}
+	if len(name) > 0 && name[0] == ':' {
+		c.pseudo(name, value)
+		return true
+	}
+	h.sawRegular = true
+	if !validFieldName(name) {
+		h.malformed("invalid field name " + strconv.Quote(string(name)))
+		return true
+	}
+	switch string(name) {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		// Connection-specific fields make a message malformed (RFC 9113 8.2.2).
+		h.malformed("connection-specific field " + string(name))
+	case "te":
+		if string(value) != "trailers" {
+			h.malformed("te other than trailers")
+		}
+	case "content-length":
+		n, ok := parseContentLength(value)
+		if !ok || (h.declLen >= 0 && h.declLen != n) {
+			h.malformed("bad content-length")
+		}
+		h.declLen = n
+	case "content-type":
+		h.ctype = parseContentType(value)
+	case "x-forwarded-for":
+		if c.s.cfg.trustXFF {
+			h.xff = append(h.xff[:0], value...)
+		}
+	}
+	return true
+}
+
+func (c *h2conn) pseudo(name, value []byte) {
+	h := &c.head
+	switch {
+	case h.trailers:
+		h.malformed("pseudo-header field in trailers")
+		return
+	case h.sawRegular:
+		h.malformed("pseudo-header field after a regular field")
+		return
+	}
+	var seen *bool
+	switch string(name) {
+	case ":method":
+		seen = &h.hasMethod
+		h.method = parseMethod(value)
+		h.connect = string(value) == "CONNECT"
+	case ":scheme":
+		seen = &h.hasScheme
+		if string(value) != "https" && string(value) != "http" {
+			h.malformed(":scheme is neither https nor http")
+		}
+	case ":path":
+		seen = &h.hasPath
+		h.target = append(h.target[:0], value...)
+	case ":authority":
+		seen = &h.hasAuthor
+	default:
+		// :status is a response field; :protocol needs SETTINGS_ENABLE_CONNECT_PROTOCOL,
+		// which we do not send.
+		h.malformed("unknown pseudo-header field " + string(name))
+		return
+	}
+	if *seen {
+		h.malformed("duplicate " + string(name))
+	}
+	*seen = true
+}
+
+// checkRequest applies RFC 9113 8.3.1 to a complete request head.
+func (h *head) checkRequest() {
+	switch {
+	case h.connect:
+		// 8.5: CONNECT carries only :method and :authority. A well-formed one
+		// is answered 405 by route.
+		if h.hasScheme || h.hasPath || !h.hasAuthor {
+			h.malformed("malformed CONNECT")
+		}
+	case !h.hasMethod:
+		h.malformed("missing :method")
+	case !h.hasScheme:
+		h.malformed("missing :scheme")
+	case !h.hasPath || len(h.target) == 0:
+		h.malformed("missing or empty :path")
+	}
+}
+
+// validFieldName: lowercase token characters (RFC 9113 8.2.1, RFC 9110 5.1).
+func validFieldName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tokenChar[c] || ('A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue: no NUL, CR, LF or other control other than HTAB (RFC
+// 9113 8.2.1), as httpguts.ValidHeaderFieldValue.
+func validFieldValue(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenChar marks the tchar of RFC 9110 5.6.2.
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func parseContentLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// startBlock begins a header block with the HEADERS frame f.
+func (c *h2conn) startBlock(f *frame) error {
+	c.blockOpen = true
+	c.blockStream = f.stream
+	c.blockEndStream = f.has(flagEndStream)
+	c.blockPriority, c.blockDependsOn = f.hasPriority, f.dependsOn
+	c.blockConts = 0
+	c.block = c.block[:0]
+	if f.has(flagEndHeaders) {
+		// The common case: the whole block in one frame, decoded in place.
+		c.blockOpen = false
+		return c.endBlock(f.payload)
+	}
+	return c.addFragment(f.payload)
+}
+
+func (c *h2conn) continuation(f *frame) error {
+	c.blockConts++
+	if c.blockConts > c.s.cfg.maxContinuations {
+		return c.s.abuse(AbuseContinuationFlood, "header block of "+itoa(c.blockConts)+" CONTINUATION frames")
+	}
+	if err := c.addFragment(f.payload); err != nil {
+		return err
+	}
+	if !f.has(flagEndHeaders) {
+		return nil
+	}
+	c.blockOpen = false
+	return c.endBlock(c.block)
+}
+
+func (c *h2conn) addFragment(p []byte) error {
+	if len(c.block)+len(p) > 2*int(c.s.cfg.maxHeaderList) {
+		return c.s.abuse(AbuseContinuationFlood, "header block of "+itoa(len(c.block)+len(p))+" bytes")
+	}
+	c.block = append(c.block, p...)
+	return nil
+}
+
+// endBlock decodes a complete header block and hands it to the stream
+// state machine.
+func (c *h2conn) endBlock(block []byte) error {
+	s := c.s
+	if len(block) > 2*int(s.cfg.maxHeaderList) {
+		return s.abuse(AbuseContinuationFlood, "header block of "+itoa(len(block))+" bytes")
+	}
+	id := c.blockStream
+	state, _ := c.stateOf(id)
+	c.head.reset(state != stateIdle)
+	if err := c.dec.decode(block); err != nil {
+		switch {
+		case errors.Is(err, errHPACKString):
+			return s.abuse(AbuseHPACKBomb, "header string over max_header_list_size")
+		case errors.Is(err, errHPACKStop):
+			return s.abuse(AbuseHPACKBomb, "header block decodes to over "+itoa(c.head.decoded)+" bytes from "+itoa(len(block)))
+		}
+		return c.fail(connErr(http2.ErrCodeCompression, err.Error()))
+	}
+	if cap(c.block) > 64<<10 {
+		c.block = nil
+	}
+	ev := recvHeaders
+	if c.blockEndStream {
+		ev = recvHeadersEnd
+	}
+	return c.recvHeaders(id, ev)
+}
+
+// writeResponse queues a response: HEADERS (and CONTINUATIONs) now, the body
+// as flow control allows.
+func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool) {
+	s := c.s
+	s.stats.Responses[statusFor(status)]++
+	st.answered = true
+	c.hb.b = c.hb.b[:0]
+	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusString(status)})
+	if isDNS {
+		c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/dns-message"})
+	} else {
+		c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"})
+	}
+	if status == 405 {
+		c.enc.WriteField(hpack.HeaderField{Name: "allow", Value: "GET, POST"})
+	}
+	// The per-response values go out as literals without indexing, built
+	// in a scratch buffer: strconv strings would cost an allocation each.
+	c.num = strconv.AppendInt(c.num[:0], int64(len(body)), 10)
+	c.hb.b = appendHPACKLiteral(c.hb.b, hpackIdxContentLength, c.num)
+	if isDNS && s.cfg.cacheControl {
+		ttl, ok := minTTL(body)
+		if !ok {
+			ttl = 0
+		}
+		c.num = strconv.AppendUint(append(c.num[:0], "max-age="...), uint64(ttl), 10)
+		c.hb.b = appendHPACKLiteral(c.hb.b, hpackIdxCacheControl, c.num)
+	}
+	for _, f := range s.cfg.custom {
+		c.enc.WriteField(hpack.HeaderField{Name: f.Key, Value: f.Value})
+	}
+	block := c.hb.b
+	max := int(c.peerMaxFrame)
+	first := min(len(block), max)
+	c.fr.WriteHeaders(http2.HeadersFrameParam{
+		StreamID:      st.id,
+		BlockFragment: block[:first],
+		EndStream:     len(body) == 0,
+		EndHeaders:    first == len(block),
+	})
+	for block = block[first:]; len(block) > 0; {
+		n := min(len(block), max)
+		c.fr.WriteContinuation(st.id, n == len(block), block[:n])
+		block = block[n:]
+	}
+	if len(body) == 0 {
+		c.sentEnd(st)
+		return
+	}
+	st.pending = append(st.pending, body...)
+	c.blockedBytes += len(body)
+	c.send(st)
+	c.updateBlocked()
+}
+
+func statusString(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 400:
+		return "400"
+	case 404:
+		return "404"
+	case 405:
+		return "405"
+	case 413:
+		return "413"
+	case 415:
+		return "415"
+	case 431:
+		return "431"
+	case 502:
+		return "502"
+	case 504:
+		return "504"
+	}
+	return strconv.Itoa(code)
+}
