@@ -9,9 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/dnsfront/dnsfront/config"
+	"github.com/dnsfront/dnsfront/internal/sdnotify"
 	"github.com/dnsfront/dnsfront/internal/server"
+	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -49,9 +52,25 @@ func serve(cfgPath, pidFile string) error {
 	}
 	log := newLogger(level)
 	raiseFileLimit(log)
+	notify := sdnotify.New()
+	var watchdog <-chan time.Time
+	if every, err := sdnotify.WatchdogInterval(); err != nil {
+		log.Warn("systemd watchdog off", "err", err)
+	} else if every > 0 {
+		// Pinged from this loop, not from a goroutine of its own: a reload or a signal
+		// handler that hangs stops the pings, and systemd restarts the process.
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		watchdog = tick.C
+	}
 	srv, err := server.Start(cfgPath, log)
 	if err != nil {
 		return err
+	}
+	if cfg, err := config.Load(cfgPath); err == nil {
+		for _, w := range cipherWarnings(cfg) {
+			log.Warn(w)
+		}
 	}
 	if pidFile != "" {
 		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
@@ -60,14 +79,24 @@ func serve(cfgPath, pidFile string) error {
 		defer os.Remove(pidFile)
 	}
 	log.Info("dnsfront started", "version", server.Version, "config", cfgPath, "pid", os.Getpid())
+	notifyErr(log, notify.Ready("serving "+cfgPath))
 	for {
 		select {
+		case <-watchdog:
+			notifyErr(log, notify.Watchdog())
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				_ = srv.Reload() // logged by Reload; the old state keeps serving on error
+				notifyErr(log, notify.Reloading())
+				// Logged by Reload; the old state keeps serving on error.
+				if err := srv.Reload(); err != nil {
+					notifyErr(log, notify.Ready("reload failed, previous configuration serving: "+err.Error()))
+				} else {
+					notifyErr(log, notify.Ready("serving "+cfgPath))
+				}
 				continue
 			}
 			log.Info("stopping: draining queries in flight", "signal", sig.String())
+			notifyErr(log, notify.Stopping())
 			err := srv.Shutdown(context.Background())
 			log.Info("stopped")
 			return err
@@ -75,6 +104,34 @@ func serve(cfgPath, pidFile string) error {
 			return fmt.Errorf("engine stopped unexpectedly")
 		}
 	}
+}
+
+// notifyErr logs a notification the service manager did not get: systemd then times
+// the start or reload out, and the log says why.
+func notifyErr(log *slog.Logger, err error) {
+	if err != nil {
+		log.Warn("cannot notify the service manager", "err", err)
+	}
+}
+
+// cipherWarnings names, per TLS bind, the configured TLS 1.2 suites that TLS audits
+// flag (CBC, or no ECDHE). They still apply: an explicit list is the operator's choice.
+func cipherWarnings(cfg *config.Config) []string {
+	var out []string
+	for i, b := range cfg.Binds {
+		if b.TLS == nil {
+			continue
+		}
+		ids, err := config.ParseCiphers(b.TLS.Ciphers)
+		if err != nil {
+			continue // an error of its own, reported by validation
+		}
+		if weak := tlsframe.WeakCipherSuites(ids); len(weak) > 0 {
+			out = append(out, fmt.Sprintf("%s: binds[%d].tls.ciphers: %s offered on TLS 1.2: CBC or non-ECDHE suites, which TLS audits flag; leave ciphers unset for ECDHE with AES-GCM and ChaCha20-Poly1305 only",
+				cfg.Path, i, strings.Join(weak, ", ")))
+		}
+	}
+	return out
 }
 
 // raiseFileLimit lifts the soft descriptor limit to the hard one: every client stream is
@@ -98,6 +155,11 @@ func newCheckConfigCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := server.Check(cfgPath); err != nil {
 				return err
+			}
+			if cfg, err := config.Load(cfgPath); err == nil {
+				for _, w := range cipherWarnings(cfg) {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration OK\n", cfgPath)
 			return nil
