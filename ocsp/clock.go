@@ -15,6 +15,10 @@ type Timer interface {
 	Stop() bool
 }
 
+// SystemClock is the real clock, for callers that share one Clock between
+// the Manager and their own timers.
+func SystemClock() Clock { return realClock{} }
+
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }

@@ -204,6 +204,19 @@ func (m *Manager) Set(certs []CertSource) error {
 	return nil
 }
 
+// SourceError is why Prepare (or Set) rejected certs[Index].
+type SourceError struct {
+	Index int
+	Name  string
+	Err   error
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("ocsp: certificate %d (%s): %v", e.Index+1, e.Name, e.Err)
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }
+
 // Plan is a list of certificate sources read and checked by Prepare: the
 // CA files of generate sources loaded, the cache and the response files
 // read and validated. Commit installs it.
@@ -239,10 +252,10 @@ func (m *Manager) Prepare(certs []CertSource) (*Plan, error) {
 	for i, c := range certs {
 		st, err := newCertState(c)
 		if err != nil {
-			return nil, fmt.Errorf("ocsp: certificate %d (%s): %w", i+1, c.Name, err)
+			return nil, &SourceError{Index: i, Name: c.Name, Err: err}
 		}
 		if p.seen[st.id] {
-			return nil, fmt.Errorf("ocsp: certificate %d (%s): duplicate ID %s", i+1, st.name, st.id)
+			return nil, &SourceError{Index: i, Name: st.name, Err: fmt.Errorf("duplicate ID %s", st.id)}
 		}
 		p.seen[st.id] = true
 		p.fresh = append(p.fresh, st)

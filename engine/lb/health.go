@@ -15,25 +15,55 @@ import (
 // Checker runs each backend's health checks on its own goroutine, off the
 // event loops, and publishes the results through the backends' atomic state.
 //
-// Timing: a check is sent every Interval, the first one at Start. The first
-// result is applied directly (dnsdist does the same at startup), so a dead
-// backend is out after one timeout rather than MaxFailures intervals. After
-// that, MaxFailures consecutive failures take a backend down and Rise
-// consecutive successes bring it back, so a single lost datagram does not
-// flap it. Detection of a failure therefore takes between
-// (MaxFailures-1)*Interval+Timeout and MaxFailures*Interval+Timeout.
+// Timing: a check is sent every Interval, measured from the start of the
+// previous one. The first result a backend ever gets is applied directly
+// (dnsdist does the same at startup), so a dead backend is out after one
+// timeout rather than MaxFailures intervals. After that, MaxFailures
+// consecutive failures take a backend down and Rise consecutive successes
+// bring it back, so a single lost datagram does not flap it. Detection of a
+// failure therefore takes between (MaxFailures-1)*Interval+Timeout and
+// MaxFailures*Interval+Timeout.
+//
+// Reloads: the progress of a backend's checks (consecutive failures and
+// successes, the time of the last check, whether it was ever checked) lives
+// with its state, which Set.Inherit hands to the new Set. A Checker started
+// on the new Set therefore goes on counting where the old one stopped, does
+// not probe before an Interval has passed since the last check, and never
+// applies a first result directly to a backend that was already checked: a
+// reload alone never takes a backend down.
 type Checker struct {
 	set *Set
 	log *slog.Logger
 	// OnChange, if set before Start, is called on the backend's checker
 	// goroutine after each state change is published.
 	OnChange func(b *Backend, s Status)
-	// Now is the clock used for Status.Since; time.Now when nil.
-	Now func() time.Time
+	// OnCheck, if set before Start, is called on the backend's checker
+	// goroutine after each check's result is applied.
+	OnCheck func(b *Backend, err error)
+	// Clock schedules the checks and dates Status.Since; the system clock
+	// when nil. Tests inject one that moves when they say.
+	Clock Clock
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// Clock is the Checker's time: Now, and a timer that fires after d.
+type Clock interface {
+	Now() time.Time
+	// After returns a channel that receives once d has passed, and a
+	// function that releases the timer early.
+	After(d time.Duration) (<-chan time.Time, func())
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+func (systemClock) After(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
 }
 
 // NewChecker returns a checker for every backend of set. A nil logger
@@ -53,17 +83,24 @@ func (c *Checker) Start(ctx context.Context) {
 	if c.cancel != nil {
 		return
 	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
 	ctx, c.cancel = context.WithCancel(ctx)
 	for _, b := range c.set.Backends {
 		switch b.Config.HealthCheck.Mode {
 		case ModeUp, ModeDown:
-			c.publish(b, b.Config.HealthCheck.Mode == ModeUp, "health_checks.mode "+b.Config.HealthCheck.Mode)
+			if up := b.Config.HealthCheck.Mode == ModeUp; b.Up() != up || b.Status().Reason != forcedReason(b) {
+				c.publish(b, up, forcedReason(b))
+			}
 		default:
 			c.wg.Add(1)
 			go c.run(ctx, b)
 		}
 	}
 }
+
+func forcedReason(b *Backend) string { return "health_checks.mode " + b.Config.HealthCheck.Mode }
 
 // Stop stops every check and waits for the goroutines to return.
 func (c *Checker) Stop() {
@@ -76,51 +113,61 @@ func (c *Checker) Stop() {
 	c.wg.Wait()
 }
 
-func (c *Checker) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
-}
-
 func (c *Checker) run(ctx context.Context, b *Backend) {
 	defer c.wg.Done()
-	hc := b.Config.HealthCheck
-	t := time.NewTicker(hc.Interval)
-	defer t.Stop()
-	first := true
-	fails, successes := 0, 0
+	interval := b.Config.HealthCheck.Interval
 	for {
+		// The next check is due an Interval after the last one began, be it
+		// this Checker's or, across a reload, the previous one's.
+		if last := b.progress().last; !last.IsZero() {
+			if wait := last.Add(interval).Sub(c.Clock.Now()); wait > 0 {
+				ch, release := c.Clock.After(wait)
+				select {
+				case <-ctx.Done():
+					release()
+					return
+				case <-ch:
+				}
+			}
+		}
+		started := c.Clock.Now()
 		err := Probe(ctx, b)
 		if ctx.Err() != nil {
-			return
+			return // stopped mid-probe: not the backend's fault, nothing recorded
 		}
-		up := b.Up()
-		switch {
-		case err == nil:
-			fails, successes = 0, successes+1
-			if !up && (first || successes >= hc.Rise) {
-				c.publish(b, true, fmt.Sprintf("%d consecutive successful checks", successes))
-			}
-		default:
-			successes, fails = 0, fails+1
-			if up && (first || fails >= hc.MaxFailures) {
-				c.publish(b, false, fmt.Sprintf("%d consecutive failed checks, last: %v", fails, err))
-			} else if up {
-				c.log.Debug("backend health check failed", "backend", b.Name, "address", b.Addr.String(), "failures", fails, "max_failures", hc.MaxFailures, "reason", err.Error())
-			}
-		}
-		first = false
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		c.record(b, err, started)
+		if c.OnCheck != nil {
+			c.OnCheck(b, err)
 		}
 	}
+}
+
+// record applies one check's result to the backend's progress and state.
+func (c *Checker) record(b *Backend, err error, started time.Time) {
+	hc := b.Config.HealthCheck
+	p := b.progress()
+	first := !p.checked
+	p.checked, p.last = true, started
+	up := b.Up()
+	switch {
+	case err == nil:
+		p.fails, p.successes = 0, p.successes+1
+		if !up && (first || p.successes >= hc.Rise) {
+			c.publish(b, true, fmt.Sprintf("%d consecutive successful checks", p.successes))
+		}
+	default:
+		p.successes, p.fails = 0, p.fails+1
+		if up && (first || p.fails >= hc.MaxFailures) {
+			c.publish(b, false, fmt.Sprintf("%d consecutive failed checks, last: %v", p.fails, err))
+		} else if up {
+			c.log.Debug("backend health check failed", "backend", b.Name, "address", b.Addr.String(), "failures", p.fails, "max_failures", hc.MaxFailures, "reason", err.Error())
+		}
+	}
+	b.setProgress(p)
 }
 
 func (c *Checker) publish(b *Backend, up bool, reason string) {
-	b.SetUp(up, reason, c.now())
+	b.SetUp(up, reason, c.Clock.Now())
 	state := "down"
 	level := slog.LevelWarn
 	if up {

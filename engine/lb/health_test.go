@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,14 +30,19 @@ type testBackend struct {
 	mode    atomic.Int32
 	queries atomic.Int64
 	delay   time.Duration
+	seen    chan struct{} // receives (without blocking the server) when a query arrives
 }
 
 func startBackend(t *testing.T, mode behaviour, delay time.Duration) *testBackend {
 	t.Helper()
-	tb := &testBackend{delay: delay}
+	tb := &testBackend{delay: delay, seen: make(chan struct{}, 1)}
 	tb.mode.Store(int32(mode))
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		n := tb.queries.Add(1)
+		select {
+		case tb.seen <- struct{}{}:
+		default:
+		}
 		m := new(dns.Msg)
 		m.SetReply(r)
 		switch behaviour(tb.mode.Load()) {
@@ -45,7 +51,7 @@ func startBackend(t *testing.T, mode behaviour, delay time.Duration) *testBacken
 		case nxdomain:
 			m.Rcode = dns.RcodeNameError
 		case slow:
-			time.Sleep(tb.delay)
+			<-time.After(tb.delay) // a slow server: the probe's timeout is what is tested
 		case wrongID:
 			m.Id = r.Id + 1
 		case alternate:
@@ -152,27 +158,147 @@ type change struct {
 	why  string
 }
 
-func startChecker(t *testing.T, s *Set) (*Checker, chan change) {
-	t.Helper()
-	ch := make(chan change, 64)
-	c := NewChecker(s, nil)
-	c.OnChange = func(b *Backend, st Status) { ch <- change{b.Name, st.Up, time.Now(), st.Reason} }
-	c.Start(context.Background())
-	t.Cleanup(c.Stop)
-	return c, ch
+// fakeClock is a Clock that moves only when the test says so: checks run one
+// round per Advance, however loaded the machine is.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+	armed  chan struct{}
 }
 
-func waitChange(t *testing.T, ch chan change, name string, up bool, within time.Duration) change {
+type fakeTimer struct {
+	at  time.Time
+	c   chan time.Time
+	off bool
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), armed: make(chan struct{}, 1024)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), c: make(chan time.Time, 1)}
+	c.timers = append(c.timers, t)
+	c.armed <- struct{}{}
+	return t.c, func() {
+		c.mu.Lock()
+		t.off = true
+		c.mu.Unlock()
+	}
+}
+
+// Advance moves the clock and fires the timers that are due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	live := c.timers[:0]
+	for _, t := range c.timers {
+		switch {
+		case t.off:
+		case !t.at.After(c.now):
+			t.off = true
+			t.c <- c.now
+		default:
+			live = append(live, t)
+		}
+	}
+	c.timers = live
+}
+
+// waitArmed waits until n more timers were set: n checkers are waiting for
+// their next round.
+func (c *fakeClock) waitArmed(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.After(within)
+	for range n {
+		select {
+		case <-c.armed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("checkers did not wait for their next round within 10s")
+		}
+	}
+}
+
+type checkResult struct {
+	name string
+	err  error
+}
+
+type checkerRun struct {
+	c       *Checker
+	clk     *fakeClock
+	changes chan change
+	checks  chan checkResult
+}
+
+// startChecker runs a Checker on s with a fake clock that starts at clk's
+// time (a new one when clk is nil).
+func startChecker(t *testing.T, s *Set, clk *fakeClock) *checkerRun {
+	t.Helper()
+	if clk == nil {
+		clk = newFakeClock()
+	}
+	r := &checkerRun{c: NewChecker(s, nil), clk: clk, changes: make(chan change, 256), checks: make(chan checkResult, 256)}
+	r.c.Clock = clk
+	r.c.OnChange = func(b *Backend, st Status) { r.changes <- change{b.Name, st.Up, clk.Now(), st.Reason} }
+	r.c.OnCheck = func(b *Backend, err error) { r.checks <- checkResult{b.Name, err} }
+	r.c.Start(context.Background())
+	t.Cleanup(r.c.Stop)
+	return r
+}
+
+// results waits for n check results.
+func (r *checkerRun) results(t *testing.T, n int) []checkResult {
+	t.Helper()
+	var out []checkResult
+	for range n {
+		select {
+		case c := <-r.checks:
+			out = append(out, c)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d checks within 10s", len(out), n)
+		}
+	}
+	return out
+}
+
+// round lets n checkers finish their current check, wait for the next round,
+// and starts it: one Interval later on the fake clock.
+func (r *checkerRun) round(t *testing.T, n int, interval time.Duration) []checkResult {
+	t.Helper()
+	r.clk.waitArmed(t, n)
+	r.clk.Advance(interval)
+	return r.results(t, n)
+}
+
+func (r *checkerRun) noChange(t *testing.T) {
+	t.Helper()
+	select {
+	case c := <-r.changes:
+		t.Fatalf("state changed: %+v", c)
+	default:
+	}
+}
+
+func waitChange(t *testing.T, ch chan change, name string, up bool) change {
+	t.Helper()
 	for {
 		select {
 		case c := <-ch:
 			if c.name == name && c.up == up {
 				return c
 			}
-		case <-deadline:
-			t.Fatalf("%s did not go up=%v within %v", name, up, within)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not go up=%v", name, up)
 		}
 	}
 }
@@ -191,17 +317,17 @@ func TestCheckerFaultyBackends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ch := startChecker(t, s)
+	r := startChecker(t, s, nil)
+	r.results(t, 4) // the first round starts at once
 	got := map[string]string{}
-	deadline := time.After(2 * time.Second)
 	for len(got) < 3 {
 		select {
-		case c := <-ch:
+		case c := <-r.changes:
 			if !c.up && c.name != "forced-down" {
 				got[c.name] = c.why
 			}
-		case <-deadline:
-			t.Fatalf("only %v went down within 2s", got)
+		default:
+			t.Fatalf("after the first round only %v are down", got)
 		}
 	}
 	for name, want := range map[string]string{"slow": "timeout", "servfail": "SERVFAIL", "down": "udp"} {
@@ -209,7 +335,9 @@ func TestCheckerFaultyBackends(t *testing.T) {
 			t.Errorf("%s went down because %q, want a reason mentioning %q", name, got[name], want)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // several more rounds: the good one stays up
+	for range 5 { // several more rounds: the good one stays up
+		r.round(t, 4, fastCheck(2, 2).Interval)
+	}
 	want := map[string]bool{"good": true, "down": false, "slow": false, "servfail": false, "forced-down": false, "forced-up": true}
 	for _, b := range s.Backends {
 		if b.Up() != want[b.Name] {
@@ -225,10 +353,10 @@ func TestCheckerFaultyBackends(t *testing.T) {
 	}
 }
 
-// TestDetectionAndRecoveryTime measures how long a backend that starts
-// failing takes to be marked down, and to come back, against the bounds the
-// Checker documents.
-func TestDetectionAndRecoveryTime(t *testing.T) {
+// TestDetectionAndRecovery counts the checks a backend that starts failing
+// takes to be marked down, and to come back, and the time they span on the
+// Checker's clock, against the bounds the Checker documents.
+func TestDetectionAndRecovery(t *testing.T) {
 	const maxFailures, rise = 3, 2
 	hc := fastCheck(maxFailures, rise)
 	tb := startBackend(t, healthy, 0)
@@ -236,36 +364,44 @@ func TestDetectionAndRecoveryTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ch := startChecker(t, s)
-	time.Sleep(3 * hc.Interval)
+	r := startChecker(t, s, nil)
+	r.results(t, 1)
+	r.round(t, 1, hc.Interval)
+	r.round(t, 1, hc.Interval)
 	if !s.Backends[0].Up() {
 		t.Fatal("healthy backend is down")
 	}
+	r.noChange(t)
 
-	slack := 5 * hc.Interval // a loaded CI machine delays tickers
-	start := time.Now()
 	tb.mode.Store(int32(servfail))
-	c := waitChange(t, ch, "flappy", false, 2*time.Second)
-	detect := c.at.Sub(start)
-	// The first failing probe may come right after the fault, and probes run on a ticker:
-	// when a loaded machine delays one tick, the next still comes on schedule, less than
-	// an interval later. So max_failures probes can span just over max_failures-2
-	// intervals; fewer than that would mean the checker probes faster than configured.
-	lo, hi := time.Duration(maxFailures-2)*hc.Interval, time.Duration(maxFailures)*hc.Interval+hc.Timeout+slack
-	t.Logf("down after %v (interval %v × max_failures %d = %v): %s", detect, hc.Interval, maxFailures, time.Duration(maxFailures)*hc.Interval, c.why)
-	if detect < lo || detect > hi {
-		t.Errorf("detection took %v, want within [%v, %v]", detect, lo, hi)
+	start := r.clk.Now()
+	for i := 1; i <= maxFailures; i++ {
+		res := r.round(t, 1, hc.Interval)[0]
+		if res.err == nil {
+			t.Fatalf("check %d after the fault succeeded", i)
+		}
+		if up := s.Backends[0].Up(); up != (i < maxFailures) {
+			t.Fatalf("after %d failed checks up=%v, want down only at %d", i, up, maxFailures)
+		}
+	}
+	c := waitChange(t, r.changes, "flappy", false)
+	// The fault may come just after a check: the first failing one is then
+	// up to an Interval later, the last max_failures-1 Intervals after it.
+	if d := c.at.Sub(start); d > time.Duration(maxFailures)*hc.Interval {
+		t.Errorf("down after %v on the checker's clock, want at most max_failures × interval = %v", d, time.Duration(maxFailures)*hc.Interval)
+	}
+	if !strings.Contains(c.why, "3 consecutive failed checks") {
+		t.Errorf("reason %q", c.why)
 	}
 
-	start = time.Now()
 	tb.mode.Store(int32(healthy))
-	c = waitChange(t, ch, "flappy", true, 2*time.Second)
-	recover := c.at.Sub(start)
-	lo, hi = time.Duration(rise-2)*hc.Interval, time.Duration(rise)*hc.Interval+slack // same ticker catch-up as above
-	t.Logf("up after %v (interval %v × rise %d = %v)", recover, hc.Interval, rise, time.Duration(rise)*hc.Interval)
-	if recover < lo || recover > hi {
-		t.Errorf("recovery took %v, want within [%v, %v]", recover, lo, hi)
+	for i := 1; i <= rise; i++ {
+		r.round(t, 1, hc.Interval)
+		if up := s.Backends[0].Up(); up != (i == rise) {
+			t.Fatalf("after %d good checks up=%v, want up only at %d", i, up, rise)
+		}
 	}
+	waitChange(t, r.changes, "flappy", true)
 }
 
 // A backend that alternates good and bad answers never reaches two
@@ -277,36 +413,152 @@ func TestAlternatingBackendDoesNotFlap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ch := startChecker(t, s)
-	deadline := time.Now().Add(time.Second)
-	for tb.queries.Load() < 20 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	r := startChecker(t, s, nil)
+	r.results(t, 1)
+	for range 20 {
+		r.round(t, 1, fastCheck(2, 2).Interval)
 	}
-	if n := tb.queries.Load(); n < 10 {
-		t.Fatalf("only %d checks in a second", n)
-	}
-	select {
-	case c := <-ch:
-		t.Fatalf("state changed: %+v", c)
-	default:
-	}
+	r.noChange(t)
 	if !s.Backends[0].Up() {
 		t.Fatal("alternating backend is down")
 	}
 	// With max_failures 1 the same backend does flap: each failure takes it down.
 	tb1 := startBackend(t, alternate, 0) // its own: the answers alternate per server
 	s1, _ := NewSet([]BackendConfig{{Name: "alt1", Address: tb1.addr, HealthCheck: fastCheck(1, 1)}}, nil)
-	_, ch1 := startChecker(t, s1)
-	waitChange(t, ch1, "alt1", false, time.Second)
-	waitChange(t, ch1, "alt1", true, time.Second)
+	r1 := startChecker(t, s1, nil)
+	r1.results(t, 1)
+	r1.round(t, 1, fastCheck(1, 1).Interval)
+	waitChange(t, r1.changes, "alt1", false)
+	r1.round(t, 1, fastCheck(1, 1).Interval)
+	waitChange(t, r1.changes, "alt1", true)
+}
+
+// TestReloadKeepsCheckProgress: a reload hands a backend's check progress to
+// the new Set. The new Checker does not probe before an Interval has passed
+// since the last check, goes on counting failures where the old one stopped,
+// and does not apply its first result directly: one lost check right after a
+// reload does not take a backend down.
+func TestReloadKeepsCheckProgress(t *testing.T) {
+	hc := fastCheck(3, 1)
+	tb := startBackend(t, healthy, 0)
+	cfg := []BackendConfig{{Name: "b", Address: tb.addr, HealthCheck: hc}}
+	old, err := NewSet(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startChecker(t, old, nil)
+	r.results(t, 1)
+	tb.mode.Store(int32(servfail))
+	r.round(t, 1, hc.Interval)
+	r.round(t, 1, hc.Interval) // two failures of three
+	r.clk.waitArmed(t, 1)
+	r.c.Stop()
+	if !old.Backends[0].Up() {
+		t.Fatal("down before max_failures")
+	}
+
+	cur, err := NewSet(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Inherit(old)
+	r2 := startChecker(t, cur, r.clk)
+	r2.clk.waitArmed(t, 1) // waits for the interval instead of probing at once
+	select {
+	case c := <-r2.checks:
+		t.Fatalf("the new checker probed at once: %+v", c)
+	default:
+	}
+	if !cur.Backends[0].Up() {
+		t.Fatal("the reload took the backend down")
+	}
+	r2.clk.Advance(hc.Interval)
+	r2.results(t, 1)
+	c := waitChange(t, r2.changes, "b", false)
+	if !strings.Contains(c.why, "3 consecutive failed checks") {
+		t.Errorf("down because %q, want the third consecutive failure", c.why)
+	}
+
+	// A backend that loses one check right after a reload stays up.
+	tb.mode.Store(int32(healthy))
+	hc2 := fastCheck(2, 1)
+	cfg2 := []BackendConfig{{Name: "b", Address: tb.addr, HealthCheck: hc2}}
+	up, _ := NewSet(cfg2, nil)
+	r3 := startChecker(t, up, nil)
+	r3.results(t, 1)
+	r3.clk.waitArmed(t, 1)
+	r3.c.Stop()
+	tb.mode.Store(int32(servfail))
+	next, _ := NewSet(cfg2, nil)
+	next.Inherit(up)
+	r4 := startChecker(t, next, r3.clk)
+	r4.clk.waitArmed(t, 1)
+	r4.clk.Advance(hc2.Interval)
+	if res := r4.results(t, 1)[0]; res.err == nil {
+		t.Fatal("the check succeeded")
+	}
+	if !next.Backends[0].Up() {
+		t.Fatal("one failed check after a reload took the backend down (max_failures 2)")
+	}
+}
+
+// TestInheritKeepsCounters: queries sent before a reload and answered after
+// it keep the backend's counters whole and its outstanding gauge at zero; a
+// backend whose address changed starts afresh.
+func TestInheritKeepsCounters(t *testing.T) {
+	cfg := []BackendConfig{{Name: "a", Address: "127.0.0.1:5300"}, {Name: "b", Address: "127.0.0.1:5301"}}
+	old, err := NewSet(cfg, map[string]string{"p": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := old.NewLoop()
+	lo.QuerySent(0)
+	lo.QuerySent(0)
+	lo.QuerySent(1)
+	setDown(old.Backends...)
+	old.Pool("").NewLoopPicker().Pick(lo, 0)
+
+	moved := []BackendConfig{cfg[0], {Name: "b", Address: "127.0.0.1:5399"}}
+	cur, err := NewSet(moved, map[string]string{"p": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Inherit(old)
+	ln := cur.NewLoop()
+	ln.ResponseReceived(0, time.Millisecond)
+	ln.TimedOut(0)
+	k := cur.Counters(cur.Backends[0])
+	if k.Queries != 2 || k.Responses != 1 || k.Timeouts != 1 || k.Outstanding != 0 {
+		t.Errorf("a: %+v, want 2 queries, 1 response, 1 timeout, 0 outstanding", k)
+	}
+	if cur.Backends[0].Up() {
+		t.Error("a: health not inherited")
+	}
+	if k := cur.Counters(cur.Backends[1]); k.Queries != 0 || !cur.Backends[1].Up() {
+		t.Errorf("b moved to another address and kept %+v, up=%v", k, cur.Backends[1].Up())
+	}
+	if n := cur.Pool("").NoBackend(); n != 1 {
+		t.Errorf("pool no-backend count %d after reload, want 1", n)
+	}
+	// An answer on a loop of the new Set for a query whose sending the
+	// collector has not seen yet never shows a negative gauge.
+	ln.ResponseReceived(1, time.Millisecond)
+	if k := cur.Counters(cur.Backends[1]); k.Outstanding < 0 {
+		t.Errorf("outstanding %d", k.Outstanding)
+	}
 }
 
 func TestCheckerStopReturns(t *testing.T) {
-	s, _ := NewSet([]BackendConfig{{Name: "slow", Address: startBackend(t, slow, time.Second).addr,
+	tb := startBackend(t, slow, time.Second)
+	s, _ := NewSet([]BackendConfig{{Name: "slow", Address: tb.addr,
 		HealthCheck: HealthCheckConfig{Interval: time.Hour, Timeout: 10 * time.Second}}}, nil)
 	c := NewChecker(s, nil)
 	c.Start(context.Background())
-	time.Sleep(20 * time.Millisecond) // the probe is in flight
+	select { // the probe is in flight
+	case <-tb.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no probe within 10s")
+	}
 	done := make(chan struct{})
 	go func() { c.Stop(); close(done) }()
 	select {

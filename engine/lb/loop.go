@@ -15,16 +15,20 @@ type LoopView interface {
 // only that loop may call its methods other than Outstanding readers used by
 // the collector (which read atomics). Loop implements LoopView.
 type Loop struct {
-	stats []loopBackendStats // indexed by Backend.ID
+	stats []*loopBackendStats // indexed by Backend.ID: this loop's shard of each backend's counters
 }
 
-// Outstanding returns this loop's queries in flight to the backend.
-func (l *Loop) Outstanding(backendID int) int { return int(l.stats[backendID].outstanding.load()) }
+// Outstanding returns this loop's queries in flight to the backend. Right
+// after a reload it may count queries another loop sent on the same shard,
+// or miss some it answers; it is never negative.
+func (l *Loop) Outstanding(backendID int) int {
+	return int(max(l.stats[backendID].outstanding.load(), 0))
+}
 
 // QuerySent records a query written to the backend: one more query and one
 // more outstanding.
 func (l *Loop) QuerySent(backendID int) {
-	s := &l.stats[backendID]
+	s := l.stats[backendID]
 	s.queries.inc()
 	s.outstanding.add(1)
 }
@@ -32,7 +36,7 @@ func (l *Loop) QuerySent(backendID int) {
 // ResponseReceived records the backend's answer to an outstanding query and
 // its latency.
 func (l *Loop) ResponseReceived(backendID int, latency time.Duration) {
-	s := &l.stats[backendID]
+	s := l.stats[backendID]
 	s.responses.inc()
 	s.outstanding.add(-1)
 	s.observe(latency)
@@ -40,7 +44,7 @@ func (l *Loop) ResponseReceived(backendID int, latency time.Duration) {
 
 // TimedOut records an outstanding query the backend never answered.
 func (l *Loop) TimedOut(backendID int) {
-	s := &l.stats[backendID]
+	s := l.stats[backendID]
 	s.timeouts.inc()
 	s.outstanding.add(-1)
 }
@@ -58,8 +62,7 @@ func (l *Loop) SendFailed(backendID int) {
 	l.stats[backendID].sendErrors.inc()
 }
 
-func (l *Loop) addTo(id int, c *Counters) {
-	s := &l.stats[id]
+func (s *loopBackendStats) addTo(c *Counters) {
 	c.Queries += s.queries.load()
 	c.Responses += s.responses.load()
 	c.Timeouts += s.timeouts.load()

@@ -264,7 +264,7 @@ func TestInheritHealth(t *testing.T) {
 	old, _ := newTestSet(t, "", []int{1, 1}, nil)
 	setDown(old.Backends[1])
 	cur, _ := newTestSet(t, "", []int{1, 1, 1}, nil)
-	cur.InheritHealth(old)
+	cur.Inherit(old)
 	if !cur.Backends[0].Up() || cur.Backends[1].Up() || !cur.Backends[2].Up() {
 		t.Fatalf("states %v %v %v, want up down up", cur.Backends[0].Up(), cur.Backends[1].Up(), cur.Backends[2].Up())
 	}

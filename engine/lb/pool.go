@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -19,17 +18,15 @@ type Pool struct {
 
 	ring *ring // consistent_hash only; immutable, shared by every loop
 
-	mu      sync.Mutex // guards pickers; taken when a loop starts, never on Pick
-	pickers []*Picker
-	seeds   atomic.Uint64
+	noBackend *counter // shared with the pool of the same name across reloads (Set.Inherit)
+	seeds     atomic.Uint64
 }
 
 // Picker is one loop's handle on a pool: the pool's policy with this loop's
 // state. Use it from that loop only.
 type Picker struct {
-	pool      *Pool
-	policy    Policy
-	noBackend counter
+	pool   *Pool
+	policy Policy
 }
 
 // NewLoopPicker returns a Picker for one event loop. Call it once per loop
@@ -48,9 +45,6 @@ func (p *Pool) NewLoopPicker() *Picker {
 	default:
 		pk.policy = LeastOutstanding{}
 	}
-	p.mu.Lock()
-	p.pickers = append(p.pickers, pk)
-	p.mu.Unlock()
 	return pk
 }
 
@@ -61,29 +55,21 @@ func (p *Pool) NewLoopPicker() *Picker {
 func (pk *Picker) Pick(view LoopView, qnameHash uint64) *Backend {
 	b := pk.policy.Pick(pk.pool.Backends, view, qnameHash)
 	if b == nil {
-		pk.noBackend.inc()
+		pk.pool.noBackend.inc()
 	}
 	return b
 }
 
 // NoBackend returns how many picks, over every loop, found no backend up.
-func (p *Pool) NoBackend() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var n uint64
-	for _, pk := range p.pickers {
-		n += pk.noBackend.load()
-	}
-	return n
-}
+// The count is rare enough to be one shared atomic.
+func (p *Pool) NoBackend() uint64 { return p.noBackend.load() }
 
 // Set is every configured backend and the pools they form.
 type Set struct {
 	Backends []*Backend       // indexed by Backend.ID, in configuration order
 	Pools    map[string]*Pool // by name; "" is the default pool
 
-	mu    sync.Mutex // guards loops; taken when a loop starts and by collectors
-	loops []*Loop
+	slots atomic.Uint64 // loops started on this Set: each takes the next shard
 }
 
 // NewSet builds backends and pools from configuration. poolPolicies maps a
@@ -109,7 +95,7 @@ func NewSet(cfgs []BackendConfig, poolPolicies map[string]string) (*Set, error) 
 		for _, pn := range c.Pools {
 			p := s.Pools[pn]
 			if p == nil {
-				p = &Pool{Name: pn}
+				p = &Pool{Name: pn, noBackend: new(counter)}
 				s.Pools[pn] = p
 			}
 			if !slices.Contains(p.Backends, b) {
@@ -119,7 +105,7 @@ func NewSet(cfgs []BackendConfig, poolPolicies map[string]string) (*Set, error) 
 	}
 	for pn := range poolPolicies {
 		if s.Pools[pn] == nil {
-			s.Pools[pn] = &Pool{Name: pn}
+			s.Pools[pn] = &Pool{Name: pn, noBackend: new(counter)}
 		}
 	}
 	for _, p := range s.Pools {
@@ -143,35 +129,39 @@ func NewSet(cfgs []BackendConfig, poolPolicies map[string]string) (*Set, error) 
 func (s *Set) Pool(name string) *Pool { return s.Pools[name] }
 
 // NewLoop returns the per-loop counters and outstanding counts for every
-// backend. Call it once per event loop when the loop starts; it takes a lock.
+// backend. Call it once per event loop when the loop starts using this Set.
 func (s *Set) NewLoop() *Loop {
-	l := &Loop{stats: make([]loopBackendStats, len(s.Backends))}
-	s.mu.Lock()
-	s.loops = append(s.loops, l)
-	s.mu.Unlock()
+	slot := s.slots.Add(1) - 1
+	l := &Loop{stats: make([]*loopBackendStats, len(s.Backends))}
+	for i, b := range s.Backends {
+		l.stats[i] = &b.st.shards[slot%uint64(len(b.st.shards))]
+	}
 	return l
 }
 
-// Counters sums a backend's counters over every loop. Safe from any goroutine.
+// Counters sums a backend's counters over every loop. Safe from any
+// goroutine. The outstanding count is read shard by shard while loops move
+// queries in and out, so a read may catch a query's answer and not its
+// sending: it is clamped at zero.
 func (s *Set) Counters(b *Backend) Counters {
 	var c Counters
-	s.mu.Lock()
-	for _, l := range s.loops {
-		l.addTo(b.ID, &c)
+	for i := range b.st.shards {
+		b.st.shards[i].addTo(&c)
 	}
-	s.mu.Unlock()
+	c.Outstanding = max(c.Outstanding, 0)
 	for i := 1; i < len(c.LatencyBuckets); i++ {
 		c.LatencyBuckets[i] += c.LatencyBuckets[i-1]
 	}
 	return c
 }
 
-// InheritHealth copies the health state of old's backends to this set's
-// backends with the same name and address, so that a reload neither sends
-// queries to a backend known to be down nor withholds them from one known to
-// be up while the new Checker runs its first checks. Call it before the new
-// set serves queries; modes up and down still apply when the Checker starts.
-func (s *Set) InheritHealth(old *Set) {
+// Inherit hands each backend of old to this Set's backend of the same name
+// and address: its counters, and, unless the new configuration forces its
+// state with health_checks.mode up or down, its health and the progress of
+// its checks. Pools of the same name keep their no-backend count. Call it
+// before the Set serves queries. Backends no longer configured are dropped
+// with old; backends that are new start afresh.
+func (s *Set) Inherit(old *Set) {
 	if old == nil {
 		return
 	}
@@ -180,9 +170,21 @@ func (s *Set) InheritHealth(old *Set) {
 		prev[b.Name] = b
 	}
 	for _, b := range s.Backends {
-		// A backend forced up or down by its mode takes that state, not the old one.
-		if o := prev[b.Name]; o != nil && o.Addr == b.Addr && b.Config.HealthCheck.Mode == ModeAuto {
-			b.setStatus(o.Status())
+		o := prev[b.Name]
+		if o == nil || o.Addr != b.Addr {
+			continue
+		}
+		if b.Config.HealthCheck.Mode == ModeAuto {
+			b.st = o.st
+			continue
+		}
+		// A forced state is the new configuration's word: keep only the
+		// counters, so the old Set serving until the swap still sees its own.
+		b.st.shards = o.st.shards
+	}
+	for name, p := range s.Pools {
+		if op := old.Pools[name]; op != nil {
+			p.noBackend = op.noBackend
 		}
 	}
 }

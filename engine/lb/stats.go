@@ -16,14 +16,16 @@ var latencyBounds = func() (b [len(LatencyBuckets)]time.Duration) {
 	return b
 }()
 
-// counter has a single writer, so it increments with a load and a store
-// rather than a locked add; readers on other goroutines see whole values.
+// counter is an atomic add: a shard has one writer while a Set serves, but
+// for the moment a reload takes to reach every loop, a loop of the old Set
+// and one of the new may write the same shard. On one writer's cache line an
+// atomic add costs about what a load and a store do.
 type counter struct{ v atomic.Uint64 }
 
-func (c *counter) inc()         { c.v.Store(c.v.Load() + 1) }
-func (c *counter) add(n uint64) { c.v.Store(c.v.Load() + n) }
+func (c *counter) inc()         { c.v.Add(1) }
+func (c *counter) add(n uint64) { c.v.Add(n) }
 func (c *counter) load() uint64 { return c.v.Load() }
-func (g *gauge) add(n int64)    { g.v.Store(g.v.Load() + n) }
+func (g *gauge) add(n int64)    { g.v.Add(n) }
 func (g *gauge) load() int64    { return g.v.Load() }
 
 type gauge struct{ v atomic.Int64 }
