@@ -24,7 +24,17 @@ var metrics = []metric{
 	{"latency p90 µs", "lower", func(r *Results) float64 { return r.Latency.P90US }, "%.0f"},
 	{"latency p99 µs", "lower", func(r *Results) float64 { return r.Latency.P99US }, "%.0f"},
 	{"staple fraction", "higher", func(r *Results) float64 { return r.StapleFrac }, "%.3f"},
+	{"RSS per conn at peak B", "lower", func(r *Results) float64 { return memory(r).PeakPerConn }, "%.0f"},
+	{"RSS per conn at steady state B", "lower", func(r *Results) float64 { return memory(r).SteadyPerConn }, "%.0f"},
 	{"errors", "lower", func(r *Results) float64 { return float64(r.Errors) }, "%.0f"},
+}
+
+// memory returns a report's memory readings, zero for a run that has none.
+func memory(r *Results) *ConnsResults {
+	if r.Memory == nil {
+		return &ConnsResults{}
+	}
+	return r.Memory
 }
 
 // MergeReports averages repeated runs of one case (the A A of an A B A B
@@ -68,6 +78,14 @@ func MergeReports(rs []*Report) (*Report, error) {
 		sum.StapleValid += x.StapleValid
 		sum.StapleInvalid += x.StapleInvalid
 		sum.StapleMissing += x.StapleMissing
+		if x.Memory != nil {
+			if sum.Memory == nil {
+				sum.Memory = &ConnsResults{}
+			}
+			sum.Memory.PeakPerConn += x.Memory.PeakPerConn / n
+			sum.Memory.SteadyPerConn += x.Memory.SteadyPerConn / n
+			sum.Memory.RSSPeak = max(sum.Memory.RSSPeak, x.Memory.RSSPeak)
+		}
 		for k, v := range x.ErrorsByKind {
 			if sum.ErrorsByKind == nil {
 				sum.ErrorsByKind = make(map[string]uint64)

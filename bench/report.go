@@ -22,7 +22,7 @@ type Report struct {
 	Schema  string    `json:"schema"`
 	Tool    string    `json:"tool"`
 	Version string    `json:"version"`
-	Kind    string    `json:"kind"` // "handshake" or "query"
+	Kind    string    `json:"kind"` // "handshake", "query" or "conns"
 	Label   string    `json:"label,omitempty"`
 	Target  string    `json:"target"`
 	Started time.Time `json:"started"`
@@ -73,6 +73,9 @@ type Results struct {
 	// timed out (a timeout longer than the run).
 	Rcodes map[string]uint64 `json:"rcodes,omitempty"`
 	Sent   uint64            `json:"sent,omitempty"`
+
+	// Connection ramps only: the server's resident memory.
+	Memory *ConnsResults `json:"memory,omitempty"`
 
 	ServerCPUSeconds  float64 `json:"server_cpu_s,omitempty"`
 	ServerCPUPerOpUS  float64 `json:"server_cpu_per_op_us,omitempty"`
@@ -201,6 +204,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	row("target", "%s", r.Target)
+	if m := res.Memory; m != nil {
+		row("protocol", "%s connections=%d concurrency=%d", r.Params.Protocol, r.Params.Connections, r.Params.Concurrency)
+		row("open", "%d of %d after %.1f s ramp and %.1f s idle", m.Open, r.Params.Connections, m.RampS, m.SettleS)
+		row("server RSS", "before %s  peak %s  steady %s", fmtBytes(float64(m.RSSBefore)), fmtBytes(float64(m.RSSPeak)), fmtBytes(float64(m.RSSSteady)))
+		row("RSS per conn", "peak %s  steady %s", fmtBytes(m.PeakPerConn), fmtBytes(m.SteadyPerConn))
+		row("machine", "%d CPUs, %s, %s", r.Machine.NProc, r.Machine.CPUModel, r.Machine.GoVersion)
+		return tw.Flush()
+	}
 	switch r.Kind {
 	case "handshake":
 		row("tls", "%s resume=%v curves=%s sni=%s concurrency=%d", r.Params.TLSVersion, r.Params.Resume,
@@ -239,6 +250,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	row("machine", "%d CPUs, %s, %s", r.Machine.NProc, r.Machine.CPUModel, r.Machine.GoVersion)
 	return tw.Flush()
+}
+
+// fmtBytes prints a byte count in kB or MB (powers of 1000, as operators
+// read dashboards), with one decimal.
+func fmtBytes(b float64) string {
+	switch {
+	case b >= 1e6:
+		return fmt.Sprintf("%.1f MB", b/1e6)
+	case b >= 1e3:
+		return fmt.Sprintf("%.1f kB", b/1e3)
+	}
+	return fmt.Sprintf("%.0f B", b)
 }
 
 func orDefault(s, d string) string {

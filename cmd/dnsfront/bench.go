@@ -22,7 +22,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure TLS handshakes and queries per second against any DNS server",
 	}
-	cmd.AddCommand(newBenchHandshakeCmd(), newBenchQueryCmd(), newBenchCompareCmd(), newBenchSummaryCmd())
+	cmd.AddCommand(newBenchHandshakeCmd(), newBenchQueryCmd(), newBenchConnsCmd(), newBenchCompareCmd(), newBenchSummaryCmd())
 	return cmd
 }
 
@@ -167,6 +167,37 @@ func newBenchQueryCmd() *cobra.Command {
 	f.StringVar(&o.TLS.CAFile, "ca", "", "dot/doh: PEM file of CA certificates to verify the server (default: no verification)")
 	f.StringVar(&o.TLS.Version, "tls", "", "dot/doh: TLS version 1.2 or 1.3 (default: either)")
 	f.StringVar(&curves, "curves", "", "dot/doh: key exchange groups, comma-separated")
+	f.StringVar(&o.Path, "path", "/dns-query", "doh: URL path")
+	out.flags(cmd)
+	cmd.MarkFlagRequired("target")
+	return cmd
+}
+
+func newBenchConnsCmd() *cobra.Command {
+	var (
+		o   bench.ConnsOptions
+		out benchOutput
+	)
+	cmd := &cobra.Command{
+		Use:   "conns --target HOST:PORT --proto tcp|dot|doh --count N --server-pid PID [flags]",
+		Short: "Open N idle connections and report the server's resident memory (RSS) per connection at the peak and at steady state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.RunInfo = out.runInfo(cmd)
+			return out.run(cmd, func(ctx context.Context) (*bench.Report, error) { return bench.RunConns(ctx, o) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Target, "target", "", "server address HOST:PORT (required)")
+	f.StringVar(&o.Proto, "proto", "dot", "protocol: tcp, dot or doh")
+	f.IntVar(&o.Count, "count", 10000, "connections to open; each answers one query and then stays idle")
+	f.IntVar(&o.Concurrency, "concurrency", 64, "connections being opened at once")
+	f.DurationVar(&o.Settle, "settle", 30*time.Second, "how long the connections stay idle after the ramp; the last RSS reading is the steady state")
+	f.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per connection: connect, handshake and first answer")
+	f.StringVar(&o.Query, "query", "", "name asked on each connection (default: the demo backend's www name)")
+	f.StringVar(&o.TLS.SNI, "sni", "", "dot/doh: server name to send and verify (default: the target's host)")
+	f.StringVar(&o.TLS.CAFile, "ca", "", "dot/doh: PEM file of CA certificates to verify the server (default: no verification)")
+	f.StringVar(&o.TLS.Version, "tls", "", "dot/doh: TLS version 1.2 or 1.3 (default: either)")
 	f.StringVar(&o.Path, "path", "/dns-query", "doh: URL path")
 	out.flags(cmd)
 	cmd.MarkFlagRequired("target")

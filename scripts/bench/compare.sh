@@ -7,7 +7,7 @@
 # backend in a process of its own). Only one frontend runs at a time.
 # Writes bench/results/compare-DATE/{*.json,compare.md,summary.md,suite.svg}.
 #
-# Environment: as run.sh, plus ROUNDS (2). The default DURATION of 4s keeps
+# Environment: as run.sh (MEM_CONNS=0 skips the memory ramps), plus ROUNDS (2). The default DURATION of 4s keeps
 # the whole comparison (2 rounds x 2 servers x 12 runs) under 4 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,6 +36,7 @@ for r in $(seq "$ROUNDS"); do
 		esac
 		run_suite "$s" "$base" "$out/r$r"
 		stop_server
+		[ "$MEM_CONNS" -gt 0 ] && run_memory "$s" "$out/r$r"
 	done
 done
 
@@ -45,7 +46,7 @@ a=$1 b=${2:-}
 	echo "# dnsfront vs dnsdist, $(date -u +%Y-%m-%d), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 	echo
 	echo "A: $a, B: $b; $ROUNDS alternating rounds of DURATION=$DURATION per run, averaged. $(dnsdist --version 2>/dev/null | head -1)"
-	for c in $SUITE_CASES; do
+	for c in $SUITE_CASES $( [ "$MEM_CONNS" -gt 0 ] && echo "$MEM_CASES"); do
 		as=() bs=()
 		for r in $(seq "$ROUNDS"); do
 			as+=("$out/r$r/$c.$a.json")

@@ -9,9 +9,16 @@ Q_CONNECTIONS=${Q_CONNECTIONS:-4}
 Q_INFLIGHT=${Q_INFLIGHT:-16}
 # Key exchanges the handshake client offers; empty: Go's default (X25519MLKEM768 first).
 CURVES=${CURVES:-}
+# The memory ramp: idle connections per protocol, and how long they stay idle.
+MEM_CONNS=${MEM_CONNS:-10000}
+MEM_SETTLE=${MEM_SETTLE:-20s}
+MEM_PROTOS=${MEM_PROTOS:-"dot doh tcp"}
 BACKEND_ADDR=${BACKEND_ADDR:-}     # an existing backend to use instead of starting one
 BACKEND_PORT=${BACKEND_PORT:-11054}
 # KEEP_WORK=1 keeps the temporary directory (configs, PKI, server logs).
+
+# Ramps hold MEM_CONNS connections: both servers and the client need the descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 PIDS=()
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dnsfront-bench.XXXXXX")
@@ -127,6 +134,9 @@ start_dnsfront() {
 	acl: ["127.0.0.0/8"]
 	general:
 	  event_loops: 0
+	  # Long enough for the memory ramp's idle connections to stay open (dnsdist
+	  # gets the same below).
+	  tcp_idle_timeout: 300s
 	binds:
 	  - listen_address: "127.0.0.1:$((base + 53))"
 	    protocol: Do53
@@ -180,10 +190,12 @@ start_dnsdist() {
 	setSecurityPollSuffix('')
 	setACL({'127.0.0.0/8'})
 	setLocal('127.0.0.1:$((base + 53))')
+	setTCPRecvTimeout(300)
+	setMaxTCPConnectionsPerClient(0)
 	newServer({address='$BACKEND', name='backend'})
 	addTLSLocal('127.0.0.1:$((base + 853))', '$PKI/server.chain.pem', '$PKI/server.key', {ocspResponses={'$PKI/server.ocsp'}, minTLSVersion='tls1.2'})
 	addTLSLocal('127.0.0.1:$((base + 854))', '$PKI/server.chain.pem', '$PKI/server.key', {minTLSVersion='tls1.2'})
-	addDOHLocal('127.0.0.1:$((base + 443))', '$PKI/server.chain.pem', '$PKI/server.key', {'/dns-query'}, {ocspResponses={'$PKI/server.ocsp'}, minTLSVersion='tls1.2'})
+	addDOHLocal('127.0.0.1:$((base + 443))', '$PKI/server.chain.pem', '$PKI/server.key', {'/dns-query'}, {ocspResponses={'$PKI/server.ocsp'}, minTLSVersion='tls1.2', idleTimeout=300})
 	LUA
 	dnsdist --check-config -C "$WORK/dnsdist.conf" >&2 || die "dnsdist rejects $WORK/dnsdist.conf"
 	dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf" >"$WORK/dnsdist.log" 2>&1 &
@@ -236,7 +248,30 @@ run_suite() {
 	done
 }
 
+# run_memory NAME OUTDIR: for each protocol of MEM_PROTOS, a fresh server
+# (start_NAME on port base 13000), a ramp of MEM_CONNS idle connections,
+# and the server's RSS per connection at the peak and after MEM_SETTLE.
+# A fresh process per protocol, so that one ramp's heap is not reused by
+# the next. Writes mem-PROTO.NAME.json.
+run_memory() {
+	local name=$1 out=$2 p port
+	for p in $MEM_PROTOS; do
+		"start_$name" 13000
+		case $p in
+		tcp) port=13053 ;;
+		dot) port=13853 ;;
+		doh) port=13443 ;;
+		esac
+		log "$name: memory, $MEM_CONNS idle $p connections"
+		"$BIN" bench conns --target "127.0.0.1:$port" --proto "$p" --count "$MEM_CONNS" --settle "$MEM_SETTLE" \
+			--sni dns.test --ca "$PKI/ca.pem" --server-pid "$SERVER_PID" \
+			--label "$name mem $p" --json "$out/mem-$p.$name.json" >/dev/null
+		stop_server
+	done
+}
+
 # The cases of run_suite, in order, for tables.
 SUITE_CASES="hs-tls1.3-full-stapled hs-tls1.3-full-bare hs-tls1.3-resumed-stapled hs-tls1.3-resumed-bare
 hs-tls1.2-full-stapled hs-tls1.2-full-bare hs-tls1.2-resumed-stapled hs-tls1.2-resumed-bare
 query-udp query-tcp query-dot query-doh"
+MEM_CASES=$(for p in $MEM_PROTOS; do printf 'mem-%s ' "$p"; done)

@@ -8,7 +8,8 @@
 # bench/results/run-DATE/ (and bench/results/latest.md).
 #
 # Environment: BIN (bin/dnsfront), DURATION per run (5s; 12 runs),
-# HS_CONCURRENCY, Q_CONNECTIONS, Q_INFLIGHT, BACKEND_ADDR, RESULTS.
+# HS_CONCURRENCY, Q_CONNECTIONS, Q_INFLIGHT, BACKEND_ADDR, RESULTS,
+# MEM_CONNS (10000; 0 skips the memory ramps), MEM_SETTLE, MEM_PROTOS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/bench/lib.sh
@@ -22,9 +23,11 @@ make_pki
 start_backend
 start_dnsfront 11000
 run_suite dnsfront 11000 "$out"
+stop_server
+[ "$MEM_CONNS" -gt 0 ] && run_memory dnsfront "$out"
 
 files=()
-for c in $SUITE_CASES; do files+=("$out/$c.dnsfront.json"); done
+for c in $SUITE_CASES $( [ "$MEM_CONNS" -gt 0 ] && echo "$MEM_CASES"); do files+=("$out/$c.dnsfront.json"); done
 {
 	echo "# dnsfront bench, $(date -u +%Y-%m-%d), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 	echo
