@@ -6,8 +6,11 @@ LDFLAGS := -X github.com/dnsfront/dnsfront/internal/server.Version=$(VERSION)
 # Packages whose tests run under the race detector (all of them: every package has
 # goroutines or is driven by ones that do).
 RACE_PKGS := ./...
+# staticcheck and its version: .ci/run installs this one.
+STATICCHECK         ?= staticcheck
+STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build run test test-short bench bench-compare lint fmt clean
+.PHONY: build run test test-short bench bench-compare lint staticcheck fmt clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dnsfront
@@ -27,10 +30,17 @@ bench: build
 bench-compare: build
 	./scripts/bench/compare.sh
 
+# lint: gofmt, go vet, a tidy go.mod (direct dependencies not marked indirect).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+# staticcheck: unused code, deprecated APIs, suspicious constructs.
+staticcheck:
+	@command -v $(STATICCHECK) >/dev/null || { echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)"; exit 1; }
+	$(STATICCHECK) ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
