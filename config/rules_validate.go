@@ -425,7 +425,11 @@ func ParseRCode(s string) (int, error) {
 		}
 		return n, nil
 	}
-	if rc, ok := dns.StringToRcode[strings.ToUpper(s)]; ok {
+	u := strings.ToUpper(s)
+	if u == "BADVERS" { // shares 16 with BADSIG, which is the only one in miekg/dns's table
+		return dns.RcodeBadVers, nil
+	}
+	if rc, ok := dns.StringToRcode[u]; ok {
 		return rc, nil
 	}
 	return 0, fmt.Errorf("unknown rcode %q (want e.g. NOERROR, NXDOMAIN, SERVFAIL, REFUSED or a number)", s)

@@ -1,0 +1,132 @@
+package rules
+
+import (
+	"sync"
+)
+
+// maxDynQTypes bounds the query types that qtype-rate rules can watch.
+const maxDynQTypes = 8
+
+// maxTrackedPerLoop bounds the clients (at the finest mask) a loop counts in one second. A
+// flood from spoofed sources must not grow the counters without limit; clients past the bound
+// are not counted in that second (dnsfront_dynblock_untracked_total).
+const maxTrackedPerLoop = 1 << 18
+
+// clientCount is what a loop counts for one client network in one second.
+type clientCount struct {
+	key         clientKey
+	queries     uint32
+	responses   uint32
+	bytes       uint64
+	cacheHits   uint32
+	cacheMisses uint32
+	rcodes      [16]uint32
+	qtypes      [maxDynQTypes]uint32
+}
+
+func (c *clientCount) add(o *clientCount) {
+	c.queries += o.queries
+	c.responses += o.responses
+	c.bytes += o.bytes
+	c.cacheHits += o.cacheHits
+	c.cacheMisses += o.cacheMisses
+	for i := range c.rcodes {
+		c.rcodes[i] += o.rcodes[i]
+	}
+	for i := range c.qtypes {
+		c.qtypes[i] += o.qtypes[i]
+	}
+}
+
+func (c *clientCount) sub(o *clientCount) {
+	c.queries -= o.queries
+	c.responses -= o.responses
+	c.bytes -= o.bytes
+	c.cacheHits -= o.cacheHits
+	c.cacheMisses -= o.cacheMisses
+	for i := range c.rcodes {
+		c.rcodes[i] -= o.rcodes[i]
+	}
+	for i := range c.qtypes {
+		c.qtypes[i] -= o.qtypes[i]
+	}
+}
+
+func (c *clientCount) zero() bool { return c.queries == 0 && c.responses == 0 }
+
+// suffixCount counts the responses for names under one suffix in one second.
+type suffixCount struct {
+	rule   int    // index of the suffix-match rule (its labels and rcode)
+	name   string // lower-case wire form
+	count  uint32
+	nameAt int // offset of the name in the loop's arena while counting
+	nameLn int
+}
+
+// window is one loop's counters for the current second. The loop writes it under mu; the
+// evaluator swaps it for an empty one once a second, so the lock is contended only then.
+type window struct {
+	clients   []clientCount
+	index     map[clientKey]int32
+	suffixes  []suffixCount
+	sIndex    map[uint64]int32
+	arena     []byte
+	untracked uint64
+}
+
+func newWindow() *window {
+	return &window{index: make(map[clientKey]int32), sIndex: make(map[uint64]int32)}
+}
+
+func (w *window) reset() {
+	w.clients = w.clients[:0]
+	clear(w.index)
+	w.suffixes = w.suffixes[:0]
+	clear(w.sIndex)
+	w.arena = w.arena[:0]
+	w.untracked = 0
+}
+
+// client returns the counters of k, or nil past the tracking bound.
+func (w *window) client(k clientKey) *clientCount {
+	if i, ok := w.index[k]; ok {
+		return &w.clients[i]
+	}
+	if len(w.clients) >= maxTrackedPerLoop {
+		w.untracked++
+		return nil
+	}
+	w.index[k] = int32(len(w.clients))
+	w.clients = append(w.clients, clientCount{key: k})
+	return &w.clients[len(w.clients)-1]
+}
+
+// suffix counts one response under the suffix of name selected by rule r.
+func (w *window) suffix(rule int, name []byte, h uint64) {
+	h ^= uint64(rule) * fibMul
+	if i, ok := w.sIndex[h]; ok {
+		s := &w.suffixes[i]
+		if s.rule == rule && equalFold(name, w.arena[s.nameAt:s.nameAt+s.nameLn]) {
+			s.count++
+			return
+		}
+	}
+	if len(w.suffixes) >= maxTrackedPerLoop {
+		w.untracked++
+		return
+	}
+	at := len(w.arena)
+	for _, b := range name {
+		w.arena = append(w.arena, lower(b))
+	}
+	w.sIndex[h] = int32(len(w.suffixes))
+	w.suffixes = append(w.suffixes, suffixCount{rule: rule, count: 1, nameAt: at, nameLn: len(name)})
+}
+
+// loopCounters is one loop's pair of windows, padded against false sharing with neighbours.
+type loopCounters struct {
+	mu    sync.Mutex
+	cur   *window
+	spare *window
+	_     [40]byte
+}
