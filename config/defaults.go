@@ -24,21 +24,29 @@ const (
 	// memory take about a fifth of a handshake's server CPU. 400 measured 1.25× more
 	// handshakes per server-CPU-second (docs/benchmarks.md) for a heap that may grow to five
 	// times what is live, which is small for a frontend (about 10 kB per idle connection).
-	DefaultGCPercent        = 400
-	DefaultMinimumTLS       = "tls1.2" // dnsdist says tls1.0; TLS 1.0/1.1 are deprecated (RFC 8996)
-	DefaultTicketKeys       = 5
-	DefaultTicketRotation   = 43200 // seconds
-	DefaultHandshakes       = 1024
-	DefaultHandshakeQueue   = 4096
-	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultHandshakesPerIP  = 128
-	DefaultDoHPath          = "/dns-query"
-	DefaultDoHIdleTimeout   = 30 // seconds
-	DefaultDoHStreams       = 100
-	DefaultDoHBodySize      = 65535
-	DefaultHealthQName      = "a.root-servers.net."
-	DefaultPolicy           = "leastOutstanding"
-	DefaultOCSPValidity     = 24 * time.Hour
+	DefaultGCPercent = 400
+	// DefaultMemoryLimitPercent bounds what gc_percent 400 lets the heap grow to. Below
+	// the limit the collector paces itself by gc_percent, so handshakes keep its gains;
+	// as the process nears the limit the collector runs more often instead of letting a
+	// burst of connections take the heap to five times what is live. 70% of the cgroup's
+	// (else the machine's) memory leaves 30% for what the runtime does not count: the
+	// kernel's socket buffers (tens of kilobytes per busy connection), page cache and
+	// other processes; the limit is soft, so a live heap above it is slowed, not killed.
+	DefaultMemoryLimitPercent = 70
+	DefaultMinimumTLS         = "tls1.2" // dnsdist says tls1.0; TLS 1.0/1.1 are deprecated (RFC 8996)
+	DefaultTicketKeys         = 5
+	DefaultTicketRotation     = 43200 // seconds
+	DefaultHandshakes         = 1024
+	DefaultHandshakeQueue     = 4096
+	DefaultHandshakeTimeout   = 5 * time.Second
+	DefaultHandshakesPerIP    = 128
+	DefaultDoHPath            = "/dns-query"
+	DefaultDoHIdleTimeout     = 30 // seconds
+	DefaultDoHStreams         = 100
+	DefaultDoHBodySize        = 65535
+	DefaultHealthQName        = "a.root-servers.net."
+	DefaultPolicy             = "leastOutstanding"
+	DefaultOCSPValidity       = 24 * time.Hour
 )
 
 func boolPtr(b bool) *bool { return &b }
@@ -58,6 +66,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&g.UDPTimeout, DefaultUDPTimeout)
 	orDefault(&g.TCPIdleTimeout, Duration(DefaultTCPIdleTimeout))
 	orDefault(&g.MaxTCPInFlight, DefaultMaxTCPInFlight)
+	orDefault(&g.MemoryLimit, MemoryLimit{Percent: DefaultMemoryLimitPercent})
 	orDefault(&g.LogLevel, "info")
 	orDefault(&g.GCPercent, DefaultGCPercent)
 	if c.ACL == nil {

@@ -23,7 +23,11 @@ type Error struct {
 	Column int
 	Path   string // YAML path such as binds[0].protocol; empty for syntax errors
 	Msg    string
+	Err    error // the cause, when the error came from outside the loader (see Config.At)
 }
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -75,6 +79,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 	}
 	cfg.Path = name
+	cfg.file = file
 	cfg.applyDefaults()
 	v := &validator{name: name, file: file}
 	cfg.validate(v)
@@ -83,6 +88,19 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, v.errs
 	}
 	return cfg, nil
+}
+
+// At locates err at a key path of this configuration ("binds[1].tls.ticket_key_file"):
+// its message becomes file:line:column: path: err, as the loader's own errors read, so a
+// problem found later (a certificate that does not load, a ticket key file of the wrong
+// size) names the file and the key that led to it.
+func (c *Config) At(path string, err error) error {
+	e := &Error{File: c.Path, Path: path, Msg: err.Error(), Err: err}
+	if c.file != nil {
+		v := &validator{name: c.Path, file: c.file}
+		e.Line, e.Column = v.position(path)
+	}
+	return e
 }
 
 // yamlError turns a decoder error into an Error with its position and key path, and

@@ -5,10 +5,14 @@ package config
 // health-check timeout in milliseconds, ...). Keys that dnsdist does not have use Go durations
 // ("24h", "500ms") so that their unit is explicit.
 
+import "github.com/goccy/go-yaml/ast"
+
 // Config is the whole configuration file. It is immutable once Load returns it.
 type Config struct {
 	// Path is the file the configuration was read from (not a YAML key).
 	Path string `yaml:"-"`
+	// file is the parsed YAML, to locate keys in errors found after loading (At).
+	file *ast.File
 
 	General               General               `yaml:"general"`
 	ACL                   []string              `yaml:"acl"`
@@ -43,6 +47,9 @@ type General struct {
 	// GCPercent is the Go garbage collector's target (GOGC); -1 turns the collector off.
 	// The GOGC environment variable, when set, wins.
 	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimit is the runtime's soft memory limit: bytes, a percentage of the cgroup's
+	// or the machine's memory, or off. The GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit MemoryLimit `yaml:"memory_limit"`
 }
 
 // Bind is one listening address (dnsdist's bind).

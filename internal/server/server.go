@@ -7,6 +7,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +63,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{log: log, path: path, cfg: cfg, started: time.Now(), reg: prometheus.NewRegistry()}
 	setGCPercent(cfg)
+	setMemoryLimit(cfg, log)
 	s.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reloads_total", Help: "Successful reloads."})
 	s.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reload_failures_total", Help: "Reloads rejected; the previous state kept serving."})
 	s.reg.MustRegister(s.reloads, s.reloadFailures, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -76,10 +79,12 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		s.loops = runtime.NumCPU()
 	}
 	s.tls = map[string]*tlsBind{}
-	s.st = &staples{}
-	s.st.mgr = ocsp.NewManager(withLogger(ocspOptions(cfg.OCSP), log), s.st.publish)
+	clock := ocsp.SystemClock()
+	s.st = newStaples(clock, log)
+	oo := withLogger(ocspOptions(cfg.OCSP), log)
+	oo.Clock = clock
+	s.st.mgr = ocsp.NewManager(oo, s.st.publish)
 	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn, newHandshakeCollector(s))
-	s.reg.MustRegister(tlsframe.HandshakeCollector())
 	fail := func(err error) (*Server, error) {
 		s.closeTLS()
 		s.stopDemo()
@@ -99,9 +104,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := s.commit(p); err != nil {
-		return fail(err)
-	}
+	s.commit(p)
 	binds, err := s.buildBinds(cfg)
 	if err != nil {
 		return fail(err)
@@ -164,12 +167,11 @@ func (s *Server) reload() error {
 	if err != nil {
 		return err
 	}
-	if err := s.commit(p); err != nil {
-		return err
-	}
+	s.commit(p)
 	s.eng.Publish(p.be.state)
 	s.useBackends(p.be)
 	setGCPercent(cfg)
+	setMemoryLimit(cfg, s.log)
 	s.cfg = cfg
 	return nil
 }
@@ -188,17 +190,20 @@ func (s *Server) useBackends(b *backends) {
 	s.dyn.set(b)
 }
 
-// plan is a configuration fully loaded and checked, ready to be swapped in.
+// plan is a configuration fully loaded and checked, ready to be swapped in: everything a
+// reload reads from disk is in it, so that commit only swaps pointers.
 type plan struct {
 	be      *backends
-	snaps   map[*tlsframe.Store]*tlsframe.Snapshot
+	snaps   map[*tlsframe.Store]*tlsframe.Snapshot // without staples: commit adds the held ones
 	routes  map[string][]stapleRoute
-	sources map[string]ocsp.CertSource
-	tickets map[*tlsBind]string // ticket key files to (re)load
+	ocsp    *ocsp.Plan
+	tickets map[*tlsBind]*tlsframe.TicketKeyUpdate // ticket key files read for each bind
 }
 
-// prepare loads everything a configuration names (certificates, keys, backends) without
-// changing what is served.
+// prepare reads and checks everything a configuration names (backends, certificates and
+// keys, ticket key files, staple sources with their cache and response files) and builds
+// the new state beside the old, changing nothing that is served. Its errors name the
+// file and the key.
 func (s *Server) prepare(cfg *config.Config) (*plan, error) {
 	if err := ensureDevPKI(cfg); err != nil {
 		return nil, err
@@ -208,39 +213,69 @@ func (s *Server) prepare(cfg *config.Config) (*plan, error) {
 		return nil, err
 	}
 	p := &plan{be: be, snaps: map[*tlsframe.Store]*tlsframe.Snapshot{}, routes: map[string][]stapleRoute{},
-		sources: map[string]ocsp.CertSource{}, tickets: map[*tlsBind]string{}}
-	for _, b := range cfg.Binds {
+		tickets: map[*tlsBind]*tlsframe.TicketKeyUpdate{}}
+	sources := map[string]ocsp.CertSource{}
+	keys := map[string]string{} // certificate ID → the key of its first source, for errors
+	for i, b := range cfg.Binds {
 		if b.TLS == nil {
 			continue
 		}
 		tb := s.tls[b.ListenAddress]
-		if b.TLS.TicketKeyFile != tb.keyFile {
-			p.tickets[tb] = b.TLS.TicketKeyFile
+		// The ticket key file is read at every reload, changed or not: rewriting it and
+		// reloading is how keys from a file rotate (as with dnsdist). An absent key keeps
+		// the ring: dropping keys would end every session.
+		if f := b.TLS.TicketKeyFile; f != "" {
+			u, err := tb.tickets.Prepare(f)
+			if err != nil {
+				return nil, cfg.At(fmt.Sprintf("binds[%d].tls.ticket_key_file", i), err)
+			}
+			p.tickets[tb] = u
 		}
-		snap, err := buildSnapshot(b, tb)
+		snap, err := loadSnapshot(b, tb.tickets, tb.keyLog)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+			return nil, cfg.At(fmt.Sprintf("binds[%d].tls.certificates", i), err)
 		}
 		p.snaps[tb.store] = snap
-		if err := stapleSources(b, snap, tb, p.routes, p.sources); err != nil {
-			return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+		if err := stapleSources(cfg, i, snap, tb.store, p.routes, sources, keys); err != nil {
+			return nil, err
 		}
+	}
+	if p.ocsp, err = prepareSources(s.st.mgr, cfg, sources, keys); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
-// commit swaps a prepared configuration in: ticket keys, then snapshots with their staples.
-func (s *Server) commit(p *plan) error {
-	for tb, file := range p.tickets {
-		if file == "" {
-			continue // keep the ring: dropping keys would end every session
-		}
-		if err := tb.tickets.Reload(file); err != nil {
-			return fmt.Errorf("ticket_key_file: %w", err)
-		}
-		tb.keyFile = file
+// prepareSources has the manager check and read the staple sources; an error names the
+// key of the certificate's first source.
+func prepareSources(m *ocsp.Manager, cfg *config.Config, sources map[string]ocsp.CertSource, keys map[string]string) (*ocsp.Plan, error) {
+	list := make([]ocsp.CertSource, 0, len(sources))
+	for _, src := range sources {
+		list = append(list, src)
 	}
-	return s.st.apply(p.snaps, p.routes, p.sources)
+	slices.SortFunc(list, func(a, b ocsp.CertSource) int { return cmp.Compare(keys[a.ID], keys[b.ID]) })
+	p, err := m.Prepare(list)
+	if err != nil {
+		var se *ocsp.SourceError
+		if errors.As(err, &se) && se.Index < len(list) {
+			return nil, cfg.At(keys[list[se.Index].ID]+".ocsp", err)
+		}
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	return p, nil
+}
+
+// commit swaps a prepared configuration in: ticket keys, the staple sources, then the
+// snapshots with the staples held for them. Nothing in it reads a file or can fail, so a
+// reload either changes everything or, when prepare failed, nothing.
+func (s *Server) commit(p *plan) {
+	for tb, u := range p.tickets {
+		tb.tickets.Install(u)
+	}
+	// The manager first: it publishes what the new sources give into the staples held,
+	// which install then puts into the new snapshots.
+	s.st.mgr.Commit(p.ocsp)
+	s.st.install(p.snaps, p.routes)
 }
 
 // Shutdown stops taking queries, lets those in flight finish up to the drain timeout and
@@ -263,6 +298,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) closeTLS() {
 	if s.st != nil && s.st.mgr != nil {
 		_ = s.st.mgr.Close()
+		s.st.close()
 	}
 	for _, tb := range s.tls {
 		tb.tickets.Stop()
@@ -290,18 +326,31 @@ func Check(path string) error {
 	if _, err := buildState(cfg, nil); err != nil {
 		return err
 	}
-	for _, b := range cfg.Binds {
+	sources, keys := map[string]ocsp.CertSource{}, map[string]string{}
+	for i, b := range cfg.Binds {
 		if b.TLS == nil {
 			continue
 		}
-		if _, err := loadSnapshot(b, nil, nil); err != nil {
+		if f := b.TLS.TicketKeyFile; f != "" {
+			if _, err := tlsframe.NewTicketKeys(b.TLS.NumberOfTicketsKeys, 0, f); err != nil {
+				return cfg.At(fmt.Sprintf("binds[%d].tls.ticket_key_file", i), err)
+			}
+		}
+		snap, err := loadSnapshot(b, nil, nil)
+		if err != nil {
 			if cfg.DevPKI != nil && errors.Is(err, os.ErrNotExist) {
 				continue // created by dev_pki at start
 			}
-			return fmt.Errorf("%s: %w", cfg.Path, err)
+			return cfg.At(fmt.Sprintf("binds[%d].tls.certificates", i), err)
+		}
+		if err := stapleSources(cfg, i, snap, nil, map[string][]stapleRoute{}, sources, keys); err != nil {
+			return err
 		}
 	}
-	return nil
+	m := ocsp.NewManager(ocspOptions(cfg.OCSP), func(string, *ocsp.Staple) {})
+	defer m.Close()
+	_, err = prepareSources(m, cfg, sources, keys)
+	return err
 }
 
 func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {

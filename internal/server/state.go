@@ -93,7 +93,7 @@ func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 		out.caches[pc.Name] = &cacheEntry{opts: o, cache: packetcache.New(o)}
 	}
 	if prev != nil {
-		set.InheritHealth(prev.set)
+		set.Inherit(prev.set)
 	}
 	ebs := make([]*engine.Backend, len(set.Backends))
 	for i, b := range set.Backends {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/dnsfront/dnsfront/config"
@@ -24,68 +23,7 @@ type tlsBind struct {
 	store   *tlsframe.Store
 	hs      *tlsframe.Handshaker
 	tickets *tlsframe.TicketKeys
-	keyFile string   // ticket_key_file the ring was loaded from
 	keyLog  *os.File // key_log_file, opened once for the life of the bind
-}
-
-// staples routes the OCSP manager's staples to the snapshots that serve each certificate.
-// Staples are keyed by certificate (the leaf's SHA-256), so the disk cache and the state
-// survive a change of source settings; a bind that names no source for a certificate
-// serves it bare even when another bind staples it.
-type staples struct {
-	mu     sync.Mutex // serialises read-modify-publish of snapshots
-	routes map[string][]stapleRoute
-	// staged holds the snapshots of a reload being validated: staples published meanwhile
-	// go into them, and commit publishes them all at once.
-	staged map[*tlsframe.Store]*tlsframe.Snapshot
-	mgr    *ocsp.Manager
-}
-
-type stapleRoute struct {
-	store  *tlsframe.Store
-	certID string
-}
-
-func (s *staples) publish(id string, st *ocsp.Staple) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var der []byte
-	if st != nil {
-		der = st.DER
-	}
-	for _, r := range s.routes[id] {
-		if snap, ok := s.staged[r.store]; ok {
-			s.staged[r.store] = snap.WithStaple(r.certID, der)
-		} else if cur := r.store.Current(); cur != nil {
-			r.store.Publish(cur.WithStaple(r.certID, der))
-		}
-	}
-}
-
-// apply installs new snapshots and staple sources: the manager loads every source (files,
-// cache, minting) into the staged snapshots, and only if it accepts them all are they
-// published. On error nothing changes.
-func (s *staples) apply(snaps map[*tlsframe.Store]*tlsframe.Snapshot, routes map[string][]stapleRoute, srcs map[string]ocsp.CertSource) error {
-	s.mu.Lock()
-	oldRoutes := s.routes
-	s.routes, s.staged = routes, snaps
-	s.mu.Unlock()
-	list := make([]ocsp.CertSource, 0, len(srcs))
-	for _, src := range srcs {
-		list = append(list, src)
-	}
-	err := s.mgr.Set(list)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		s.routes, s.staged = oldRoutes, nil
-		return err
-	}
-	for st, snap := range s.staged {
-		st.Publish(snap)
-	}
-	s.staged = nil
-	return nil
 }
 
 // ensureDevPKI creates the development PKI the configuration asks for.
@@ -146,29 +84,11 @@ func alpnFor(protocol string) []string {
 	return []string{"dot"}
 }
 
-// buildSnapshot loads a bind's certificates. Staples already served for the same
-// certificates are carried over, so that a reload never serves a handshake without one;
-// the OCSP manager then publishes what the new files and sources say.
-func buildSnapshot(b config.Bind, tb *tlsBind) (*tlsframe.Snapshot, error) {
-	snap, err := loadSnapshot(b, tb.tickets, tb.keyLog)
-	if err != nil {
-		return nil, err
-	}
-	if cur := tb.store.Current(); cur != nil {
-		for _, ci := range cur.Certificates() {
-			if ci.OCSPStaple != nil {
-				if _, ok := snap.Cert(ci.ID); ok {
-					snap = snap.WithStaple(ci.ID, ci.OCSPStaple)
-				}
-			}
-		}
-	}
-	return snap, nil
-}
-
-// stapleSources lists the OCSP sources of a bind's certificates for the manager, and the
-// routes from each source to the snapshot entry it staples.
-func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes map[string][]stapleRoute, srcs map[string]ocsp.CertSource) error {
+// stapleSources lists the OCSP sources of binds[bi]'s certificates for the manager, and
+// the routes from each source to the snapshot entry it staples in store (nil for
+// check-config). Errors name the file and the key.
+func stapleSources(cfg *config.Config, bi int, snap *tlsframe.Snapshot, store *tlsframe.Store, routes map[string][]stapleRoute, srcs map[string]ocsp.CertSource, keys map[string]string) error {
+	b := cfg.Binds[bi]
 	certs := snap.Certificates()
 	for i, c := range b.TLS.Certificates {
 		if i >= len(certs) {
@@ -177,12 +97,13 @@ func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes m
 		ci := certs[i]
 		src := ocsp.CertSource{ID: ci.ID, Name: c.Certificate, Chain: ci.Chain}
 		if c.Issuer != "" {
+			key := fmt.Sprintf("binds[%d].tls.certificates[%d].issuer", bi, i)
 			issuer, err := ocsp.ReadCertFile(c.Issuer)
 			if err != nil {
-				return fmt.Errorf("bind %s: issuer: %w", b.ListenAddress, err)
+				return cfg.At(key, err)
 			}
 			if err := ci.Chain[0].CheckSignatureFrom(issuer); err != nil {
-				return fmt.Errorf("bind %s: %s did not issue %s: %w", b.ListenAddress, c.Issuer, c.Certificate, err)
+				return cfg.At(key, fmt.Errorf("%s did not issue %s: %w", c.Issuer, c.Certificate, err))
 			}
 			// The manager takes the issuer from the chain: give it a chain that ends with it.
 			src.Chain = append([]*x509.Certificate{ci.Chain[0]}, issuer)
@@ -199,7 +120,10 @@ func stapleSources(b config.Bind, snap *tlsframe.Snapshot, tb *tlsBind, routes m
 		if len(src.Files) == 0 && !src.Fetch && src.Generate == nil {
 			continue // no staple source: this bind serves the certificate bare
 		}
-		routes[src.ID] = append(routes[src.ID], stapleRoute{store: tb.store, certID: ci.ID})
+		routes[src.ID] = append(routes[src.ID], stapleRoute{store: store, certID: ci.ID})
+		if _, ok := keys[src.ID]; !ok {
+			keys[src.ID] = fmt.Sprintf("binds[%d].tls.certificates[%d]", bi, i)
+		}
 		srcs[src.ID] = mergeSources(srcs[src.ID], src)
 	}
 	return nil
@@ -249,7 +173,6 @@ func newTLSBind(b config.Bind, loops int, log *slog.Logger) (*tlsBind, error) {
 		addr:    b.ListenAddress,
 		store:   tlsframe.NewStore(loops),
 		tickets: tickets,
-		keyFile: t.TicketKeyFile,
 		hs: tlsframe.NewHandshaker(tlsframe.HandshakerOptions{
 			MaxConcurrent: t.MaxConcurrentHandshakes,
 			MaxQueue:      t.HandshakeQueue,
