@@ -10,15 +10,17 @@ import (
 // aptPackages names the Debian package of each real peer the tests run, for
 // the message of a missing one (.ci/run installs them).
 var aptPackages = map[string]string{
-	"curl":    "curl",
-	"dig":     "bind9-dnsutils",
-	"dnsdist": "dnsdist",
-	"dnsperf": "dnsperf",
-	"h2load":  "nghttp2-client",
-	"kdig":    "knot-dnsutils",
-	"nghttp":  "nghttp2-client",
-	"openssl": "openssl",
-	"unbound": "unbound",
+	"curl":             "curl",
+	"dig":              "bind9-dnsutils",
+	"dnsdist":          "dnsdist",
+	"dnsperf":          "dnsperf",
+	"h2load":           "nghttp2-client",
+	"kdig":             "knot-dnsutils",
+	"nghttp":           "nghttp2-client",
+	"openssl":          "openssl",
+	"systemd-analyze":  "systemd",
+	"systemd-sysusers": "systemd",
+	"unbound":          "unbound",
 }
 
 // InCI reports whether the environment variable CI is set to a true value,

@@ -45,7 +45,7 @@ func TestACLDropsOutsiders(t *testing.T) {
 	if got := be.Count(""); got != 0 {
 		t.Errorf("the backend saw %d queries from a client outside the ACL", got)
 	}
-	after := d.WaitMetric(`dnsfront_dropped_queries_total{reason="acl"}`, time.Second, func(v float64) bool { return v >= before+2 })
+	after := d.WaitMetric(`dnsfront_dropped_queries_total{reason="acl"}`, 10*time.Second, func(v float64) bool { return v >= before+2 })
 	if after < before+2 {
 		t.Errorf(`dnsfront_dropped_queries_total{reason="acl"} went %v → %v, want at least +2 (one UDP query, one TCP connection)`, before, after)
 	}

@@ -1,19 +1,17 @@
 package e2e
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // BackendOptions is how a test backend behaves.
@@ -66,45 +64,8 @@ func StartBackend(t testing.TB, opts BackendOptions) *Backend {
 	b := &Backend{opts: opts, rnd: rand.New(rand.NewPCG(1, 2))}
 	b.extra = parseRRs(t, "backend additional record", opts.Additional)
 	b.zone = newZone(parseRRs(t, "backend record", opts.Records))
-	host := opts.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	var stop func()
-	b.Addr, stop = serveDNS(t, host, dns.HandlerFunc(b.serve))
-	t.Cleanup(stop)
+	b.Addr = testutil.StartDNS(t, dns.HandlerFunc(b.serve), testutil.DNSOptions{Host: opts.Host}).Addr
 	return b
-}
-
-// serveDNS serves h on UDP and TCP of one free port of host and returns the address and
-// a function that stops both servers (it may be called once).
-func serveDNS(t testing.TB, host string, h dns.Handler) (string, func()) {
-	t.Helper()
-	pc, ln, err := listenBoth(host)
-	if err != nil {
-		t.Fatalf("backend: %v", err)
-	}
-	started := make(chan struct{}, 2)
-	notify := func() { started <- struct{}{} }
-	// UDPSize is the read buffer: answers to dnsfront may be as large as its EDNS size.
-	udp := &dns.Server{PacketConn: pc, Handler: h, UDPSize: 65535, NotifyStartedFunc: notify}
-	tcp := &dns.Server{Listener: ln, Handler: h, NotifyStartedFunc: notify}
-	for _, srv := range []*dns.Server{udp, tcp} {
-		go func() { _ = srv.ActivateAndServe() }()
-	}
-	for range 2 {
-		select {
-		case <-started:
-		case <-time.After(5 * time.Second):
-			t.Fatal("backend did not start")
-		}
-	}
-	return pc.LocalAddr().String(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = udp.ShutdownContext(ctx)
-		_ = tcp.ShutdownContext(ctx)
-	}
 }
 
 // txtRecords returns n distinct TXT records for name, each with size bytes of text (in
@@ -162,26 +123,6 @@ func (z zone) lookup(q dns.Question) ([]dns.RR, bool) {
 		}
 	}
 	return out, ok
-}
-
-// listenBoth opens a UDP socket and a TCP listener on the same free port of host.
-func listenBoth(host string) (net.PacketConn, net.Listener, error) {
-	for range 20 {
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, nil, err
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-		if err == nil {
-			return pc, ln, nil
-		}
-		pc.Close()
-		if !errors.Is(err, syscall.EADDRINUSE) {
-			return nil, nil, err
-		}
-	}
-	return nil, nil, errors.New("no port free for both UDP and TCP on " + host)
 }
 
 // Received returns a copy of the queries received so far, in arrival order.

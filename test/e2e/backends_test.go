@@ -67,8 +67,8 @@ func names(prefix string, n int) []string {
 }
 
 // TestHealthChecksFaults runs real backends with faults behind one round_robin pool
-// (health checks every second, timeout 300 ms, max_failures 2, rise 2): one slow (answers
-// after 1.5 s, over udp_timeout 1), one answering SERVFAIL, one flapping (every second
+// (health checks every second, timeout 1 s, max_failures 2, rise 2): one slow (answers
+// after 3 s, over udp_timeout 1), one answering SERVFAIL, one flapping (every second
 // check fails), one that goes down (its port closed) during the test, and a good one; and,
 // in a pool no bind uses, two that answer NXDOMAIN to the check name, with and without
 // must_resolve. It checks which are marked down and how fast, that clients see no error
@@ -79,11 +79,12 @@ func TestHealthChecksFaults(t *testing.T) {
 		return startFaultBackend(t, FaultOptions{Synth: "192.0.2.1", HealthName: healthName})
 	}
 	good, down, slow, sf, flap := mk(), mk(), mk(), mk(), mk()
-	slow.SetDelay(1500 * time.Millisecond)
+	slow.SetDelay(3 * time.Second)
 	sf.SetFault(FaultServfail)
 	flap.SetFault(FaultFlapHealth)
 	nx := StartBackend(t, BackendOptions{Records: []string{"other.test. 60 IN A 192.0.2.9"}})
-	hc := autoHealth(300, 2, 2, "")
+	// A check timeout of 1 s: a good backend's answer is not late on a loaded machine.
+	hc := autoHealth(1000, 2, 2, "")
 	d := startFE(t, feConfig{
 		UDPTimeout:    1,
 		DefaultPolicy: "round_robin",
@@ -94,16 +95,16 @@ func TestHealthChecksFaults(t *testing.T) {
 			{Name: "slow", Addr: slow.Addr, Health: hc},
 			{Name: "servfail", Addr: sf.Addr, Health: hc},
 			{Name: "flap", Addr: flap.Addr, Health: hc},
-			{Name: "nx-must", Addr: nx.Addr, Pools: []string{"spare"}, Health: autoHealth(300, 2, 2, ", must_resolve: true")},
+			{Name: "nx-must", Addr: nx.Addr, Pools: []string{"spare"}, Health: autoHealth(1000, 2, 2, ", must_resolve: true")},
 			{Name: "nx-may", Addr: nx.Addr, Pools: []string{"spare"}, Health: hc},
 		},
 	})
 	addr := d.Addr("dns")
 
-	// The first check's result applies at once: the slow one times out (300 ms), the
+	// The first check's result applies at once: the slow one times out (1 s), the
 	// SERVFAIL one and the NXDOMAIN one with must_resolve fail at once.
 	for _, name := range []string{"slow", "servfail", "nx-must"} {
-		took := waitBackendState(t, d, name, false, 1500*time.Millisecond)
+		took := waitBackendState(t, d, name, false, 15*time.Second)
 		t.Logf("%s: down %v after start", name, took.Round(time.Millisecond))
 	}
 	for _, name := range []string{"good", "down", "flap", "nx-may"} {
@@ -111,7 +112,7 @@ func TestHealthChecksFaults(t *testing.T) {
 			t.Errorf("backend %s: dnsfront_backend_up = %v, want 1", name, v)
 		}
 	}
-	if !d.WaitLog(`backend=servfail`, 0, time.Second) || !strings.Contains(d.Log(), "rcode SERVFAIL") {
+	if !d.WaitLog(`backend=servfail`, 0, 10*time.Second) || !strings.Contains(d.Log(), "rcode SERVFAIL") {
 		t.Errorf("the log does not give SERVFAIL as the reason:\n%s", d.Log())
 	}
 	if !strings.Contains(d.Log(), "must_resolve") {
@@ -139,12 +140,12 @@ func TestHealthChecksFaults(t *testing.T) {
 	logLen := len(d.Log())
 	down.Close()
 	closedAt := time.Now()
-	took := waitBackendState(t, d, "down", false, 4*time.Second)
+	took := waitBackendState(t, d, "down", false, 15*time.Second)
 	t.Logf("closed port: marked down %v after closing", took.Round(time.Millisecond))
-	if took > 2*time.Second+300*time.Millisecond+700*time.Millisecond {
-		t.Errorf("closed backend detected after %v, want within max_failures × interval + timeout (2.3 s) + slack", took)
+	if took > 2*time.Second+time.Second+2*time.Second {
+		t.Errorf("closed backend detected after %v, want within max_failures × interval + timeout (3 s) + slack", took)
 	}
-	if !d.WaitLog("backend=down", logLen, time.Second) {
+	if !d.WaitLog("backend=down", logLen, 10*time.Second) {
 		t.Errorf("no log line for the state change of backend down")
 	}
 	// After detection: no client-visible error, nothing for the dead backend.
@@ -159,7 +160,7 @@ func TestHealthChecksFaults(t *testing.T) {
 
 	// Recovery: the slow backend turns fast; rise 2 → up after about 2 intervals.
 	slow.SetDelay(0)
-	took = waitBackendState(t, d, "slow", true, 4*time.Second)
+	took = waitBackendState(t, d, "slow", true, 15*time.Second)
 	t.Logf("recovered backend: up %v after it was fixed (rise 2, interval 1 s)", took.Round(time.Millisecond))
 	if took < 900*time.Millisecond {
 		t.Errorf("backend up again after %v: rise 2 needs two successful checks one interval apart", took)
@@ -190,9 +191,9 @@ func TestAllBackendsDown(t *testing.T) {
 	t.Parallel()
 	a := startFaultBackend(t, FaultOptions{Synth: "192.0.2.1", HealthName: healthName})
 	b := startFaultBackend(t, FaultOptions{Synth: "192.0.2.1", HealthName: healthName})
-	hc := autoHealth(300, 1, 1, "")
+	hc := autoHealth(1000, 1, 1, "")
 	d := startFE(t, feConfig{
-		UDPTimeout: 2,
+		UDPTimeout: 10,
 		Binds:      []feBind{{Port: "dns", Protocol: "Do53"}},
 		Backends:   []feBackend{{Name: "a", Addr: a.Addr, Health: hc}, {Name: "b", Addr: b.Addr, Health: hc}},
 	})
@@ -201,14 +202,14 @@ func TestAllBackendsDown(t *testing.T) {
 	}
 	a.Close()
 	b.Close()
-	waitBackendState(t, d, "a", false, 3*time.Second)
-	waitBackendState(t, d, "b", false, 3*time.Second)
+	waitBackendState(t, d, "a", false, 15*time.Second)
+	waitBackendState(t, d, "b", false, 15*time.Second)
 	before := metricOf(t, d, "dnsfront_servfail_responses_total", `reason="no_backend"`)
 	poolBefore := metricOf(t, d, "dnsfront_pool_no_backend_total")
 	for _, proto := range []string{"udp", "tcp"} {
 		q := NewQuery("nobody.lb.test", dns.TypeA)
 		start := time.Now()
-		r, err := ExchangeTimeout(proto, d.Addr("dns"), q, 3*time.Second)
+		r, err := ExchangeTimeout(proto, d.Addr("dns"), q, 15*time.Second)
 		el := time.Since(start)
 		if err != nil {
 			t.Fatalf("%s: %v", proto, err)
@@ -216,12 +217,13 @@ func TestAllBackendsDown(t *testing.T) {
 		if r.Rcode != dns.RcodeServerFailure || r.Id != q.Id || len(r.Question) != 1 || r.Question[0] != q.Question[0] {
 			t.Errorf("%s: rcode %s id %d question %v, want a SERVFAIL echoing the query", proto, dns.RcodeToString[r.Rcode], r.Id, r.Question)
 		}
-		if el > 200*time.Millisecond {
-			t.Errorf("%s: SERVFAIL after %v, want at once (udp_timeout is 2 s)", proto, el)
+		// Half of udp_timeout: far from it even on a loaded machine.
+		if el > 5*time.Second {
+			t.Errorf("%s: SERVFAIL after %v, want at once (udp_timeout is 10 s)", proto, el)
 		}
 		t.Logf("%s: SERVFAIL after %v", proto, el.Round(time.Microsecond))
 	}
-	after, _ := waitMetricOf(t, d, time.Second, func(v float64) bool { return v >= before+2 }, "dnsfront_servfail_responses_total", `reason="no_backend"`)
+	after, _ := waitMetricOf(t, d, 10*time.Second, func(v float64) bool { return v >= before+2 }, "dnsfront_servfail_responses_total", `reason="no_backend"`)
 	if after != before+2 {
 		t.Errorf(`dnsfront_servfail_responses_total{reason="no_backend"} went %v → %v, want +2`, before, after)
 	}
@@ -317,7 +319,7 @@ func TestPolicyFirstAvailable(t *testing.T) {
 		t.Errorf("first_available: counts %v, want all 50 on the backend of order 1", c)
 	}
 	first.Close()
-	waitBackendState(t, d, "b2", false, 3*time.Second)
+	waitBackendState(t, d, "b2", false, 10*time.Second)
 	if fails := queryNames(d.Addr("dns"), names("fb", 50), 4); len(fails) > 0 {
 		t.Fatalf("%d failures after order 1 went down, first: %s", len(fails), fails[0])
 	}
@@ -378,7 +380,7 @@ func TestPolicyConsistentHash(t *testing.T) {
 	t.Logf("consistent_hash: names per backend %v", share)
 
 	bes[2].Close()
-	waitBackendState(t, d, "b2", false, 3*time.Second)
+	waitBackendState(t, d, "b2", false, 10*time.Second)
 	third := make([]string, len(ns))
 	for i, n := range ns {
 		third[i] = strings.Replace(n, "ch", "Ch", 1)
@@ -444,7 +446,7 @@ func TestHealthStateKeptAcrossReload(t *testing.T) {
 		Backends:      []feBackend{{Name: "good", Addr: good.Addr, Health: hc}, {Name: "bad", Addr: bad.Addr, Health: hc}},
 	}
 	d := startFE(t, cfg)
-	waitBackendState(t, d, "bad", false, 4*time.Second)
+	waitBackendState(t, d, "bad", false, 10*time.Second)
 	reload(t, d)
 	if v := backendUp(t, d, "bad"); v != 0 {
 		t.Errorf("right after the reload dnsfront_backend_up{backend=\"bad\"} = %v, want 0 (state kept)", v)
@@ -480,7 +482,7 @@ func TestBackendCountersAfterTimeouts(t *testing.T) {
 			t.Errorf("want SERVFAIL, got %s", f)
 		}
 	}
-	if v, _ := waitMetricOf(t, d, time.Second, func(v float64) bool { return v >= t0+10 }, "dnsfront_backend_timeouts_total", label); v != t0+10 {
+	if v, _ := waitMetricOf(t, d, 10*time.Second, func(v float64) bool { return v >= t0+10 }, "dnsfront_backend_timeouts_total", label); v != t0+10 {
 		t.Errorf("dnsfront_backend_timeouts_total went %v → %v, want +10", t0, v)
 	}
 	if v := metricOf(t, d, "dnsfront_backend_outstanding", label); v != 0 {
@@ -504,7 +506,7 @@ func TestBackendPortClosedFailsFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startFE(t, feConfig{
-		UDPTimeout: 2,
+		UDPTimeout: 10,
 		Binds:      []feBind{{Port: "dohc", Protocol: "DoH", DoH: dohBlock}, {Port: "dns", Protocol: "Do53"}},
 		Backends:   []feBackend{{Name: "closed", Addr: fmt.Sprintf("127.0.0.1:%d", port)}},
 	})
@@ -513,16 +515,16 @@ func TestBackendPortClosedFailsFast(t *testing.T) {
 		start := time.Now()
 		r := mustDoH(t, c, "POST", dohURL(d, "http", "dohc", "/dns-query"), "application/dns-message",
 			packDoH(t, NewQuery(fmt.Sprintf("doh%d.lb.test", i), dns.TypeA)))
-		if el := time.Since(start); r.Status != 502 || el > 500*time.Millisecond {
+		if el := time.Since(start); r.Status != 502 || el > 5*time.Second {
 			t.Errorf("DoH query %d: status %d after %v, want 502 at once", i, r.Status, el)
 		}
 		start = time.Now()
 		m, err := Exchange("udp", d.Addr("dns"), NewQuery(fmt.Sprintf("udp%d.lb.test", i), dns.TypeA))
-		if el := time.Since(start); err != nil || m.Rcode != dns.RcodeServerFailure || el > 500*time.Millisecond {
+		if el := time.Since(start); err != nil || m.Rcode != dns.RcodeServerFailure || el > 5*time.Second {
 			t.Errorf("UDP query %d: %v, %v after %v; want SERVFAIL at once", i, m, err, el)
 		}
 	}
-	if v, _ := waitMetricOf(t, d, time.Second, func(v float64) bool { return v >= 6 }, "dnsfront_send_errors_total"); v < 6 {
+	if v, _ := waitMetricOf(t, d, 10*time.Second, func(v float64) bool { return v >= 6 }, "dnsfront_send_errors_total"); v < 6 {
 		t.Errorf("dnsfront_send_errors_total = %v, want at least 6", v)
 	}
 }

@@ -3,17 +3,18 @@ package e2e
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // queryTimeout bounds every query a test sends; a missing answer fails fast.
-const queryTimeout = 2 * time.Second
+const queryTimeout = 5 * time.Second
 
 // NewQuery builds a recursive query for name and qtype, without EDNS.
 func NewQuery(name string, qtype uint16) *dns.Msg {
@@ -56,18 +57,12 @@ func AnswerStrings(m *dns.Msg) []string {
 	return out
 }
 
-// RequireTool returns the path of an external program the test needs; when it is not
-// installed the test is skipped with the package that provides it (CI installs them).
-func RequireTool(t testing.TB, name, aptPackage string) string {
+// RequireTool returns the path of an external program the test needs: testutil.Tool,
+// which fails the test under CI and skips it elsewhere. The third argument, the Debian
+// package, documents the call; testutil names the package in its message.
+func RequireTool(t testing.TB, name, _ string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (apt-get install -y %s): CI must run every real-peer test", name, aptPackage)
-		}
-		t.Skipf("%s is not installed (apt-get install -y %s)", name, aptPackage)
-	}
-	return p
+	return testutil.Tool(t, name)
 }
 
 // Dig runs dig with args against addr ("127.0.0.1:port") and returns its output. Every

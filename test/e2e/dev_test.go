@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // startDevConfig serves examples/dev.yaml, the configuration of `make run`, on its fixed
@@ -28,7 +29,12 @@ func startDevConfig(t *testing.T) *Dnsfront {
 		}
 		pc.Close()
 	}
-	return StartFile(t, filepath.Join(ModuleRoot(t), "examples", "dev.yaml"), map[string]int{"dns": 10053, "admin": 10080, "dot": 10853})
+	d := StartFile(t, filepath.Join(ModuleRoot(t), "examples", "dev.yaml"), map[string]int{"dns": 10053, "admin": 10080, "dot": 10853})
+	// The demo backend has health checks, and a first probe that fails (one lost to a
+	// loaded machine) marks it down until two more succeed a second apart: queries sent
+	// before it is up get SERVFAIL. Wait for the state, not for a time.
+	waitBackendState(t, d, "demo", true, 30*time.Second)
+	return d
 }
 
 // TestDevConfig serves examples/dev.yaml (not in parallel: fixed ports) and checks the

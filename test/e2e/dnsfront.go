@@ -18,11 +18,11 @@ import (
 )
 
 // startTimeout bounds how long dnsfront may take to report that it serves.
-const startTimeout = 10 * time.Second
+const startTimeout = 30 * time.Second
 
 // stopTimeout bounds how long a stopping dnsfront may take; it is above the default
 // drain timeout (5 s) so that a slow drain shows as a wrong exit rather than a kill.
-const stopTimeout = 8 * time.Second
+const stopTimeout = 20 * time.Second
 
 // readyLine is what dnsfront logs once its listeners and admin API are up.
 const readyLine = "dnsfront started"

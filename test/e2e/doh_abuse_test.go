@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // goodClient queries the DoH bind over one HTTP/2 connection every few milliseconds
@@ -166,9 +167,7 @@ func TestDoHAbuse(t *testing.T) {
 			before := metricOf(t, f.d, "dnsfront_doh_abuse_total", fmt.Sprintf("kind=%q", a.kind))
 			// Overlap: the well-behaved client is answered right before each attack.
 			n := good.answers.Load()
-			for deadline := time.Now().Add(2 * time.Second); good.answers.Load() < n+2 && time.Now().Before(deadline); {
-				time.Sleep(5 * time.Millisecond)
-			}
+			testutil.Poll(15*time.Second, func() bool { return good.answers.Load() >= n+2 })
 			h := dialH2Raw(t, addr, f.pki)
 			// The server may close before all is written: a write error is the defence at
 			// work, not a failure.
@@ -184,7 +183,7 @@ func TestDoHAbuse(t *testing.T) {
 			if gotGoAway && !h.closedAfter(3*time.Second) {
 				t.Error("the connection stayed open after GOAWAY")
 			}
-			after, _ := waitMetricOf(t, f.d, 2*time.Second, func(v float64) bool { return v > before },
+			after, _ := waitMetricOf(t, f.d, 10*time.Second, func(v float64) bool { return v > before },
 				"dnsfront_doh_abuse_total", fmt.Sprintf("kind=%q", a.kind))
 			if after != before+1 {
 				t.Errorf(`dnsfront_doh_abuse_total{kind=%q} went %v → %v, want +1`, a.kind, before, after)
@@ -193,10 +192,7 @@ func TestDoHAbuse(t *testing.T) {
 	}
 	// Give the good client a few more rounds after the last attack.
 	n := good.answers.Load()
-	deadline := time.Now().Add(2 * time.Second)
-	for good.answers.Load() < n+5 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Poll(15*time.Second, func() bool { return good.answers.Load() >= n+5 })
 	errs := good.Stop()
 	stopped = true
 	if len(errs) > 0 {

@@ -136,7 +136,7 @@ func TestEDNSClientPayloadSize(t *testing.T) {
 	if n := be.Count(""); n != 2 {
 		t.Errorf("the backend saw %d queries for big.cache.test, want 2 (one per cache entry)", n)
 	}
-	tr, _ := waitMetricOf(t, d, time.Second, func(v float64) bool { return v >= tr0+4 }, "dnsfront_truncated_responses_total")
+	tr, _ := waitMetricOf(t, d, 10*time.Second, func(v float64) bool { return v >= tr0+4 }, "dnsfront_truncated_responses_total")
 	if tr != tr0+4 {
 		t.Errorf("dnsfront_truncated_responses_total went %v → %v, want +4", tr0, tr)
 	}

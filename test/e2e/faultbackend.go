@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // Fault is how a faultBackend treats the queries it receives.
@@ -77,7 +79,8 @@ func startFaultBackend(t testing.TB, opts FaultOptions) *faultBackend {
 	if opts.SOA != "" {
 		b.soa = parseRRs(t, "backend SOA", []string{opts.SOA})[0]
 	}
-	b.Addr, b.stop = serveDNS(t, "127.0.0.1", dns.HandlerFunc(b.serve))
+	srv := testutil.StartDNS(t, dns.HandlerFunc(b.serve), testutil.DNSOptions{})
+	b.Addr, b.stop = srv.Addr, srv.Stop
 	t.Cleanup(b.Close)
 	return b
 }

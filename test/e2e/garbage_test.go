@@ -93,7 +93,7 @@ func TestGarbageUDP(t *testing.T) {
 	if err := r.Unpack(buf[:n]); err != nil || r.Id != good.Id || len(r.Answer) != 2 {
 		t.Fatalf("first datagram back is not the good query's answer (id %d, err %v): %v", r.Id, err, r)
 	}
-	after := d.WaitMetric(`dnsfront_dropped_queries_total{reason="non_compliant"}`, time.Second, func(v float64) bool { return v >= before+float64(len(bad)) })
+	after := d.WaitMetric(`dnsfront_dropped_queries_total{reason="non_compliant"}`, 10*time.Second, func(v float64) bool { return v >= before+float64(len(bad)) })
 	if after-before != float64(len(bad)) {
 		t.Errorf(`dnsfront_dropped_queries_total{reason="non_compliant"} went %v → %v, want +%d`, before, after, len(bad))
 	}
@@ -198,7 +198,7 @@ func TestGarbageTCP(t *testing.T) {
 			t.Errorf("%s after garbage: %v", proto, r)
 		}
 	}
-	after := d.WaitMetric(`dnsfront_dropped_queries_total{reason="non_compliant"}`, time.Second, func(v float64) bool { return v >= before+float64(counted) })
+	after := d.WaitMetric(`dnsfront_dropped_queries_total{reason="non_compliant"}`, 10*time.Second, func(v float64) bool { return v >= before+float64(counted) })
 	if after < before+float64(counted) {
 		t.Errorf(`dnsfront_dropped_queries_total{reason="non_compliant"} went %v → %v, want at least +%d`, before, after, counted)
 	}

@@ -14,12 +14,13 @@ import (
 	xocsp "golang.org/x/crypto/ocsp"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 	"github.com/dnsfront/dnsfront/ocsp"
 )
 
 // stapleWait bounds how long a test waits for the server's OCSP manager to act on a
 // change (a fetch from a loopback responder takes milliseconds).
-const stapleWait = 5 * time.Second
+const stapleWait = 20 * time.Second
 
 // fetchSetup is a test PKI whose leaf's AIA OCSP URL points at a Go responder on
 // loopback (not listening until Start).
@@ -55,7 +56,7 @@ func startCached(t *testing.T) (*fetchSetup, *Dnsfront, []string) {
 	f.resp.Start()
 	d := Start(t, DoTConfig, f.data)
 	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
-	return f, d, cacheFiles(t, f.data.CacheDir, time.Second)
+	return f, d, cacheFiles(t, f.data.CacheDir, 15*time.Second)
 }
 
 // linesWith returns the lines of log that contain every one of substrs.
@@ -181,24 +182,22 @@ func TestOCSPWarmCacheRestart(t *testing.T) {
 // progress), waiting up to timeout for at least one.
 func cacheFiles(t *testing.T, dir string, timeout time.Duration) []string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var out []string
+	list := func() bool {
+		out = out[:0]
 		ents, _ := os.ReadDir(dir)
-		var out []string
 		for _, e := range ents {
 			// Atomic writes go through a hidden temporary file first.
 			if !strings.HasPrefix(e.Name(), ".") {
 				out = append(out, e.Name())
 			}
 		}
-		if len(out) > 0 {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cache_dir %s holds no file", dir)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(out) > 0
 	}
+	if !testutil.Poll(timeout, list) {
+		t.Fatalf("cache_dir %s holds no file", dir)
+	}
+	return out
 }
 
 // TestOCSPReloadKeepsCache: with the responder gone, a reload keeps stapling the cached
@@ -246,7 +245,7 @@ func TestOCSPUnwritableCacheDir(t *testing.T) {
 	d := Start(t, DoTConfig, f.data)
 	d.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
 	SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, f.pki.Leaf.Cert)
-	if !d.WaitLog("cache write failed", 0, time.Second) {
+	if !d.WaitLog("cache write failed", 0, 10*time.Second) {
 		t.Errorf("the failed cache write was not logged:\n%s", d.Log())
 	}
 }
@@ -506,13 +505,11 @@ func TestOCSPCorruptCacheIgnored(t *testing.T) {
 	f.resp.Start()
 	d2.Post("/api/v1/ocsp/refresh")
 	d2.WaitOCSP(f.pki.Leaf.ChainFile, stapleWait, stapleGood)
-	deadline := time.Now().Add(time.Second)
-	for {
-		if _, err := ocsp.LoadFile(path, f.pki.Leaf.Cert, f.pki.Issuer.Cert, time.Now()); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("the cache was not rewritten with a valid response: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var err error
+	if !testutil.Poll(15*time.Second, func() bool {
+		_, err = ocsp.LoadFile(path, f.pki.Leaf.Cert, f.pki.Issuer.Cert, time.Now())
+		return err == nil
+	}) {
+		t.Fatalf("the cache was not rewritten with a valid response: %v", err)
 	}
 }

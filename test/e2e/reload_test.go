@@ -56,7 +56,7 @@ func TestReloadSIGHUP(t *testing.T) {
 	d.WriteRaw(brokenConfig)
 	logLen := len(d.Log())
 	d.Signal(syscall.SIGHUP)
-	if !d.WaitLog("reload rejected", logLen, 2*time.Second) {
+	if !d.WaitLog("reload rejected", logLen, 10*time.Second) {
 		t.Fatal("a broken file on SIGHUP was not reported as rejected in the log")
 	}
 	if l := d.Log()[logLen:]; !strings.Contains(l, d.Config+":2:5") || !strings.Contains(l, "listen_adress") {
@@ -70,7 +70,7 @@ func TestReloadSIGHUP(t *testing.T) {
 	if n := a.Count(""); n != nA {
 		t.Errorf("backend A got %d queries after it was removed", n-nA)
 	}
-	if v := d.WaitMetric("dnsfront_reload_failures_total", time.Second, func(v float64) bool { return v >= 1 }); v != 1 {
+	if v := d.WaitMetric("dnsfront_reload_failures_total", 10*time.Second, func(v float64) bool { return v >= 1 }); v != 1 {
 		t.Errorf("dnsfront_reload_failures_total = %v, want 1", v)
 	}
 	if v := d.Metric("dnsfront_reloads_total"); v != 1 {

@@ -28,7 +28,7 @@ func TestTCRetryOverTCP(t *testing.T) {
 		if du, dt := be.Count("udp")-udp0, be.Count("tcp")-tcp0; du != 1 || dt != 1 {
 			t.Errorf("backend saw %d UDP and %d TCP queries, want 1 and 1 (UDP, then the TCP retry)", du, dt)
 		}
-		after := d.WaitMetric("dnsfront_tc_tcp_retries_total", time.Second, func(v float64) bool { return v > before })
+		after := d.WaitMetric("dnsfront_tc_tcp_retries_total", 10*time.Second, func(v float64) bool { return v > before })
 		if after != before+1 {
 			t.Errorf("dnsfront_tc_tcp_retries_total went %v → %v, want +1", before, after)
 		}
@@ -101,7 +101,7 @@ func TestTruncateToClientSize(t *testing.T) {
 				if len(r.Answer) != 0 || len(r.Ns) != 0 || len(r.Question) != 1 {
 					t.Errorf("truncated answer keeps %d answer and %d authority records, %d questions", len(r.Answer), len(r.Ns), len(r.Question))
 				}
-				if after := d.WaitMetric("dnsfront_truncated_responses_total", time.Second, func(v float64) bool { return v > before }); after != before+1 {
+				if after := d.WaitMetric("dnsfront_truncated_responses_total", 10*time.Second, func(v float64) bool { return v > before }); after != before+1 {
 					t.Errorf("dnsfront_truncated_responses_total went %v → %v, want +1", before, after)
 				}
 			} else if len(r.Answer) != 30 {
