@@ -13,12 +13,13 @@ const (
 	Status431
 	Status502
 	Status504
+	Status403 // a forwarded client the ACL does not admit (the engine's decision)
 	NumStatuses
 )
 
 // Code returns the HTTP status code.
 func (s Status) Code() int {
-	return [NumStatuses]int{200, 400, 404, 405, 413, 415, 431, 502, 504}[s]
+	return [NumStatuses]int{200, 400, 404, 405, 413, 415, 431, 502, 504, 403}[s]
 }
 
 func statusFor(code int) Status {
