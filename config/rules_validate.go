@@ -124,11 +124,11 @@ func validateSelector(v *validator, p string, s *RuleSelector) {
 		if x.QPS == 0 {
 			v.errorf(p+".qps", "must be at least 1")
 		}
-		if x.IPv4Mask != nil && *x.IPv4Mask > 32 {
-			v.errorf(p+".ipv4_mask", "must be at most 32")
+		if x.IPv4Mask != nil && (*x.IPv4Mask == 0 || *x.IPv4Mask > 32) {
+			v.errorf(p+".ipv4_mask", "must be between 1 and 32 (MaxQPS limits all clients together)")
 		}
-		if x.IPv6Mask != nil && *x.IPv6Mask > 128 {
-			v.errorf(p+".ipv6_mask", "must be at most 128")
+		if x.IPv6Mask != nil && (*x.IPv6Mask == 0 || *x.IPv6Mask > 128) {
+			v.errorf(p+".ipv6_mask", "must be between 1 and 128 (MaxQPS limits all clients together)")
 		}
 		if x.Shards != nil && (*x.Shards == 0 || *x.Shards > 1024) {
 			v.errorf(p+".shards", "must be between 1 and 1024")

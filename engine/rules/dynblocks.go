@@ -142,6 +142,11 @@ func compileDyn(r *config.Rules) (*dynConfig, error) {
 			g.bits6 = *gc.MaskIPv6
 		}
 		c.bits4, c.bits6 = max(c.bits4, g.bits4), max(c.bits6, g.bits6)
+		if len(gc.ExcludeRanges)+len(gc.IncludeRanges) > 0 {
+			// Ranges can be narrower than the group's mask, so loops count full addresses
+			// and the evaluator leaves excluded ones out before aggregating.
+			c.bits4, c.bits6 = 32, 128
+		}
 		for _, l := range []struct {
 			list    []string
 			include bool

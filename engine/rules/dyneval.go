@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // snapshot is one second of counts, merged across loops.
@@ -41,6 +42,14 @@ func (d *DynBlocks) Evaluate() {
 	snap := d.collect()
 	changed := d.expire(now)
 	if c != nil {
+		// Seconds without an evaluation (a stalled ticker, a test's clock jump) count as
+		// seconds without traffic, so that a window never holds more than its seconds.
+		if d.lastEval > 0 {
+			missed := int((now-d.lastEval+int64(time.Second/2))/int64(time.Second)) - 1
+			for i := 0; i < min(missed, c.maxSeconds+1); i++ {
+				d.push(c, snapshot{})
+			}
+		}
 		d.push(c, snap)
 		for gi := range c.groups {
 			if d.evalGroup(c, &c.groups[gi], now) {

@@ -153,8 +153,8 @@ type clientShard struct {
 // ClientLimiterConfig is MaxQPSIP's parameters (dnsdist's names and defaults).
 type ClientLimiterConfig struct {
 	QPS, Burst   uint32
-	IPv4Mask     int           // default 32
-	IPv6Mask     int           // default 64
+	IPv4Mask     int           // 1-32, default (0) 32
+	IPv6Mask     int           // 1-128, default (0) 64
 	Expiration   time.Duration // default 300 s
 	CleanupDelay time.Duration // default 60 s
 	ScanFraction int           // default 10
@@ -170,6 +170,12 @@ func NewClientLimiter(c ClientLimiterConfig) *ClientLimiter {
 		expiration:   int64(orDur(c.Expiration, 300*time.Second)),
 		cleanupDelay: int64(orDur(c.CleanupDelay, 60*time.Second)),
 		scanFraction: max(c.ScanFraction, 1),
+	}
+	if l.bits4 <= 0 || l.bits4 > 32 {
+		l.bits4 = 32
+	}
+	if l.bits6 <= 0 || l.bits6 > 128 {
+		l.bits6 = 64
 	}
 	if c.ScanFraction == 0 {
 		l.scanFraction = 10
