@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // adminClient talks to dnsfront's admin API; requests are bounded so that a stuck server
@@ -63,17 +65,16 @@ func (d *Dnsfront) WaitMetric(series string, timeout time.Duration, cond func(fl
 	return v
 }
 
-// pollValue reads a value every 10 ms until cond holds for it or timeout passes, and
-// returns the last value read and how long that took.
+// pollValue reads a value every testutil.PollInterval until cond holds for it or timeout
+// passes, and returns the last value read and how long that took.
 func pollValue(timeout time.Duration, cond func(float64) bool, read func() float64) (float64, time.Duration) {
 	start := time.Now()
-	for {
-		v := read()
-		if cond(v) || time.Since(start) > timeout {
-			return v, time.Since(start)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var v float64
+	testutil.Poll(timeout, func() bool {
+		v = read()
+		return cond(v)
+	})
+	return v, time.Since(start)
 }
 
 // parseMetrics reads the Prometheus text format: comment lines are skipped, each sample

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // startTimeout bounds how long dnsfront may take to report that it serves.
@@ -207,19 +208,15 @@ func reload(t testing.TB, d *Dnsfront) {
 	before := d.Metric("dnsfront_reloads_total")
 	mark := len(d.Log())
 	d.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l := d.Log()[mark:]
-		if strings.Contains(l, "msg=reloaded") {
-			break
-		}
-		if strings.Contains(l, "reload rejected") {
-			t.Fatalf("reload rejected:\n%s", l)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload within 5s; log since SIGHUP:\n%s", l)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var l string
+	if !testutil.Poll(30*time.Second, func() bool {
+		l = d.Log()[mark:]
+		return strings.Contains(l, "msg=reloaded") || strings.Contains(l, "reload rejected")
+	}) {
+		t.Fatalf("no reload within 30s; log since SIGHUP:\n%s", l)
+	}
+	if !strings.Contains(l, "msg=reloaded") {
+		t.Fatalf("reload rejected:\n%s", l)
 	}
 	// The counter goes up before the line is logged.
 	if v := d.Metric("dnsfront_reloads_total"); v <= before {
@@ -268,18 +265,10 @@ func (d *Dnsfront) Log() string { return d.log.String() }
 // WaitLog waits up to timeout for substr to appear in the log after its first skip bytes
 // and reports whether it did.
 func (d *Dnsfront) WaitLog(substr string, skip int, timeout time.Duration) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		if l := d.Log(); len(l) >= skip && strings.Contains(l[skip:], substr) {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return testutil.Poll(timeout, func() bool {
+		l := d.Log()
+		return len(l) >= skip && strings.Contains(l[skip:], substr)
+	})
 }
 
 // logBuffer collects the process's output; the test reads it while the process writes.

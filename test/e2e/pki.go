@@ -18,6 +18,7 @@ import (
 	xocsp "golang.org/x/crypto/ocsp"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // DoTConfig serves one DoT bind on {{port "dot"}} with the certificates of DoTData, the
@@ -136,24 +137,21 @@ func (d *Dnsfront) OCSP() []OCSPStatus {
 // timeout it fails the test with the last entry seen.
 func (d *Dnsfront) WaitOCSP(name string, timeout time.Duration, cond func(OCSPStatus) bool) OCSPStatus {
 	d.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var last OCSPStatus
-		found := false
+	var last OCSPStatus
+	found := false
+	if !testutil.Poll(timeout, func() bool {
+		last, found = OCSPStatus{}, false
 		for _, s := range d.OCSP() {
 			if name == "" || s.Name == name {
 				last, found = s, true
 				break
 			}
 		}
-		if found && cond(last) {
-			return last
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("GET /api/v1/ocsp: condition not met within %v for %q; last %+v (found %v)", timeout, name, last, found)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return found && cond(last)
+	}) {
+		d.t.Fatalf("GET /api/v1/ocsp: condition not met within %v for %q; last %+v (found %v)", timeout, name, last, found)
 	}
+	return last
 }
 
 // Responder is an OCSP responder on 127.0.0.1 built on golang.org/x/crypto/ocsp. Its URL

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // OCSPOK is the line `openssl s_client -status` prints for a stapled response.
@@ -93,29 +95,26 @@ func (s *SClient) WaitFor(what string) {
 
 func (s *SClient) waitBytes(what []byte) {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	has := func() bool {
 		s.mu.Lock()
-		ok := bytes.Contains(s.out.Bytes(), what)
-		s.mu.Unlock()
-		if ok {
-			return
-		}
+		defer s.mu.Unlock()
+		return bytes.Contains(s.out.Bytes(), what)
+	}
+	exited := false
+	testutil.Poll(sclientTimeout, func() bool {
 		select {
 		case <-s.done:
-			s.mu.Lock()
-			ok = bytes.Contains(s.out.Bytes(), what)
-			s.mu.Unlock()
-			if !ok {
-				s.t.Fatalf("s_client exited without %q:\n%s", what, s.Output())
-			}
-			return
+			exited = true
 		default:
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("no %q from s_client within 10s:\n%s", what, s.Output())
-		}
-		time.Sleep(10 * time.Millisecond)
+		return exited || has()
+	})
+	switch {
+	case has():
+	case exited:
+		s.t.Fatalf("s_client exited without %q:\n%s", what, s.Output())
+	default:
+		s.t.Fatalf("no %q from s_client within %v:\n%s", what, sclientTimeout, s.Output())
 	}
 }
 
