@@ -2,6 +2,7 @@ package doh
 
 import (
 	"errors"
+	"fmt"
 
 	"golang.org/x/net/http2/hpack"
 )
@@ -26,6 +27,9 @@ var (
 	errHPACK       = errors.New("hpack: invalid header block")
 	errHPACKString = errors.New("hpack: string over max_header_list_size")
 	errHPACKStop   = errors.New("hpack: decoding stopped by the field sink")
+	// x/net's decoder lets this pass while the dynamic table is empty; RFC
+	// 7541 4.2 does not.
+	errHPACKLateSizeUpdate = fmt.Errorf("%w: dynamic table size update after a field", errHPACK)
 )
 
 // fieldSink receives decoded fields; name and value are valid only during
@@ -83,7 +87,7 @@ func (d *hpackDecoder) decode(b []byte) error {
 			}
 		case c&0xe0 == 0x20: // dynamic table size update (6.3)
 			if !first {
-				return errHPACK
+				return errHPACKLateSizeUpdate
 			}
 			var v uint64
 			if v, b, err = hpackInt(5, b); err != nil {
