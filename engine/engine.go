@@ -26,6 +26,8 @@ const (
 	protoTCP
 	protoDoT
 	protoDoH
+	protoDoQ // DoQ and DoH3 queries come from listeners off the loops (external.go)
+	protoDoH3
 	protoCount
 )
 
@@ -77,6 +79,7 @@ type Engine struct {
 	loopSeq int
 
 	draining atomic.Bool
+	ext      externalLoops // external.go
 	ctx      context.Context
 	cancel   context.CancelFunc
 	// epoch is the origin of the loops' deadlines (see mono).

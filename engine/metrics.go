@@ -27,7 +27,7 @@ type counters struct {
 	drainDrops     atomic.Uint64
 }
 
-var protoNames = [protoCount]string{"udp", "tcp", "dot", "doh"}
+var protoNames = [protoCount]string{"udp", "tcp", "dot", "doh", "doq", "doh3"}
 
 type metricsCollector struct {
 	e *Engine
