@@ -1,34 +1,25 @@
 package bench
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/crypto/ocsp"
+
+	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
+	"github.com/dnsfront/dnsfront/ocsp"
 )
 
-// testPKI is a CA, a leaf for dns.test and 127.0.0.1, and a second leaf
-// from the same CA, with good OCSP responses for both.
+// testPKI is the module's test PKI (devpki.TestPKI) seen as these tests need it: a
+// leaf for dns.test and 127.0.0.1 (serial 0x1a2b) and a second leaf from the same CA
+// (0x3c4d), with good OCSP responses for both.
 type testPKI struct {
 	caFile      string
-	ca          *x509.Certificate
 	leaf, other tls.Certificate
 	leafStaple  []byte
 	otherStaple []byte
@@ -36,65 +27,17 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	names := devpki.WithNames("dns.test", "127.0.0.1")
+	p := devpki.NewTestPKI(t, t.TempDir(), names, devpki.WithSerial(0x1a2b))
+	other := p.IssueLeaf("other", names, devpki.WithSerial(0x3c4d))
+	good := devpki.Response{Status: ocsp.StatusGood}
+	return &testPKI{
+		caFile:      p.Root.CertFile,
+		leaf:        p.Leaf.TLSCertificate(),
+		other:       other.TLSCertificate(),
+		leafStaple:  p.Mint(p.Leaf.Cert, good),
+		otherStaple: p.Mint(other.Cert, good),
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "bench test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	p := &testPKI{ca: ca}
-	p.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mk := func(serial int64) (tls.Certificate, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: "dns.test"},
-			DNSNames:     []string{"dns.test"},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaf, _ := x509.ParseCertificate(der)
-		staple, err := ocsp.CreateResponse(ca, ca, ocsp.Response{
-			Status:       ocsp.Good,
-			SerialNumber: leaf.SerialNumber,
-			ThisUpdate:   now.Add(-time.Minute),
-			NextUpdate:   now.Add(time.Hour),
-			IssuerHash:   crypto.SHA256,
-		}, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: leaf}, staple
-	}
-	p.leaf, p.leafStaple = mk(0x1a2b)
-	p.other, p.otherStaple = mk(0x3c4d)
-	return p
 }
 
 // dnsHandler answers every A question with 192.0.2.1. With wrongID set it
@@ -127,34 +70,11 @@ func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	w.WriteMsg(h.answer(q))
 }
 
+// startDNS serves h over network ("udp" or "tcp"), over TLS with tlsCfg, and returns
+// its address.
 func startDNS(t *testing.T, h dns.Handler, network string, tlsCfg *tls.Config) string {
 	t.Helper()
-	started := make(chan struct{})
-	srv := &dns.Server{Handler: h, MaxTCPQueries: -1, NotifyStartedFunc: func() { close(started) }}
-	var addr string
-	switch network {
-	case "udp":
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.PacketConn = pc
-		addr = pc.LocalAddr().String()
-	default:
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tlsCfg != nil {
-			ln = tls.NewListener(ln, tlsCfg)
-		}
-		srv.Listener = ln
-		addr = ln.Addr().String()
-	}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return addr
+	return testutil.StartDNS(t, h, testutil.DNSOptions{Network: network, TLS: tlsCfg, MaxTCPQueries: -1}).Addr
 }
 
 // startDoT serves DoT with cert, stapling staple (nil: no staple).

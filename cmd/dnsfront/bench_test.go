@@ -1,23 +1,17 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/dnsfront/dnsfront/bench"
-	"github.com/miekg/dns"
+	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 func runBench(t *testing.T, args ...string) (string, error) {
@@ -32,44 +26,19 @@ func answerA(w dns.ResponseWriter, q *dns.Msg) {
 }
 
 func startUDP(t *testing.T) string {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(answerA)}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
+	t.Helper()
+	return testutil.StartDNS(t, dns.HandlerFunc(answerA), testutil.DNSOptions{Network: "udp"}).Addr
 }
 
-// startDoT serves DoT with a self-signed certificate for dns.test, written
-// to a PEM file usable as --ca.
+// startDoT serves DoT with a leaf for dns.test from the test PKI, whose root is
+// written to a PEM file usable as --ca.
 func startDoT(t *testing.T) (addr, caFile string) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7),
-		Subject:      pkix.Name{CommonName: "dns.test"},
-		DNSNames:     []string{"dns.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IsCA:         true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(answerA)}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return ln.Addr().String(), caFile
+	t.Helper()
+	p := devpki.NewTestPKI(t, t.TempDir(), devpki.WithNames("dns.test"))
+	srv := testutil.StartDNS(t, dns.HandlerFunc(answerA), testutil.DNSOptions{
+		TLS: &tls.Config{Certificates: []tls.Certificate{p.Leaf.TLSCertificate()}},
+	})
+	return srv.Addr, p.Root.CertFile
 }
 
 func TestBenchCommands(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	xocsp "golang.org/x/crypto/ocsp"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 	"github.com/dnsfront/dnsfront/ocsp"
 )
 
@@ -28,13 +29,7 @@ func runOCSP(t *testing.T, args ...string) (string, error) {
 }
 
 func TestOCSPGenerateVerifiedByOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("openssl not installed: CI must run every real-peer test")
-		}
-		t.Skip("openssl not installed (apt-get install openssl)")
-	}
+	openssl := testutil.Tool(t, "openssl")
 	for _, kt := range []struct {
 		name string
 		opts []devpki.Option

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 	"github.com/dnsfront/dnsfront/ocsp"
 )
 
@@ -36,12 +37,12 @@ func TestTestPKIOptions(t *testing.T) {
 	if ocsp.HasMustStaple(p.IssueLeaf("plain").Cert) {
 		t.Error("must-staple on a leaf issued without the option")
 	}
-	if openssl, err := exec.LookPath("openssl"); err == nil {
-		out, err := exec.Command(openssl, "x509", "-noout", "-text", "-in", p.Leaf.ChainFile).CombinedOutput()
+	t.Run("openssl", func(t *testing.T) {
+		out, err := exec.Command(testutil.Tool(t, "openssl"), "x509", "-noout", "-text", "-in", p.Leaf.ChainFile).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "TLS Feature") || !strings.Contains(string(out), "status_request") {
 			t.Errorf("openssl does not see Must-Staple: %v\n%s", err, out)
 		}
-	}
+	})
 }
 
 func TestTestPKIResponses(t *testing.T) {
