@@ -272,10 +272,11 @@ func (s *Server) commit(p *plan) {
 	for tb, u := range p.tickets {
 		tb.tickets.Install(u)
 	}
-	// The manager first: it publishes what the new sources give into the staples held,
-	// which install then puts into the new snapshots.
+	// Routes first, so that what the manager publishes for the new sources is held;
+	// install then puts the staples held into the new snapshots and publishes them.
+	s.st.route(p.routes)
 	s.st.mgr.Commit(p.ocsp)
-	s.st.install(p.snaps, p.routes)
+	s.st.install(p.snaps)
 }
 
 // Shutdown stops taking queries, lets those in flight finish up to the drain timeout and

@@ -58,6 +58,9 @@ func (r *staples) publish(id string, st *ocsp.Staple) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.releaseLocked(id)
+	if len(r.routes[id]) == 0 {
+		return // no source watches the certificate on any bind: nothing to hold
+	}
 	if st != nil && r.clock.Now().Before(st.Expiry()) {
 		h := &heldStaple{s: st, stop: make(chan struct{})}
 		r.held[id] = h
@@ -110,12 +113,11 @@ func (r *staples) applyLocked(id string) {
 	}
 }
 
-// install is the staple side of a reload's commit: snaps are the new snapshots, built
-// without staples, and routes say which certificates a source watches on which store.
-// Each snapshot gets the staples held for its routed certificates, staples of
-// certificates that no source watches any more are let go, and the snapshots are
-// published. It cannot fail.
-func (r *staples) install(snaps map[*tlsframe.Store]*tlsframe.Snapshot, routes map[string][]stapleRoute) {
+// route is the first step of a reload's commit, before the Manager installs the new
+// sources: from now on staples are held and routed for the certificates that routes
+// names, and the staples of certificates no source watches any more are let go. The
+// snapshots serving keep what they carry until install replaces them.
+func (r *staples) route(routes map[string][]stapleRoute) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.routes = routes
@@ -124,8 +126,17 @@ func (r *staples) install(snaps map[*tlsframe.Store]*tlsframe.Snapshot, routes m
 			r.releaseLocked(id)
 		}
 	}
+}
+
+// install is the last step of a reload's commit: snaps are the new snapshots, built
+// without staples. Each gets the staples held for its routed certificates (including
+// any published while the reload was prepared or the Manager committed), and they are
+// published. It cannot fail.
+func (r *staples) install(snaps map[*tlsframe.Store]*tlsframe.Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	now := r.clock.Now()
-	for id, rs := range routes {
+	for id, rs := range r.routes {
 		h := r.held[id]
 		if h == nil || !now.Before(h.s.Expiry()) {
 			continue // an expired one's timer is about to let it go
