@@ -11,6 +11,8 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // rawH2 is a hand-driven HTTP/2 client built on the x/net Framer, able to
@@ -101,13 +103,7 @@ func expectCalm(t *testing.T, h *harness, r *rawH2, kind Abuse) {
 
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	for range 200 {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Errorf("timed out waiting for: %s", what)
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 func TestAbuseRapidReset(t *testing.T) {

@@ -12,18 +12,13 @@ import (
 	"context"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed: CI must run every real-peer test", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
+	return testutil.Tool(t, name)
 }
 
 func run(t *testing.T, name string, args ...string) string {
