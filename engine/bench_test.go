@@ -150,7 +150,7 @@ func TestHotPathRoundTrip(t *testing.T) {
 		if sent.Question[0].Name != "www.example.com." || sent.IsEdns0() == nil || sent.IsEdns0().UDPSize() != 1232 {
 			t.Errorf("query sent to the backend: %v", sent)
 		}
-		_ = client.SetReadDeadline(time.Now().Add(time.Second))
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
 		buf := make([]byte, 4096)
 		n, err := client.Read(buf)
 		if err != nil {
@@ -253,7 +253,7 @@ func BenchmarkForwardUDPLoopback(b *testing.B) {
 		if _, err := client.Write(query); err != nil {
 			b.Fatal(err)
 		}
-		_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
 		n, err := client.Read(buf)
 		if err != nil {
 			b.Fatal(err)

@@ -25,7 +25,7 @@ type twoBackends struct {
 // expectServfail reads the client's next answer: SERVFAIL for the query with ID id.
 func (tb *twoBackends) expectServfail(t *testing.T, id uint16) {
 	t.Helper()
-	_ = tb.client.SetReadDeadline(time.Now().Add(time.Second))
+	_ = tb.client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 512)
 	n, err := tb.client.Read(buf)
 	if err != nil {
@@ -93,18 +93,23 @@ func (tb *twoBackends) query(t *testing.T, bind *BindOptions, id uint16) {
 // backend with a longer timeout was sent before it.
 func TestTimeoutNotHeldBackBySlowerBackend(t *testing.T) {
 	tb := newTwoBackends(t)
+	// The queries take their send time from the clock; the sweeps' instants are
+	// relative to before and after they were sent, so that a test goroutine held
+	// up on a loaded machine does not move a deadline past a sweep.
+	before := time.Now()
 	tb.query(t, tb.slow, 1)
 	tb.query(t, tb.fast, 2)
+	after := time.Now()
 	if len(tb.socks[0].pending) != 1 || len(tb.socks[1].pending) != 1 {
 		t.Fatalf("pending: slow %d, fast %d; want 1 and 1", len(tb.socks[0].pending), len(tb.socks[1].pending))
 	}
 
-	tb.l.sweep(time.Now().Add(50 * time.Millisecond))
+	tb.l.sweep(before.Add(50 * time.Millisecond))
 	if n := tb.l.stats.timeouts.Load(); n != 0 {
 		t.Fatalf("%d timeouts before the fast backend's timeout", n)
 	}
 
-	tb.l.sweep(time.Now().Add(200 * time.Millisecond))
+	tb.l.sweep(after.Add(200 * time.Millisecond))
 	if n := tb.l.stats.timeouts.Load(); n != 1 {
 		t.Fatalf("%d timeouts 200 ms after the queries, want 1 (the fast backend's)", n)
 	}
@@ -113,7 +118,7 @@ func TestTimeoutNotHeldBackBySlowerBackend(t *testing.T) {
 	}
 	tb.expectServfail(t, 2)
 
-	tb.l.sweep(time.Now().Add(6 * time.Second))
+	tb.l.sweep(after.Add(6 * time.Second))
 	if n := tb.l.stats.timeouts.Load(); n != 2 {
 		t.Fatalf("%d timeouts after the slow backend's timeout, want 2", n)
 	}
