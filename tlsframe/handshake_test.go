@@ -69,7 +69,7 @@ func TestHandshakeCapAndQueueShedding(t *testing.T) {
 	queued := hangingClient(t, s.addr, hello)
 	testutil.Eventually(t, 10*time.Second, "one queued", func() bool { return hs.Stats().Queued == 1 })
 	shed := hangingClient(t, s.addr, hello)
-	expectClosed(t, shed, 2*time.Second)
+	expectClosed(t, shed, 10*time.Second)
 	if st := hs.Stats(); st.Shed != 1 || st.Running != 1 || st.Queued != 1 {
 		t.Fatalf("stats %+v, want 1 running, 1 queued, 1 shed", st)
 	}
@@ -130,7 +130,7 @@ func TestHandshakesPerClient(t *testing.T) {
 	hangingClient(t, s.addr, hello)
 	testutil.Eventually(t, 10*time.Second, "two running", func() bool { return hs.Stats().Running == 2 })
 	third := hangingClient(t, s.addr, hello)
-	expectClosed(t, third, 2*time.Second)
+	expectClosed(t, third, 10*time.Second)
 	if st := hs.Stats(); st.ClientRejected != 1 {
 		t.Fatalf("stats %+v, want 1 rejected", st)
 	}
