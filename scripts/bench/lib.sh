@@ -167,6 +167,7 @@ start_dnsfront() {
 	      minimum_version: "tls1.2"
 	    doh:
 	      paths: ["/dns-query"]
+	      idle_timeout: 300
 	backends:
 	  - address: "$BACKEND"
 	    name: backend
