@@ -4,8 +4,10 @@
 // A Session owns no socket and no TLS. The event loop feeds it what it read
 // (Feed, any split), hands the emitted queries to the engine, answers them in
 // any order (Respond, Fail), and writes AppendOutput in one write per read
-// pass. HTTP/2 framing and HPACK come from golang.org/x/net/http2; HTTP/1.1
-// is parsed by a small strict parser (see h1.go for why). Limits and abuse
+// pass. HTTP/2 streams follow the RFC 9113 state table of h2streams.go;
+// frames and HPACK blocks are read by h2frames.go and h2hpack.go without
+// allocating, and written with golang.org/x/net/http2. HTTP/1.1 is parsed
+// by a small strict parser (see h1.go for why). Limits and abuse
 // defences (rapid reset, CONTINUATION floods, HPACK bombs, SETTINGS and PING
 // floods, zero-window stalls, memory) are enforced per session and counted
 // in Stats; an offending session sends GOAWAY and reports Closed.

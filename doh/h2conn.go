@@ -52,6 +52,9 @@ type h2conn struct {
 	peerGoAway   bool   // the client sent GOAWAY
 	finished     bool   // closing, nothing left to answer: close after the output
 	lastStreamID uint32 // highest client stream ID seen
+	// lastAccepted is the highest stream taken for processing (not refused):
+	// the last stream our GOAWAY names (RFC 9113 6.8).
+	lastAccepted uint32
 
 	streams []*h2stream
 	free    []*h2stream
@@ -185,7 +188,7 @@ func (c *h2conn) goAway(code h2ErrCode) {
 		return
 	}
 	c.goneAway = true
-	c.fr.WriteGoAway(c.lastStreamID, code, nil)
+	c.fr.WriteGoAway(c.lastAccepted, code, nil)
 }
 
 // closing reports whether the connection takes no new streams.
@@ -327,6 +330,7 @@ func (c *h2conn) request(id uint32, next streamState) error {
 		c.resets.add(id)
 		return nil
 	}
+	c.lastAccepted = id
 	if !h.tooLarge {
 		h.checkRequest()
 		if h.bad != "" {

@@ -74,7 +74,8 @@ type Stats struct {
 	Responses [NumStatuses]uint64
 	// Abuse counts defences triggered, by kind.
 	Abuse [NumAbuses]uint64
-	// ProtocolErrors counts connections closed for malformed HTTP.
+	// ProtocolErrors counts malformed HTTP: HTTP/2 connection errors and
+	// stream errors (a malformed request is reset, not answered).
 	ProtocolErrors uint64
 	// IdleTimeouts counts connections closed by the idle deadline.
 	IdleTimeouts uint64
