@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 	"github.com/dnsfront/dnsfront/ocsp"
 )
 
@@ -116,13 +117,4 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 }
 
-func lookOpenSSL(t testing.TB) string {
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("openssl not installed: CI must run every real-peer test")
-		}
-		t.Skip("openssl not installed (apt-get install openssl)")
-	}
-	return path
-}
+func lookOpenSSL(t testing.TB) string { return testutil.Tool(t, "openssl") }

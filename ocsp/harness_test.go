@@ -17,6 +17,7 @@ import (
 	xocsp "golang.org/x/crypto/ocsp"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 	"github.com/dnsfront/dnsfront/ocsp"
 )
 
@@ -89,19 +90,16 @@ func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 // waitTimer waits until a worker sleeps on a timer that fires at `at`.
 func (c *fakeClock) waitTimer(t *testing.T, at time.Time) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.Eventually(t, 10*time.Second, "a timer set for "+at.String(), func() bool {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		for _, tm := range c.timers {
 			if !tm.off && tm.at.Equal(at) {
-				c.mu.Unlock()
-				return
+				return true
 			}
 		}
-		c.mu.Unlock()
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("no timer set for %s", at)
+		return false
+	})
 }
 
 // publications records what the Manager publishes.
@@ -332,38 +330,30 @@ func (e *env) status() ocsp.CertStatus {
 // waitStatus waits until the certificate's status satisfies ok.
 func (e *env) waitStatus(what string, ok func(ocsp.CertStatus) bool) ocsp.CertStatus {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if st := e.status(); ok(st) {
-			return st
-		}
-		time.Sleep(2 * time.Millisecond)
+	var st ocsp.CertStatus
+	if !testutil.Poll(10*time.Second, func() bool { st = e.status(); return ok(st) }) {
+		e.t.Fatalf("status never reached %s: %+v", what, st)
 	}
-	e.t.Fatalf("status never reached %s: %+v", what, e.status())
-	return ocsp.CertStatus{}
+	return st
 }
 
 // waitLog waits until the log holds every one of subs (a worker logs after
 // it publishes and updates its status).
 func (e *env) waitLog(subs ...string) string {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		logs := e.logs.String()
-		missing := ""
+	var logs, missing string
+	if !testutil.Poll(10*time.Second, func() bool {
+		logs, missing = e.logs.String(), ""
 		for _, s := range subs {
 			if !strings.Contains(logs, s) {
 				missing = s
 			}
 		}
-		if missing == "" {
-			return logs
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("log lacks %q:\n%s", missing, logs)
-		}
-		time.Sleep(2 * time.Millisecond)
+		return missing == ""
+	}) {
+		e.t.Fatalf("log lacks %q:\n%s", missing, logs)
 	}
+	return logs
 }
 
 func testLogger(w *syncBuffer) *slog.Logger {
@@ -374,15 +364,12 @@ func testLogger(w *syncBuffer) *slog.Logger {
 // staple is published).
 func waitFile(t *testing.T, path string, want []byte) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := os.ReadFile(path)
-		if err == nil && bytes.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never held the expected %d bytes (err %v, %d bytes)", path, len(want), err, len(got))
-		}
-		time.Sleep(2 * time.Millisecond)
+	var got []byte
+	var err error
+	if !testutil.Poll(10*time.Second, func() bool {
+		got, err = os.ReadFile(path)
+		return err == nil && bytes.Equal(got, want)
+	}) {
+		t.Fatalf("%s never held the expected %d bytes (err %v, %d bytes)", path, len(want), err, len(got))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 	"github.com/dnsfront/dnsfront/ocsp"
 )
 
@@ -81,22 +82,18 @@ func TestManagerWithOpenSSLResponder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				st := m.Status()
-				if st[0].LastResult != "" && st[1].LastResult != "" {
-					if st[0].Status != ocsp.StateGood || st[0].Source != ocsp.SourceFetch {
-						t.Errorf("good certificate: %+v\n%s", st[0], logs)
-					}
-					if st[1].Status != ocsp.StateRevoked || st[1].Reason != "keyCompromise" {
-						t.Errorf("revoked certificate: %+v", st[1])
-					}
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no answer from openssl: %+v\n%s", st, logs)
-				}
-				time.Sleep(5 * time.Millisecond)
+			var st []ocsp.CertStatus
+			if !testutil.Poll(10*time.Second, func() bool {
+				st = m.Status()
+				return st[0].LastResult != "" && st[1].LastResult != ""
+			}) {
+				t.Fatalf("no answer from openssl: %+v\n%s", st, logs)
+			}
+			if st[0].Status != ocsp.StateGood || st[0].Source != ocsp.SourceFetch {
+				t.Errorf("good certificate: %+v\n%s", st[0], logs)
+			}
+			if st[1].Status != ocsp.StateRevoked || st[1].Reason != "keyCompromise" {
+				t.Errorf("revoked certificate: %+v", st[1])
 			}
 			if s := pubs.get("good"); s == nil || s.Delegated != delegated {
 				t.Errorf("staple %+v, want delegated=%v", s, delegated)
