@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
 )
@@ -226,4 +230,50 @@ func scrapeNames(t *testing.T, d *Dnsfront) map[string]bool {
 		t.Fatal(err)
 	}
 	return names
+}
+
+// TestDeployConfigChecks runs `dnsfront check-config` on deploy/dnsfront.yaml (the
+// configuration the unit, the image and the DaemonSet read), with its certificate paths
+// pointed at a test PKI, and checks that the Kubernetes ConfigMap carries the same file.
+func TestDeployConfigChecks(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(ModuleRoot(t), "deploy")
+	cfg, err := os.ReadFile(filepath.Join(root, "dnsfront.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := devpki.NewTestPKI(t, t.TempDir())
+	r := strings.NewReplacer("/etc/dnsfront/tls/tls.crt", p.Leaf.ChainFile, "/etc/dnsfront/tls/tls.key", p.Leaf.KeyFile,
+		"/var/lib/dnsfront", t.TempDir())
+	path := filepath.Join(t.TempDir(), "dnsfront.yaml")
+	WriteFile(t, path, []byte(r.Replace(string(cfg))))
+	if out, code := RunCLI(t, "check-config", "--config", path); code != 0 || strings.Contains(out, "warning") {
+		t.Errorf("check-config deploy/dnsfront.yaml exited %d:\n%s", code, out)
+	}
+
+	k8s, err := os.Open(filepath.Join(root, "kubernetes", "dnsfront.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k8s.Close()
+	dec := yaml.NewDecoder(k8s)
+	kinds := map[string]bool{}
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("deploy/kubernetes/dnsfront.yaml: %v", err)
+		}
+		kinds[doc.Kind] = true
+		if doc.Kind == "ConfigMap" && doc.Data["dnsfront.yaml"] != string(cfg) {
+			t.Errorf("the ConfigMap's dnsfront.yaml differs from deploy/dnsfront.yaml")
+		}
+	}
+	if !kinds["ConfigMap"] || !kinds["DaemonSet"] {
+		t.Errorf("deploy/kubernetes/dnsfront.yaml holds %v, want a ConfigMap and a DaemonSet", kinds)
+	}
 }
