@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -33,28 +32,26 @@ func dohTLSConfig(t testing.TB, pki *devpki.TestPKI, protos ...string) *tls.Conf
 func newDoHClient(t testing.TB, pki *devpki.TestPKI, proto string) *http.Client {
 	t.Helper()
 	var rt http.RoundTripper
+	only := func(set func(*http.Protocols)) *http.Protocols {
+		p := new(http.Protocols)
+		set(p)
+		return p
+	}
 	switch proto {
 	case "h2":
-		rt = &http2.Transport{TLSClientConfig: dohTLSConfig(t, pki, "h2")}
+		rt = &http.Transport{TLSClientConfig: dohTLSConfig(t, pki, "h2"),
+			Protocols: only(func(p *http.Protocols) { p.SetHTTP2(true) })}
 	case "http/1.1":
-		rt = &http.Transport{
-			TLSClientConfig: dohTLSConfig(t, pki, "http/1.1"),
-			// A non-nil empty map turns HTTP/2 off.
-			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
-		}
+		rt = &http.Transport{TLSClientConfig: dohTLSConfig(t, pki, "http/1.1"),
+			Protocols: only(func(p *http.Protocols) { p.SetHTTP1(true) })}
 	case "h1c":
 		rt = &http.Transport{}
 	case "h2c":
-		rt = &http2.Transport{
-			AllowHTTP: true,
-			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, network, addr)
-			},
-		}
+		rt = &http.Transport{Protocols: only(func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) })}
 	default:
 		t.Fatalf("unknown DoH client protocol %q", proto)
 	}
-	c := &http.Client{Transport: rt, Timeout: 5 * time.Second}
+	c := &http.Client{Transport: rt, Timeout: 15 * time.Second}
 	t.Cleanup(c.CloseIdleConnections)
 	return c
 }
