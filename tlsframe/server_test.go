@@ -146,7 +146,7 @@ func startServer(t testing.TB, snap *Snapshot, hs *Handshaker, loops int) *echoS
 	case <-s.booted:
 	case err := <-errc:
 		t.Fatalf("gnet: %v", err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("gnet did not boot")
 	}
 	t.Cleanup(func() {

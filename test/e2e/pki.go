@@ -239,13 +239,10 @@ func (r *Responder) Start() {
 	var ln net.Listener
 	var err error
 	// The port was free when reserved and may linger briefly after a Stop.
-	for range 50 {
-		if ln, err = net.Listen("tcp", r.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
+	if !testutil.Poll(10*time.Second, func() bool {
+		ln, err = net.Listen("tcp", r.addr)
+		return err == nil
+	}) {
 		r.t.Fatalf("OCSP responder: %v", err)
 	}
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
