@@ -90,13 +90,13 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		s.stopDemo()
 		return nil, err
 	}
-	for _, b := range cfg.Binds {
+	for i, b := range cfg.Binds {
 		if b.TLS == nil {
 			continue
 		}
 		tb, err := newTLSBind(b, s.loops, log)
 		if err != nil {
-			return fail(err)
+			return fail(cfg.At(fmt.Sprintf("binds[%d].tls", i), err))
 		}
 		s.tls[b.ListenAddress] = tb
 	}
