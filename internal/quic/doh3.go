@@ -93,6 +93,8 @@ func (h *dohHandler) addCustom(w http.ResponseWriter) {
 }
 
 func (h *dohHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.l.requests.Add(1)
+	defer h.l.requests.Add(-1)
 	info, _ := r.Context().Value(infoKey{}).(*connInfo)
 	var c *conn
 	if info != nil {

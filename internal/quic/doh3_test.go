@@ -2,11 +2,13 @@ package quic
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dnsfront/dnsfront/doh"
 	"github.com/miekg/dns"
@@ -135,5 +137,39 @@ func TestDoH3Rejects(t *testing.T) {
 	readAnswer(t, resp)
 	if h.ln.Stats().Accepted != 1 {
 		t.Fatalf("%d connections, want the one reused", h.ln.Stats().Accepted)
+	}
+}
+
+// Shutdown sends the HTTP/3 GOAWAY and closes once requests in flight are answered; the
+// client's next request needs a new connection, which is refused.
+func TestDoH3GracefulShutdown(t *testing.T) {
+	h, client, base := newDoH3(t, Options{})
+	q := query("www.example.", 0)
+	resp, err := client.Post(base+"/dns-query", "application/dns-message", bytes.NewReader(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAnswer(t, resp)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := h.ln.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	// The client keeps an idle connection open; the server closes it rather than wait for
+	// the client's idle timeout.
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v with no request in flight", d)
+	}
+	if n := h.ln.Connections(); n != 0 {
+		t.Fatalf("%d connections left after shutdown", n)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+	defer rcancel()
+	req, _ := http.NewRequestWithContext(rctx, "POST", base+"/dns-query", bytes.NewReader(q))
+	req.Header.Set("Content-Type", "application/dns-message")
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("a request succeeded after shutdown")
 	}
 }
