@@ -2,5 +2,7 @@ package main
 
 import "github.com/spf13/cobra"
 
-// extraCommands are the subcommands that live in their own files (ocsp, bench).
-func extraCommands() []*cobra.Command { return []*cobra.Command{newOCSPCmd(), newBenchCmd()} }
+// extraCommands are the subcommands that live in their own files (ocsp, bench, migrate-dnsdist).
+func extraCommands() []*cobra.Command {
+	return []*cobra.Command{newOCSPCmd(), newBenchCmd(), newMigrateCmd()}
+}
