@@ -105,8 +105,22 @@ func closedPort(t *testing.T) string {
 	return a
 }
 
+// fastCheck is a check whose rounds the tests drive with a fake clock. Its
+// timeout is real time and generous: a loaded machine must not turn a good
+// answer into a timeout. Tests of timeouts set a short one on a backend
+// that answers much later (slowCheck).
 func fastCheck(maxFailures, rise int) HealthCheckConfig {
-	return HealthCheckConfig{Interval: 20 * time.Millisecond, Timeout: 50 * time.Millisecond, MaxFailures: maxFailures, Rise: rise, QName: "A.Root-Servers.NET"}
+	return HealthCheckConfig{Interval: 20 * time.Millisecond, Timeout: 5 * time.Second, MaxFailures: maxFailures, Rise: rise, QName: "A.Root-Servers.NET"}
+}
+
+// slowDelay is how late the slow test backend answers, and slowCheck a check
+// that gives up long before: the probe fails however loaded the machine is.
+const slowDelay = 2 * time.Second
+
+func slowCheck(maxFailures, rise int) HealthCheckConfig {
+	hc := fastCheck(maxFailures, rise)
+	hc.Timeout = 100 * time.Millisecond
+	return hc
 }
 
 func TestProbeReasons(t *testing.T) {
@@ -121,13 +135,13 @@ func TestProbeReasons(t *testing.T) {
 		{"healthy over tcp", ok.addr, func(h *HealthCheckConfig) { h.UseTCP = true }, ""},
 		{"closed port", closedPort(t), nil, "udp"},
 		{"closed port tcp", closedPort(t), func(h *HealthCheckConfig) { h.UseTCP = true }, "refused"},
-		{"slow", startBackend(t, slow, 200*time.Millisecond).addr, nil, "timeout after 50ms"},
+		{"slow", startBackend(t, slow, slowDelay).addr, func(h *HealthCheckConfig) { h.Timeout = slowCheck(1, 1).Timeout }, "timeout after 100ms"},
 		{"servfail", startBackend(t, servfail, 0).addr, nil, "rcode SERVFAIL"},
 		{"nxdomain accepted", startBackend(t, nxdomain, 0).addr, nil, ""},
 		{"nxdomain with must_resolve", startBackend(t, nxdomain, 0).addr, func(h *HealthCheckConfig) { h.MustResolve = true }, "rcode NXDOMAIN with must_resolve"},
 		// Over UDP an answer with another ID is ignored (it may be a late
 		// answer to an earlier probe, or spoofed): the probe times out.
-		{"id mismatch udp", startBackend(t, wrongID, 0).addr, nil, "timeout"},
+		{"id mismatch udp", startBackend(t, wrongID, 0).addr, func(h *HealthCheckConfig) { h.Timeout = slowCheck(1, 1).Timeout }, "timeout"},
 		{"id mismatch tcp", startBackend(t, wrongID, 0).addr, func(h *HealthCheckConfig) { h.UseTCP = true }, "ID does not match"},
 	}
 	for _, tt := range tests {
@@ -308,7 +322,7 @@ func TestCheckerFaultyBackends(t *testing.T) {
 	cfgs := []BackendConfig{
 		{Name: "good", Address: good.addr, HealthCheck: fastCheck(2, 2)},
 		{Name: "down", Address: closedPort(t), HealthCheck: fastCheck(2, 2)},
-		{Name: "slow", Address: startBackend(t, slow, 150*time.Millisecond).addr, HealthCheck: fastCheck(2, 2)},
+		{Name: "slow", Address: startBackend(t, slow, slowDelay).addr, HealthCheck: slowCheck(2, 2)},
 		{Name: "servfail", Address: startBackend(t, servfail, 0).addr, HealthCheck: fastCheck(2, 2)},
 		{Name: "forced-down", Address: good.addr, HealthCheck: HealthCheckConfig{Mode: ModeDown}},
 		{Name: "forced-up", Address: closedPort(t), HealthCheck: HealthCheckConfig{Mode: ModeUp}},
