@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -143,27 +144,36 @@ func frame(msgs ...[]byte) []byte {
 // exchange sends one query on a new stream as RFC 9250 says and reads the one answer.
 func exchange(t *testing.T, c *quicgo.Conn, q []byte) *dns.Msg {
 	t.Helper()
+	m, err := tryExchange(c, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// tryExchange is exchange for goroutines other than the test's.
+func tryExchange(c *quicgo.Conn, q []byte) (*dns.Msg, error) {
 	str, err := c.OpenStreamSync(context.Background())
 	if err != nil {
-		t.Fatalf("open stream: %v", err)
+		return nil, fmt.Errorf("open stream: %w", err)
 	}
 	if _, err := str.Write(frame(q)); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	_ = str.Close()
 	_ = str.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b, err := io.ReadAll(str)
 	if err != nil {
-		t.Fatalf("read answer: %v", err)
+		return nil, fmt.Errorf("read answer: %w", err)
 	}
 	if len(b) < 2 || int(binary.BigEndian.Uint16(b)) != len(b)-2 {
-		t.Fatalf("answer of %d bytes is not one framed message", len(b))
+		return nil, fmt.Errorf("answer of %d bytes is not one framed message", len(b))
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(b[2:]); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return m
+	return m, nil
 }
 
 // closedWith waits for the connection to end and returns the application error code
