@@ -38,13 +38,14 @@ const (
 type h2ErrCode = http2.ErrCode
 
 type h2conn struct {
-	s    *Session
-	fr   *http2.Framer // writes only
-	dec  *hpackDecoder
-	enc  *hpack.Encoder
-	hb   outBuf // HPACK-encoded response headers
-	num  []byte // scratch for numbers written into response headers
-	emit func(Query)
+	s       *Session
+	fr      *http2.Framer // writes only
+	dec     *hpackDecoder
+	enc     *hpack.Encoder
+	hb      outBuf     // HPACK-encoded response headers
+	lengths valueCache // content-length values
+	maxAges valueCache // cache-control values
+	emit    func(Query)
 
 	prefaceDone  bool
 	gotSettings  bool
@@ -100,6 +101,7 @@ func (s *Session) startH2() {
 	c.dec = newHPACKDecoder(headerTableSize, int(s.cfg.maxHeaderList), c)
 	c.enc = hpack.NewEncoder(&c.hb)
 	c.head.declLen = -1
+	c.maxAges.prefix = "max-age="
 	s.h2 = c
 	c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: s.cfg.maxStreams},

@@ -305,17 +305,13 @@ func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool
 	if status == 405 {
 		c.enc.WriteField(hpack.HeaderField{Name: "allow", Value: "GET, POST"})
 	}
-	// The per-response values go out as literals without indexing, built
-	// in a scratch buffer: strconv strings would cost an allocation each.
-	c.num = strconv.AppendInt(c.num[:0], int64(len(body)), 10)
-	c.hb.b = appendHPACKLiteral(c.hb.b, hpackIdxContentLength, c.num)
+	c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: c.lengths.get(int64(len(body)))})
 	if isDNS && s.cfg.cacheControl {
 		ttl, ok := minTTL(body)
 		if !ok {
 			ttl = 0
 		}
-		c.num = strconv.AppendUint(append(c.num[:0], "max-age="...), uint64(ttl), 10)
-		c.hb.b = appendHPACKLiteral(c.hb.b, hpackIdxCacheControl, c.num)
+		c.enc.WriteField(hpack.HeaderField{Name: "cache-control", Value: c.maxAges.get(int64(ttl))})
 	}
 	for _, f := range s.cfg.custom {
 		c.enc.WriteField(hpack.HeaderField{Name: f.Key, Value: f.Value})
@@ -344,12 +340,37 @@ func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool
 	c.updateBlocked()
 }
 
+// valueCache keeps the strings of the last few numbers written into
+// response headers. Answers to the same questions repeat their length and
+// TTL, so the strings (which the HPACK encoder indexes and keeps) are made
+// once, not once per response; a miss costs one allocation.
+type valueCache struct {
+	prefix string
+	keys   [4]int64
+	vals   [4]string
+	next   int
+}
+
+func (v *valueCache) get(n int64) string {
+	for i, s := range v.vals {
+		if s != "" && v.keys[i] == n {
+			return s
+		}
+	}
+	s := v.prefix + strconv.FormatInt(n, 10)
+	v.keys[v.next], v.vals[v.next] = n, s
+	v.next = (v.next + 1) % len(v.vals)
+	return s
+}
+
 func statusString(code int) string {
 	switch code {
 	case 200:
 		return "200"
 	case 400:
 		return "400"
+	case 403:
+		return "403"
 	case 404:
 		return "404"
 	case 405:

@@ -323,32 +323,3 @@ var hpackStatic = [...]hpackEntry{
 	staticEntry("via", ""),
 	staticEntry("www-authenticate", ""),
 }
-
-// Static table indexes of the response fields written as literals.
-const (
-	hpackIdxCacheControl  = 24
-	hpackIdxContentLength = 28
-)
-
-// appendHPACKLiteral appends a field as "literal without indexing" with a
-// static-table name (6.2.2): it leaves the dynamic table alone, so it can be
-// mixed with an hpack.Encoder's output in one block.
-func appendHPACKLiteral(dst []byte, nameIdx int, value []byte) []byte {
-	dst = appendHPACKInt(dst, 4, 0x00, uint64(nameIdx))
-	dst = appendHPACKInt(dst, 7, 0x00, uint64(len(value)))
-	return append(dst, value...)
-}
-
-func appendHPACKInt(dst []byte, n uint8, first byte, v uint64) []byte {
-	mask := uint64(1)<<n - 1
-	if v < mask {
-		return append(dst, first|byte(v))
-	}
-	dst = append(dst, first|byte(mask))
-	v -= mask
-	for v >= 128 {
-		dst = append(dst, byte(v&0x7f)|0x80)
-		v >>= 7
-	}
-	return append(dst, byte(v))
-}

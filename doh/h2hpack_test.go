@@ -150,3 +150,18 @@ func FuzzHPACKDecoder(f *testing.F) {
 		}
 	})
 }
+
+// appendHPACKInt appends an integer with an n-bit prefix (RFC 7541 5.1).
+func appendHPACKInt(dst []byte, n uint8, first byte, v uint64) []byte {
+	mask := uint64(1)<<n - 1
+	if v < mask {
+		return append(dst, first|byte(v))
+	}
+	dst = append(dst, first|byte(mask))
+	v -= mask
+	for v >= 128 {
+		dst = append(dst, byte(v&0x7f)|0x80)
+		v >>= 7
+	}
+	return append(dst, byte(v))
+}
