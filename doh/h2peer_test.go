@@ -24,7 +24,6 @@ type h2peer struct {
 	hb      bytes.Buffer
 	enc     *hpack.Encoder
 	dec     *hpack.Decoder
-	out     []byte
 	queries []Query
 	err     error // the last Feed error
 	// answer: Respond to every query as soon as it is emitted.
