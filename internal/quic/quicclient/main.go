@@ -1,6 +1,10 @@
 // Command quicclient asks one DNS question over DoQ or DoH3 with quic-go's client and
 // prints the answer, the negotiated protocol and whether the handshake carried a staple
 // that verifies against the issuer. The QUIC tests start it as a separate program.
+//
+// With -duration it measures instead: queries per second on warm connections
+// (-connections, each with -inflight queries outstanding), or with -handshakes full
+// handshakes per second (a new connection each, no resumption).
 package main
 
 import (
@@ -29,8 +33,18 @@ func main() {
 	ca := flag.String("ca", "", "PEM file of the CA that issued the server certificate")
 	sni := flag.String("sni", "dns.test", "server name")
 	path := flag.String("path", "/dns-query", "DoH3 path")
+	duration := flag.Duration("duration", 0, "measure for this long instead of asking once")
+	conns := flag.Int("connections", 4, "measure: connections")
+	inflight := flag.Int("inflight", 16, "measure: queries outstanding per connection")
+	handshakes := flag.Bool("handshakes", false, "measure full handshakes per second instead of queries")
 	flag.Parse()
-	if err := run(*proto, *addr, *name, *ca, *sni, *path); err != nil {
+	var err error
+	if *duration > 0 {
+		err = measure(*proto, *addr, *name, *ca, *sni, *path, *duration, *conns, *inflight, *handshakes)
+	} else {
+		err = run(*proto, *addr, *name, *ca, *sni, *path)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "quicclient:", err)
 		os.Exit(1)
 	}
