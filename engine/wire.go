@@ -48,7 +48,6 @@ func msgID(m []byte) uint16           { return binary.BigEndian.Uint16(m) }
 func setMsgID(m []byte, id uint16)    { binary.BigEndian.PutUint16(m, id) }
 func isResponse(m []byte) bool        { return m[2]&0x80 != 0 }
 func isTruncated(m []byte) bool       { return m[2]&0x02 != 0 }
-func rcode(m []byte) int              { return int(m[3] & 0x0f) }
 func count(m []byte, i int) uint16    { return binary.BigEndian.Uint16(m[4+2*i:]) }
 func setCount(m []byte, i int, n int) { binary.BigEndian.PutUint16(m[4+2*i:], uint16(n)) }
 

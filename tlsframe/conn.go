@@ -172,8 +172,10 @@ func (c *Conn) readPass(gc gnet.Conn, deliver func([]byte)) error {
 			deliver(s.plain[:n])
 		}
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Temporary() { //nolint:staticcheck // the contract crypto/tls relies on
+			// Our own would-block, which crypto/tls does not keep as the
+			// connection's error because it is a net.Error whose Temporary() is
+			// true (adapter.go).
+			if errors.Is(err, errWouldBlock) {
 				break
 			}
 			_ = c.flushRecords(gc) // an alert crypto/tls queued
