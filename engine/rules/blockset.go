@@ -162,16 +162,11 @@ func (s *BlockSet) Lookup(q *Query) *Block {
 		}
 	}
 	if s.suffixes != nil {
-		var found *Block
-		s.suffixes.suffixes(q.QName, func(e int, _ bool) bool {
-			b := s.suffixBk[s.suffixes.entries[e].val]
-			if q.Now < b.Until {
-				found = b
-				return false
+		if e, ok := s.suffixes.longestSuffix(q.QName); ok {
+			if b := s.suffixBk[s.suffixes.entries[e].val]; q.Now < b.Until {
+				return b
 			}
-			return true
-		})
-		return found
+		}
 	}
 	return nil
 }

@@ -170,7 +170,7 @@ func TestDynMaskAndInclude(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		h.send(fmt.Sprintf("198.51.100.%d", i), "x.example", dns.TypeA, 3, -1, 0, false) // 18 from one /24
 		h.send(fmt.Sprintf("2001:db8:1:%d::1", i), "x.example", dns.TypeA, 3, -1, 0, false)
-		h.send(fmt.Sprintf("192.0.2.%d", i), "x.example", dns.TypeA, 3, -1, 0, false)       // excluded
+		h.send(fmt.Sprintf("192.0.2.%d", i), "x.example", dns.TypeA, 3, -1, 0, false)     // excluded
 		h.send(fmt.Sprintf("192.0.2.%d", 200+i), "x.example", dns.TypeA, 3, -1, 0, false) // included back
 	}
 	h.tick()
@@ -203,7 +203,9 @@ func TestDynResponseRules(t *testing.T) {
 				h.send(c, "x.example", dns.TypeA, 20, dns.RcodeServerFailure, 100, false)
 				h.send(c, "x.example", dns.TypeA, 5, dns.RcodeSuccess, 100, false)
 			},
-			func(h *dynHarness, c string) { h.send(c, "x.example", dns.TypeA, 10, dns.RcodeServerFailure, 100, false) }, // below the minimum
+			func(h *dynHarness, c string) {
+				h.send(c, "x.example", dns.TypeA, 10, dns.RcodeServerFailure, 100, false)
+			}, // below the minimum
 			KindTruncate},
 		{`{ type: qtype-rate, qtype: ANY, rate: 5, seconds: 2, action_duration: 60, action: Drop }`,
 			func(h *dynHarness, c string) { h.send(c, "x.example", dns.TypeANY, 11, -1, 0, false) },

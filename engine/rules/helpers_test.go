@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"log/slog"
 	"net/netip"
 	"testing"
 
@@ -57,3 +58,5 @@ func compileRules(t testing.TB, doc string) *config.Rules {
 	}
 	return r
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

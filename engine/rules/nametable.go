@@ -16,9 +16,12 @@ type nameTable struct {
 	maxLabels int
 }
 
+// nameSlot holds what a lookup needs, so that a probe touches the slot and the stored name
+// only: the name's offset in the arena and the entry's value.
 type nameSlot struct {
 	hash  uint64
 	entry uint32 // index+1 into entries; 0 is an empty slot
+	off   uint32 // of the name in arena
 }
 
 type nameEntry struct {
@@ -70,7 +73,7 @@ func (t *nameTable) place(h uint64, e uint32) {
 	mask := uint64(len(t.slots) - 1)
 	for i := (h * fibMul) >> t.shift; ; i = (i + 1) & mask {
 		if t.slots[i].entry == 0 {
-			t.slots[i] = nameSlot{hash: h, entry: e}
+			t.slots[i] = nameSlot{hash: h, entry: e, off: t.entries[e-1].off}
 			return
 		}
 	}
@@ -95,17 +98,16 @@ func (t *nameTable) find(h uint64, name []byte) (int, bool) {
 		if s.entry == 0 {
 			return 0, false
 		}
-		if s.hash == h {
-			e := &t.entries[s.entry-1]
-			if equalFold(name, t.arena[e.off:e.off+uint32(e.length)]) {
-				return int(s.entry - 1), true
-			}
+		// Equal bytes up to name's root label mean equal names: the stored name's labels
+		// then end at the same place.
+		if s.hash == h && int(s.off)+len(name) <= len(t.arena) && equalFold(name, t.arena[int(s.off):int(s.off)+len(name)]) {
+			return int(s.entry - 1), true
 		}
 	}
 }
 
 // suffixes calls f with the entry index of every stored name that is a suffix of the wire
-// name (in any case), from the longest to the shortest, until f returns false. exact tells
+// name (in any case), from the shortest to the longest, until f returns false. exact tells
 // f that the stored name is the whole name.
 func (t *nameTable) suffixes(name []byte, f func(entry int, exact bool) bool) {
 	if len(t.entries) == 0 || len(name) == 0 {
@@ -147,8 +149,14 @@ func (t *nameTable) suffixes(name []byte, f func(entry int, exact bool) bool) {
 
 // hasSuffix reports whether a stored name is a suffix of name (or name itself).
 func (t *nameTable) hasSuffix(name []byte) bool {
+	_, ok := t.longestSuffix(name)
+	return ok
+}
+
+// longestSuffix returns the entry of the longest stored name that is a suffix of name.
+func (t *nameTable) longestSuffix(name []byte) (int, bool) {
 	if len(t.entries) == 0 || len(name) == 0 {
-		return false
+		return 0, false
 	}
 	var offs [128]uint8
 	n := 0
@@ -156,13 +164,14 @@ func (t *nameTable) hasSuffix(name []byte) bool {
 		offs[n] = uint8(off)
 		n++
 	}
+	// From the shortest suffix to the longest, remembering the last hit: hashing runs
+	// backwards, so shorter suffixes come first.
+	found, ok := 0, false
 	h := uint64(hashSeed)
 	i := len(name) - 1
 	h = (h ^ uint64(lower(name[i]))) * hashPrime
 	if t.minLabels == 0 {
-		if _, ok := t.find(h, name[i:]); ok {
-			return true
-		}
+		found, ok = t.find(h, name[i:])
 	}
 	for j := n - 1; j >= 0; j-- {
 		start := int(offs[j])
@@ -175,13 +184,13 @@ func (t *nameTable) hasSuffix(name []byte) bool {
 			continue
 		}
 		if labels > t.maxLabels {
-			return false
+			break
 		}
-		if _, ok := t.find(h, name[start:]); ok {
-			return true
+		if e, hit := t.find(h, name[start:]); hit {
+			found, ok = e, true
 		}
 	}
-	return false
+	return found, ok
 }
 
 // lookup finds the whole name.
