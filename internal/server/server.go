@@ -85,6 +85,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	oo.Clock = clock
 	s.st.mgr = ocsp.NewManager(oo, s.st.publish)
 	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn, newHandshakeCollector(s))
+	s.reg.MustRegister(tlsframe.HandshakeCollector()) // dnsfront_tls_handshakes_negotiated_total, process-wide
 	fail := func(err error) (*Server, error) {
 		s.closeTLS()
 		s.stopDemo()
