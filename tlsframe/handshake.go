@@ -186,7 +186,7 @@ func (h *Handshaker) worker(c *Conn) {
 			h.opts.Logger.Debug("tls handshake failed", "peer", c.peer.String(), "err", err)
 		} else {
 			h.succeeded.Add(1)
-			countNegotiated(c.tls.ConnectionState())
+			CountHandshake(c.tls.ConnectionState())
 		}
 		c = h.next(c)
 	}

@@ -21,8 +21,11 @@ var negotiated = prometheus.NewCounterVec(prometheus.CounterOpts{
 // it once per registry; every registry sees the same process-wide counts.
 func HandshakeCollector() prometheus.Collector { return negotiated }
 
-// countNegotiated runs on the handshake goroutine once a handshake succeeds.
-func countNegotiated(cs tls.ConnectionState) {
+// CountHandshake counts one completed handshake in
+// dnsfront_tls_handshakes_negotiated_total. Handshakers call it; listeners whose
+// handshakes run elsewhere (QUIC, on quic-go's goroutines) call it once their
+// handshake is complete, so the series covers every protocol.
+func CountHandshake(cs tls.ConnectionState) {
 	negotiated.WithLabelValues(VersionName(cs.Version), GroupName(cs.CurveID)).Inc()
 }
 
