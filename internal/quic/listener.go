@@ -39,6 +39,9 @@ type Options struct {
 	// MaxHandshakes bounds the handshakes in flight; a new connection beyond it is
 	// refused (CONNECTION_REFUSED) before any cryptography (default 1024).
 	MaxHandshakes int
+	// MaxHandshakesPerClient bounds one client address's handshakes in flight (0: no
+	// bound), as tls.max_handshakes_per_client does for DoT.
+	MaxHandshakesPerClient int
 	// RetryThreshold: with more handshakes than this in flight, new connections must
 	// validate their address with a Retry first (default 64; -1: always).
 	RetryThreshold int
@@ -89,8 +92,9 @@ type Listener struct {
 	requests    atomic.Int64 // DoH3 requests being handled
 	stats       counters
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	perClient map[netip.Addr]int // handshakes in flight by client address
 	closing  bool
 	accepted sync.WaitGroup // the accept loop
 	served   sync.WaitGroup // connection goroutines
@@ -121,6 +125,7 @@ type infoKey struct{}
 // the established connection.
 type connInfo struct {
 	l    *Listener
+	peer netip.Addr
 	done atomic.Bool
 	stop func() bool // the context.AfterFunc that ends the handshake on failure
 	conn atomic.Pointer[conn]
@@ -129,6 +134,12 @@ type connInfo struct {
 func (h *connInfo) end() {
 	if h.done.CompareAndSwap(false, true) {
 		h.l.handshaking.Add(-1)
+		l := h.l
+		l.mu.Lock()
+		if l.perClient[h.peer]--; l.perClient[h.peer] <= 0 {
+			delete(l.perClient, h.peer)
+		}
+		l.mu.Unlock()
 	}
 }
 
@@ -159,8 +170,9 @@ func Listen(eng *engine.Engine, o Options) (*Listener, error) {
 		opts:  o,
 		eng:   eng,
 		log:   o.Logger.With("listener", o.Addr.String(), "protocol", o.Protocol),
-		udp:   udp,
-		conns: map[*conn]struct{}{},
+		udp:       udp,
+		conns:     map[*conn]struct{}{},
+		perClient: map[netip.Addr]int{},
 	}
 	alpn := "doq"
 	if o.Protocol == "DoH3" {
@@ -237,7 +249,7 @@ func (l *Listener) connContext(ctx context.Context, ci *quicgo.ClientInfo) (cont
 		l.stats.aclDrops.Add(1)
 		return nil, errors.New("refused by the ACL")
 	}
-	if l.eng.Draining() || l.isClosing() {
+	if l.eng.Draining() {
 		l.stats.refused.Add(1)
 		return nil, errors.New("draining")
 	}
@@ -245,16 +257,22 @@ func (l *Listener) connContext(ctx context.Context, ci *quicgo.ClientInfo) (cont
 		l.stats.refused.Add(1)
 		return nil, errors.New("too many handshakes in flight")
 	}
-	h := &connInfo{l: l}
+	h := &connInfo{l: l, peer: peer.Addr().Unmap()}
+	l.mu.Lock()
+	if l.closing || l.opts.MaxHandshakesPerClient > 0 && l.perClient[h.peer] >= l.opts.MaxHandshakesPerClient {
+		closing := l.closing
+		l.mu.Unlock()
+		l.stats.refused.Add(1)
+		if closing {
+			return nil, errors.New("closing")
+		}
+		return nil, errors.New("too many handshakes from this client")
+	}
+	l.perClient[h.peer]++
+	l.mu.Unlock()
 	l.handshaking.Add(1)
 	h.stop = context.AfterFunc(ctx, h.end)
 	return context.WithValue(ctx, infoKey{}, h), nil
-}
-
-func (l *Listener) isClosing() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closing
 }
 
 func (l *Listener) acceptLoop() {
