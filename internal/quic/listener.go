@@ -95,9 +95,9 @@ type Listener struct {
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
 	perClient map[netip.Addr]int // handshakes in flight by client address
-	closing  bool
-	accepted sync.WaitGroup // the accept loop
-	served   sync.WaitGroup // connection goroutines
+	closing   bool
+	accepted  sync.WaitGroup // the accept loop
+	served    sync.WaitGroup // connection goroutines
 }
 
 type quicListener interface {
@@ -167,9 +167,9 @@ func Listen(eng *engine.Engine, o Options) (*Listener, error) {
 		return nil, fmt.Errorf("quic: %s bind %s: %w", o.Protocol, o.Addr, err)
 	}
 	l := &Listener{
-		opts:  o,
-		eng:   eng,
-		log:   o.Logger.With("listener", o.Addr.String(), "protocol", o.Protocol),
+		opts:      o,
+		eng:       eng,
+		log:       o.Logger.With("listener", o.Addr.String(), "protocol", o.Protocol),
 		udp:       udp,
 		conns:     map[*conn]struct{}{},
 		perClient: map[netip.Addr]int{},
