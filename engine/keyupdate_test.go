@@ -19,6 +19,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/panjf2000/gnet/v2"
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
@@ -75,6 +76,14 @@ func freeTCPPort(t *testing.T) uint16 {
 // them. B must receive its SERVFAIL and nothing of A's, and A its own KeyUpdate.
 func TestKeyUpdateStaysOnItsConnection(t *testing.T) {
 	openssl := testutil.Tool(t, "openssl")
+	// Registered first, so it runs last: after the engine, the clients and the backend
+	// have stopped, no goroutine of theirs may be left.
+	base := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		// gnet dials registered sockets in its process-wide ants pool, whose idle
+		// workers live on until the pool's expiry: gnet's, not the engine's.
+		goleak.VerifyNone(t, base, goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"))
+	})
 	pki := devpki.NewTestPKI(t, t.TempDir())
 	snap, err := tlsframe.BuildSnapshot([]tlsframe.CertSpec{{ChainFile: pki.Leaf.ChainFile, KeyFile: pki.Leaf.KeyFile}},
 		tlsframe.Options{NextProtos: []string{"dot"}}, nil)

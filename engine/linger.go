@@ -32,14 +32,11 @@ func (l *loop) linger(c *clientConn, final bool) {
 	}
 	c.lingering = true
 	c.closing = false
+	c.lingerUntil = l.e.mono(time.Now().Add(lingerTimeout))
+	l.lingering++ // before the last write: a failed one closes c, and OnClose counts it out
 	if final && c.stream != nil {
 		c.stream.shutdown(c.gc)
 	}
-	if c.closed {
-		return // the write of the last bytes failed and gnet closed the connection
-	}
-	c.lingerUntil = l.e.mono(time.Now().Add(lingerTimeout))
-	l.lingering++
 	l.halfClose(c)
 }
 
