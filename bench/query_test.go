@@ -20,11 +20,20 @@ func queryServers(t *testing.T, newHandler func() *dnsHandler) map[string]QueryO
 	}
 }
 
+// runQuery is RunQuery over windows of d, 4d and 16d.
+func runQuery(t *testing.T, o QueryOptions, d time.Duration) (*Report, error) {
+	t.Helper()
+	return windows(t, d, func(d time.Duration) (*Report, error) {
+		o.Duration = d
+		return RunQuery(context.Background(), o)
+	})
+}
+
 func TestQueryProtocols(t *testing.T) {
 	for proto, o := range queryServers(t, func() *dnsHandler { return &dnsHandler{} }) {
 		t.Run(proto, func(t *testing.T) {
-			o.Connections, o.Inflight, o.Duration = 2, 8, 300*time.Millisecond
-			r, err := RunQuery(context.Background(), o)
+			o.Connections, o.Inflight = 2, 8
+			r, err := runQuery(t, o, 300*time.Millisecond)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,8 +102,8 @@ func TestQueryWrongIDDuringRun(t *testing.T) {
 
 func TestQueryLostUDP(t *testing.T) {
 	addr := startDNS(t, &dnsHandler{dropEvery: 3}, "udp", nil)
-	r, err := RunQuery(context.Background(), QueryOptions{Proto: "udp", Target: addr,
-		Connections: 2, Inflight: 4, Duration: 400 * time.Millisecond, Timeout: 30 * time.Millisecond})
+	r, err := runQuery(t, QueryOptions{Proto: "udp", Target: addr,
+		Connections: 2, Inflight: 4, Timeout: 30 * time.Millisecond}, 400*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +122,8 @@ func TestQueryNamesAndWrongQuestion(t *testing.T) {
 	if len(qs) != 3 || qs[0].Type != 28 || qs[1].Type != 15 || qs[2].Type != 1 || qs[2].Name != "plain.test." {
 		t.Fatalf("parsed %+v", qs)
 	}
-	r, err := RunQuery(context.Background(), QueryOptions{Proto: "tcp", Target: addr, Questions: qs,
-		Connections: 1, Inflight: 16, Duration: 200 * time.Millisecond})
+	r, err := runQuery(t, QueryOptions{Proto: "tcp", Target: addr, Questions: qs,
+		Connections: 1, Inflight: 16}, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
