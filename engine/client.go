@@ -54,13 +54,13 @@ type stream interface {
 	fail(tag uint64, kind failKind, msg []byte)
 	// flush writes everything queued in one write.
 	flush(gc gnet.Conn) error
-	// shutdown writes the stream's last bytes (a GOAWAY or final HTTP/1.1 answers, then
-	// close_notify) without closing the connection: the engine half-closes and lingers.
 	// Expired reports whether the stream's own deadline (handshake, idle) has passed.
 	Expired(now time.Time) bool
 	// wantClose reports whether the stream asked to close once its output is flushed.
 	wantClose() bool
 	close()
+	// shutdown writes the stream's last bytes (a GOAWAY or final HTTP/1.1 answers, then
+	// close_notify) without closing the connection: the engine half-closes and lingers.
 	shutdown(gc gnet.Conn)
 }
 
