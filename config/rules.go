@@ -222,7 +222,14 @@ type TCPTuning struct {
 
 // ParseRules decodes and validates a document that holds only the keys of Rules (tests and
 // tools use it; a configuration file goes through Parse). Errors are Errors, like Parse's.
-func ParseRules(name string, data []byte) (*Rules, error) {
+func ParseRules(name string, data []byte) (rules *Rules, err error) {
+	// goccy/go-yaml v1.19.2 panics on some malformed documents (a tag on a sequence's
+	// content, found by FuzzParseRules); report them as errors instead.
+	defer func() {
+		if p := recover(); p != nil {
+			rules, err = nil, Errors{{File: name, Msg: fmt.Sprintf("malformed YAML (the decoder failed: %v)", p)}}
+		}
+	}()
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, Errors{yamlError(name, err, nil)}

@@ -463,8 +463,20 @@ func ParseQClass(name string, numeric uint16) (uint16, error) {
 		}
 		return numeric, nil
 	}
-	if c, ok := dns.StringToClass[strings.ToUpper(name)]; ok {
+	u := strings.ToUpper(name)
+	switch u {
+	case "CHAOS":
+		return dns.ClassCHAOS, nil
+	case "HESIOD":
+		return dns.ClassHESIOD, nil
+	}
+	if c, ok := dns.StringToClass[u]; ok {
 		return c, nil
+	}
+	if n, ok := strings.CutPrefix(u, "CLASS"); ok {
+		if c, err := strconv.ParseUint(n, 10, 16); err == nil {
+			return uint16(c), nil
+		}
 	}
 	return 0, fmt.Errorf("unknown qclass %q", name)
 }
