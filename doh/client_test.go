@@ -2,23 +2,24 @@ package doh
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/http2"
 )
 
+// h2Client speaks HTTP/2 over TLS only: net/http's own client, not x/net's.
 func h2Client(h *harness) *http.Client {
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: h.certPool(), NextProtos: []string{"h2"}},
+	var p http.Protocols
+	p.SetHTTP2(true)
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: h.certPool()},
+		Protocols:       &p,
 	}}
 }
 
@@ -31,14 +32,11 @@ func h1Client(h *harness) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: tr}
 }
 
+// h2cClient speaks HTTP/2 with prior knowledge in cleartext.
 func h2cClient() *http.Client {
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &p}}
 }
 
 func h1PlainClient() *http.Client {
