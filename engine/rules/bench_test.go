@@ -158,3 +158,12 @@ func BenchmarkWriteAnswer(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	cpuLoop(b, func(int) { buf = WriteAnswer(buf[:0], q, &v) })
 }
+
+// BenchmarkDecide100Rules is the engine's whole per-query decision: block check (no block
+// in force) and 100 rules.
+func BenchmarkDecide100Rules(b *testing.B) {
+	rs := compileYAML(b, typicalRules(100))
+	d := NewDynBlocks(DynOptions{Loops: 1})
+	q := newQuery(b, packQuery(b, "www.example.com", dns.TypeA, nil), "203.0.113.7")
+	cpuLoop(b, func(int) { _ = Decide(d, rs, q) })
+}

@@ -100,7 +100,8 @@ var (
 )
 
 // ParseQuery fills q's message fields from msg (a query with one question): QName, QType,
-// QClass, Flags and the EDNS fields. It keeps the other fields. It does not allocate.
+// QClass, Flags and the EDNS fields; it clears Tags and Resp, which belong to one query, and
+// keeps the connection fields (Client, Proto, Loop, ...). It does not allocate.
 // The returned offset is the end of the question.
 func ParseQuery(q *Query, msg []byte) (int, error) {
 	if len(msg) < 12 {
@@ -117,6 +118,7 @@ func ParseQuery(q *Query, msg []byte) (int, error) {
 		return 0, errBadName
 	}
 	q.Msg = msg
+	q.Tags, q.Resp = Tags{}, nil
 	q.QName = msg[12:end]
 	q.QType = binary.BigEndian.Uint16(msg[end:])
 	q.QClass = binary.BigEndian.Uint16(msg[end+2:])

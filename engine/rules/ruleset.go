@@ -61,18 +61,39 @@ type ruleList struct {
 // q.Tags. It runs on the event loop that owns q and does not allocate (Log actions excepted,
 // when they log).
 func (rs *RuleSet) EvalQuery(q *Query) Verdict {
-	return rs.eval(&rs.query, q)
+	return rs.eval(&rs.query, q, Verdict{Rule: -1})
+}
+
+// EvalQueryWith runs the query rules starting from the settings already in *v (those of a
+// NoRecurse or SetTag dynamic block) and stores the outcome in *v.
+func (rs *RuleSet) EvalQueryWith(q *Query, v *Verdict) {
+	*v = rs.eval(&rs.query, q, *v)
+}
+
+// Decide is the engine's whole query decision after the ACL: the dynamic blocks, then the
+// query rules. Either may be nil.
+func Decide(d *DynBlocks, rs *RuleSet, q *Query) Verdict {
+	v := Verdict{Rule: -1}
+	if d != nil && d.Check(q, &v) {
+		return v
+	}
+	if rs != nil {
+		rs.EvalQueryWith(q, &v)
+	}
+	return v
 }
 
 // EvalResponse runs the response rules (response_rules) on q, whose Resp holds the response.
 // Actions may rewrite the TTLs of q.Resp in place (SetMaxTTL, SetMinTTL, LimitTTL).
-func (rs *RuleSet) EvalResponse(q *Query) Verdict { return rs.eval(&rs.response, q) }
+func (rs *RuleSet) EvalResponse(q *Query) Verdict { return rs.eval(&rs.response, q, Verdict{Rule: -1}) }
 
 // EvalCacheHit runs cache_hit_response_rules on an answer taken from the packet cache.
-func (rs *RuleSet) EvalCacheHit(q *Query) Verdict { return rs.eval(&rs.cacheHit, q) }
+func (rs *RuleSet) EvalCacheHit(q *Query) Verdict { return rs.eval(&rs.cacheHit, q, Verdict{Rule: -1}) }
 
 // EvalSelfAnswered runs self_answered_response_rules on an answer the rules generated.
-func (rs *RuleSet) EvalSelfAnswered(q *Query) Verdict { return rs.eval(&rs.selfAnswered, q) }
+func (rs *RuleSet) EvalSelfAnswered(q *Query) Verdict {
+	return rs.eval(&rs.selfAnswered, q, Verdict{Rule: -1})
+}
 
 // HasResponseRules reports whether EvalResponse has anything to do, so that the engine can
 // skip filling a Query for responses.
@@ -82,14 +103,14 @@ func (rs *RuleSet) HasResponseRules() bool { return len(rs.response.rules) > 0 }
 func (rs *RuleSet) HasCacheHitRules() bool     { return len(rs.cacheHit.rules) > 0 }
 func (rs *RuleSet) HasSelfAnsweredRules() bool { return len(rs.selfAnswered.rules) > 0 }
 
-func (rs *RuleSet) eval(l *ruleList, q *Query) Verdict {
+func (rs *RuleSet) eval(l *ruleList, q *Query, init Verdict) Verdict {
 	if len(l.rules) == 0 {
-		return Verdict{Rule: -1}
+		return init
 	}
 	// The verdict lives in q, which the engine owns: a local one would escape through
 	// the action interface and cost an allocation per query.
 	v := &q.verdict
-	*v = Verdict{Rule: -1}
+	*v = init
 	q.textLen = 0
 	rs.markNames(q)
 	cand := l.always

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/dnsfront/dnsfront/config"
 )
 
 // TLSLimits are the per-client limits on TLS sessions (dnsdist 2.0's tuning.tcp), the defence
@@ -140,4 +142,23 @@ func (t *TLSLimiter) Done(a netip.Addr, resumed bool, now int64) bool {
 		c.bannedUntil = now + t.ban
 	}
 	return ok && c.bannedUntil <= now
+}
+
+// TLSLimitsFrom reads the limits from tuning.tcp and a bind's max_handshakes_per_client.
+func TLSLimitsFrom(t config.TCPTuning, maxHandshakesPerClient int) TLSLimits {
+	l := TLSLimits{
+		NewSessionsPerSecond:     uint32(max(t.MaxTLSNewSessionRatePerClient, 0)),
+		ResumedSessionsPerSecond: uint32(max(t.MaxTLSResumedSessionRatePerClient, 0)),
+		MaxConcurrentHandshakes:  maxHandshakesPerClient,
+	}
+	if t.BanDurationForExceedingTCPTLSRate != nil {
+		l.BanDuration = time.Duration(*t.BanDurationForExceedingTCPTLSRate) * time.Second
+	}
+	if t.ConnectionsMaskV4 != nil {
+		l.IPv4Mask = *t.ConnectionsMaskV4
+	}
+	if t.ConnectionsMaskV6 != nil {
+		l.IPv6Mask = *t.ConnectionsMaskV6
+	}
+	return l
 }
