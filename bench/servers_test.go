@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -74,7 +75,9 @@ func (h *dnsHandler) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 // its address.
 func startDNS(t *testing.T, h dns.Handler, network string, tlsCfg *tls.Config) string {
 	t.Helper()
-	return testutil.StartDNS(t, h, testutil.DNSOptions{Network: network, TLS: tlsCfg, MaxTCPQueries: -1}).Addr
+	// Connection ramps hold their connections open for as long as a ramp takes.
+	return testutil.StartDNS(t, h, testutil.DNSOptions{Network: network, TLS: tlsCfg, MaxTCPQueries: -1,
+		IdleTimeout: 5 * time.Minute}).Addr
 }
 
 // startDoT serves DoT with cert, stapling staple (nil: no staple).

@@ -25,6 +25,10 @@ type DNSOptions struct {
 	// MaxTCPQueries is passed to dns.Server: 0 is its default (128 queries per
 	// connection), -1 is unlimited.
 	MaxTCPQueries int
+	// IdleTimeout closes a TCP connection idle this long after a query; 0 is
+	// dns.Server's default (8 s, RFC 7766). Load tests that hold connections
+	// open set it longer.
+	IdleTimeout time.Duration
 }
 
 // DNSServer is a fake DNS server on loopback: a miekg/dns server that runs
@@ -39,7 +43,10 @@ type DNSServer struct {
 
 // StartDNS serves h as o says and returns once every socket is serving; the
 // server stops in t.Cleanup, or earlier with Stop. UDP reads take datagrams
-// up to 64 KiB, so answers of any EDNS size reach the handler's peer.
+// up to 64 KiB, so answers of any EDNS size reach the handler's peer. A TCP
+// connection has 30 s, not dns.Server's 2 s, for its first query (a TLS
+// handshake included) and for each write: a loaded machine is slow, not
+// broken.
 func StartDNS(t testing.TB, h dns.Handler, o DNSOptions) *DNSServer {
 	t.Helper()
 	host := o.Host
@@ -80,7 +87,13 @@ func StartDNS(t testing.TB, h dns.Handler, o DNSOptions) *DNSServer {
 		if o.TLS != nil {
 			ln = tls.NewListener(ln, o.TLS)
 		}
-		s.servers = append(s.servers, &dns.Server{Listener: ln, Handler: h, MaxTCPQueries: o.MaxTCPQueries, NotifyStartedFunc: notify})
+		srv := &dns.Server{Listener: ln, Handler: h, MaxTCPQueries: o.MaxTCPQueries, NotifyStartedFunc: notify,
+			ReadTimeout: ioTimeout, WriteTimeout: ioTimeout}
+		if o.IdleTimeout > 0 {
+			idle := o.IdleTimeout
+			srv.IdleTimeout = func() time.Duration { return idle }
+		}
+		s.servers = append(s.servers, srv)
 	}
 	errc := make(chan error, len(s.servers))
 	for _, srv := range s.servers {
@@ -96,6 +109,9 @@ func StartDNS(t testing.TB, h dns.Handler, o DNSOptions) *DNSServer {
 	}
 	return s
 }
+
+// ioTimeout bounds a TCP connection's first read and every write.
+const ioTimeout = 30 * time.Second
 
 // Stop shuts the server down and closes its sockets; it may be called more
 // than once.
