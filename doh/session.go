@@ -177,7 +177,10 @@ func (s *Session) Shutdown() {
 }
 
 // Closed reports whether the connection should be closed once the output
-// from AppendOutput is written.
+// from AppendOutput is written: after an error, an idle timeout, or a
+// graceful close (Shutdown, or the client's HTTP/2 GOAWAY) once every
+// stream in flight is answered and the last frame (our GOAWAY) is queued.
+// Close with a lingering close: the client may still be sending.
 func (s *Session) Closed() bool {
 	if s.closed {
 		return true
