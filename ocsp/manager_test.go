@@ -1,6 +1,7 @@
 package ocsp_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -484,5 +485,42 @@ func TestManagerSchedulesByCertificateExpiry(t *testing.T) {
 	st := e.waitStatus("scheduled", func(s ocsp.CertStatus) bool { return s.Successes == 1 })
 	if d := st.NextRefresh.Sub(now); d < 24*time.Hour || d > 30*time.Hour {
 		t.Errorf("refresh in %s, want the middle of the certificate's remaining two days", d)
+	}
+}
+
+// Prepare reads and checks without publishing or changing anything; a failed Prepare
+// leaves the served staple alone; Commit installs what Prepare read, and cannot fail.
+func TestManagerPrepareThenCommit(t *testing.T) {
+	e := newEnv(t)
+	now := e.clk.Now()
+	mint := func(name string, this time.Time) string {
+		return e.pki.WriteFile(name, e.pki.Mint(e.pki.Leaf.Cert, devpki.Response{Status: ocsp.StatusGood,
+			ThisUpdate: this, NextUpdate: now.Add(48 * time.Hour)}))
+	}
+	older, newer := mint("old.ocsp", now.Add(-2*time.Hour)), mint("new.ocsp", now.Add(-time.Hour))
+	m := e.start()
+	if err := m.Set([]ocsp.CertSource{{ID: "leaf", Chain: e.pki.Leaf.Chain, Files: []string{older}}}); err != nil {
+		t.Fatal(err)
+	}
+	first := e.pubs.next(t).s
+
+	other := devpki.NewTestPKI(t, t.TempDir())
+	_, err := m.Prepare([]ocsp.CertSource{{ID: "leaf", Name: "leaf.pem", Chain: e.pki.Leaf.Chain, Files: []string{newer},
+		Generate: &ocsp.GenerateSpec{CACertFile: other.Issuer.CertFile, CAKeyFile: other.Issuer.KeyFile}}})
+	var se *ocsp.SourceError
+	if !errors.As(err, &se) || se.Index != 0 || se.Name != "leaf.pem" {
+		t.Fatalf("err = %v, want a SourceError for certificate 1 (leaf.pem)", err)
+	}
+	p, err := m.Prepare([]ocsp.CertSource{{ID: "leaf", Chain: e.pki.Leaf.Chain, Files: []string{newer}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pubs.none(t, 20*time.Millisecond)
+	if got := m.Staple("leaf"); got != first {
+		t.Fatal("Prepare changed the staple held")
+	}
+	m.Commit(p)
+	if got := e.pubs.next(t).s; got == nil || !got.ThisUpdate.Equal(now.Add(-time.Hour).Truncate(time.Second)) {
+		t.Fatalf("after Commit published %+v, want the newer file's response", got)
 	}
 }
