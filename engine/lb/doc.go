@@ -4,11 +4,12 @@
 // loops.
 //
 // Concurrency rule: a Set, its Backends and Pools are immutable once built,
-// except for three kinds of state. A backend's health is an atomic value
-// written only by the Checker and read lock-free by Backend.Up. Per-loop
-// state (a Loop's counters and outstanding counts, a Picker's policy state
-// such as a round-robin position or a random generator) has exactly one
-// writer, the event loop that created it with Set.NewLoop or
-// Pool.NewLoopPicker, and is read by the metrics collector through atomics.
-// Nothing on the query path takes a lock or allocates.
+// except for their state, which a reload hands from one Set to the next
+// (Set.Inherit). A backend's health is an atomic value written only by the
+// Checker and read lock-free by Backend.Up; the progress of its checks is
+// written by the one Checker goroutine probing it. Its counters are atomic
+// shards, one per loop of a Set (Set.NewLoop), read by the metrics collector.
+// A Picker's policy state (a round-robin position, a random generator) has
+// exactly one writer, the event loop that created it with
+// Pool.NewLoopPicker. Nothing on the query path takes a lock or allocates.
 package lb
