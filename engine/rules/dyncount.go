@@ -56,8 +56,7 @@ func (c *clientCount) zero() bool { return c.queries == 0 && c.responses == 0 }
 
 // suffixCount counts the responses for names under one suffix in one second.
 type suffixCount struct {
-	rule   int    // index of the suffix-match rule (its labels and rcode)
-	name   string // lower-case wire form
+	rule   int // index of the suffix-match rule (its labels and rcode)
 	count  uint32
 	nameAt int // offset of the name in the loop's arena while counting
 	nameLn int

@@ -157,7 +157,8 @@ func TestTLSLimiter(t *testing.T) {
 	a := netip.MustParseAddr("192.0.2.1")
 	other := netip.MustParseAddr("192.0.2.2")
 	now := int64(1e9)
-	if !l.Begin(a, now) || !l.Begin(a, now) || l.Begin(a, now) {
+	first, second, third := l.Begin(a, now), l.Begin(a, now), l.Begin(a, now)
+	if !first || !second || third {
 		t.Fatal("concurrent handshake cap of 2 not applied")
 	}
 	l.Abort(a, now)

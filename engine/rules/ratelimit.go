@@ -107,7 +107,7 @@ func maskedKey(a netip.Addr, bits4, bits6 int) clientKey {
 	case bits6 < 128:
 		k.lo &= ^(uint64(1)<<(128-bits6) - 1)
 	}
-	return clientKey{hi: k.hi, lo: k.lo}
+	return clientKey(k)
 }
 
 func (k clientKey) shard(n int) int {
