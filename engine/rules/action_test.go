@@ -346,3 +346,30 @@ func itoa(i int) string {
 	}
 	return s
 }
+
+// TestAddEDE adds an EDE to a backend answer, replacing the backend's own.
+func TestAddEDE(t *testing.T) {
+	m := new(dns.Msg)
+	m.SetQuestion("x.example.", dns.TypeA)
+	m.Response = true
+	m.SetEdns0(1232, true)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_EDE{InfoCode: 3, ExtraText: "stale"}, &dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: "6162"})
+	resp, _ := m.Pack()
+	out, ok := AddEDE(make([]byte, 0, 512), resp, &EDE{InfoCode: 15, ExtraText: "blocked", ClearExisting: true})
+	if !ok {
+		t.Fatal("no OPT found")
+	}
+	var got dns.Msg
+	if err := got.Unpack(out); err != nil {
+		t.Fatal(err)
+	}
+	opts := got.IsEdns0().Option
+	if len(opts) != 2 || opts[0].(*dns.EDNS0_NSID).Nsid != "6162" || opts[1].(*dns.EDNS0_EDE).InfoCode != 15 || !got.IsEdns0().Do() {
+		t.Fatalf("options %v", opts)
+	}
+	m.Extra = nil
+	plain, _ := m.Pack()
+	if out, ok := AddEDE(nil, plain, &EDE{InfoCode: 15}); ok || string(out) != string(plain) {
+		t.Fatal("a response without OPT was changed")
+	}
+}

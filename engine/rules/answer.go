@@ -211,3 +211,41 @@ func ClearRD(msg []byte) {
 		msg[2] &^= 0x01
 	}
 }
+
+// AddEDE appends to dst a copy of the response resp with the Extended DNS Error added to its
+// OPT record (and, when ede.ClearExisting, the backend's own EDE options removed), and
+// returns it with true. A response without an OPT record (the client did not speak EDNS) is
+// appended unchanged, with false. It does not allocate when dst has room.
+func AddEDE(dst, resp []byte, ede *EDE) ([]byte, bool) {
+	opt := findOPT(resp)
+	if ede == nil || opt < 0 || opt+10 > len(resp) {
+		return append(dst, resp...), false
+	}
+	rdlen := int(binary.BigEndian.Uint16(resp[opt+8:]))
+	end := opt + 10 + rdlen
+	if end > len(resp) {
+		return append(dst, resp...), false
+	}
+	start := len(dst)
+	dst = append(dst, resp[:opt+10]...)
+	rdStart := len(dst)
+	for o := resp[opt+10 : end]; len(o) >= 4; {
+		code := binary.BigEndian.Uint16(o)
+		l := 4 + int(binary.BigEndian.Uint16(o[2:]))
+		if l > len(o) {
+			break
+		}
+		if code != optionEDE || !ede.ClearExisting {
+			dst = append(dst, o[:l]...)
+		}
+		o = o[l:]
+	}
+	dst = binary.BigEndian.AppendUint16(dst, optionEDE)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(2+len(ede.ExtraText)))
+	dst = binary.BigEndian.AppendUint16(dst, ede.InfoCode)
+	dst = append(dst, ede.ExtraText...)
+	binary.BigEndian.PutUint16(dst[start+opt+8:], uint16(len(dst)-rdStart))
+	// Records after the OPT (a TSIG or SIG(0)) follow unchanged.
+	dst = append(dst, resp[end:]...)
+	return dst, true
+}
