@@ -3,10 +3,13 @@ package e2e
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/dnsfront/dnsfront/internal/devpki"
 )
@@ -44,26 +47,46 @@ func TestTLS12SuitesAEADOnly(t *testing.T) {
 		}
 	}
 	// The metric is process-wide and this server is the only one in its process.
-	waitMetricOf(t, s.d, 5*time.Second, func(v float64) bool { return v >= float64(accepted) },
-		"dnsfront_tls_handshakes_negotiated_total", `version="tls1.2"`, `group="P-256"`)
-	if v := metricOf(t, s.d, "dnsfront_tls_handshakes_negotiated_total", `version="tls1.2"`, `group="P-256"`); v != float64(accepted) {
+	if v := waitNegotiated(t, s.d, "tls1.2", "P-256", accepted); v != float64(accepted) {
 		t.Errorf(`handshakes_negotiated{tls1.2,P-256} = %v, want %d`, v, accepted)
 	}
 
-	// Go's client offers the post-quantum hybrid first, and TLS 1.3 keeps it.
+	// Go's client offers the post-quantum hybrid first, and TLS 1.3 keeps it. In TLS 1.3
+	// the client's Finished ends the server's handshake: the query makes sure the
+	// server read it before the client closes.
 	c := s.dial(t, &tls.Config{MinVersion: tls.VersionTLS13})
 	if got := c.ConnectionState().CurveID; got != tls.X25519MLKEM768 {
 		t.Errorf("Go client negotiated %v, want X25519MLKEM768", got)
 	}
+	ExchangeDoT(t, c, NewQuery(testName, dns.TypeA))
 	c.Close()
-	waitMetricOf(t, s.d, 5*time.Second, func(v float64) bool { return v >= 1 },
-		"dnsfront_tls_handshakes_negotiated_total", `version="tls1.3"`, `group="X25519MLKEM768"`)
-	out := StartSClient(t, "-connect", addr, "-servername", "dns.test", "-CAfile", ca, "-tls1_3", "-groups", "X25519").Finish()
-	if !strings.Contains(out, "New, TLSv1.3") {
-		t.Fatalf("openssl TLS 1.3 handshake failed:\n%s", out)
+	if v := waitNegotiated(t, s.d, "tls1.3", "X25519MLKEM768", 1); v != 1 {
+		t.Errorf(`handshakes_negotiated{tls1.3,X25519MLKEM768} = %v, want 1`, v)
 	}
-	waitMetricOf(t, s.d, 5*time.Second, func(v float64) bool { return v >= 1 },
-		"dnsfront_tls_handshakes_negotiated_total", `version="tls1.3"`, `group="X25519"`)
+	sc := StartSClient(t, "-connect", addr, "-servername", "dns.test", "-CAfile", ca, "-tls1_3", "-groups", "X25519")
+	sc.WaitFor("New, TLSv1.3")
+	sc.Query(testName, 7, net.ParseIP(testAnswer))
+	sc.Finish()
+	if v := waitNegotiated(t, s.d, "tls1.3", "X25519", 1); v != 1 {
+		t.Errorf(`handshakes_negotiated{tls1.3,X25519} = %v, want 1`, v)
+	}
+}
+
+// waitNegotiated waits until dnsfront_tls_handshakes_negotiated_total{version, group}
+// reaches want and returns its value. The handshake worker counts after it hands the
+// connection back, so the client may be done first; a series appears with its first
+// handshake, so an absent one reads as 0.
+func waitNegotiated(t testing.TB, d *Dnsfront, version, group string, want int) float64 {
+	t.Helper()
+	v, took := pollValue(5*time.Second, func(v float64) bool { return v >= float64(want) }, func() float64 {
+		v, _ := metricSum(d.Metrics(), "dnsfront_tls_handshakes_negotiated_total",
+			fmt.Sprintf("version=%q", version), fmt.Sprintf("group=%q", group))
+		return v
+	})
+	if v < float64(want) {
+		t.Fatalf("handshakes_negotiated{%s,%s} = %v after %v, want %d", version, group, v, took, want)
+	}
+	return v
 }
 
 // TestCheckConfigWarnsWeakCiphers: an explicit cipher list with CBC suites still loads

@@ -116,8 +116,9 @@ func TestDashboardMetricsExported(t *testing.T) {
 	// A query through the cache and a TLS handshake create the series that start empty.
 	MustExchange(t, "udp", d.Addr("dns"), NewQuery(testName, 1))
 	c := DialDoT(t, d.Addr("dot"), "dns.test", CertPool(t, p.Root.Cert), nil)
+	ExchangeDoT(t, c, NewQuery(testName, 1))
 	c.Close()
-	waitMetricOf(t, d, startTimeout, func(v float64) bool { return v >= 1 }, "dnsfront_tls_handshakes_negotiated_total")
+	waitNegotiated(t, d, "tls1.3", "X25519MLKEM768", 1)
 
 	exported := scrapeNames(t, d)
 	var missing []string
