@@ -145,9 +145,9 @@ func newBlockSet(blocks []*Block) *BlockSet {
 // Len returns the number of blocks that apply (warnings excluded).
 func (s *BlockSet) Len() int { return s.n }
 
-// Lookup returns the block that catches q at q.Now, or nil: the client's networks first,
-// then the query name's suffixes.
-func (s *BlockSet) Lookup(q *Query) *Block {
+// Lookup returns the block that catches q at now (on the DynBlocks clock), or nil: the
+// client's networks first, then the query name's suffixes. the clock is read only on a hit.
+func (s *BlockSet) Lookup(q *Query, clock Clock) *Block {
 	if s == nil || s.n == 0 {
 		return nil
 	}
@@ -157,13 +157,13 @@ func (s *BlockSet) Lookup(q *Query) *Block {
 		if t.v6 != v6 {
 			continue
 		}
-		if b := t.m[maskedKey(q.Client, t.bits, t.bits)]; b != nil && q.Now < b.Until && !b.excluded(q.Client) {
+		if b := t.m[maskedKey(q.Client, t.bits, t.bits)]; b != nil && clock.Nanos() < b.Until && !b.excluded(q.Client) {
 			return b
 		}
 	}
 	if s.suffixes != nil {
 		if e, ok := s.suffixes.longestSuffix(q.QName); ok {
-			if b := s.suffixBk[s.suffixes.entries[e].val]; q.Now < b.Until {
+			if b := s.suffixBk[s.suffixes.entries[e].val]; clock.Nanos() < b.Until {
 				return b
 			}
 		}

@@ -21,14 +21,19 @@ type Options struct {
 	// PoolAvailable reports whether a pool has a backend up (PoolAvailable selector); nil
 	// makes every pool available.
 	PoolAvailable func(pool string) bool
+	// Clock times rate limits when a Query comes without Now; nil: the system clock.
+	Clock Clock
 }
 
 // Compile builds a rule set from validated configuration. Errors name the rule by its key
 // path; they do not happen for a configuration that config.Parse accepted.
 func Compile(r *config.Rules, opt Options) (*RuleSet, error) {
 	b := &builder{
-		rs:  &RuleSet{names: newNameTable(), log: opt.Logger, loops: max(opt.Loops, 1)},
+		rs:  &RuleSet{names: newNameTable(), log: opt.Logger, loops: max(opt.Loops, 1), clock: opt.Clock},
 		opt: opt,
+	}
+	if b.rs.clock == nil {
+		b.rs.clock = NewSystemClock()
 	}
 	if b.opt.PoolAvailable == nil {
 		b.opt.PoolAvailable = func(string) bool { return true }

@@ -246,7 +246,8 @@ func (d *DynBlocks) Check(q *Query, v *Verdict) bool {
 	if s.n == 0 {
 		return false
 	}
-	b := s.Lookup(q)
+	// Expiry is judged on the evaluator's clock, read only for a client that has a block.
+	b := s.Lookup(q, d.clock)
 	if b == nil {
 		return false
 	}

@@ -66,7 +66,8 @@ type Query struct {
 	// Loop is the index of the event loop handling the query (it shards counters).
 	Loop int
 	// Now is the loop's clock in nanoseconds (any monotonic origin, the same for every
-	// loop, e.g. Clock.Nanos); rate limiters read it instead of the system clock.
+	// loop and every query, e.g. one Clock's Nanos read once per loop pass); rate limiters
+	// read it instead of the system clock. 0: the rule set reads its own clock.
 	Now int64
 
 	// Tags set by SetTag actions and read by Tag selectors (and the engine).

@@ -20,6 +20,7 @@ type RuleSet struct {
 
 	log   *slog.Logger
 	loops int
+	clock Clock
 }
 
 type nameIDs struct{ suffix, exact []uint16 }
@@ -111,6 +112,9 @@ func (rs *RuleSet) eval(l *ruleList, q *Query, init Verdict) Verdict {
 	// the action interface and cost an allocation per query.
 	v := &q.verdict
 	*v = init
+	if q.Now == 0 {
+		q.Now = rs.clock.Nanos()
+	}
 	q.textLen = 0
 	rs.markNames(q)
 	cand := l.always

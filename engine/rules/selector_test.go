@@ -299,3 +299,34 @@ func TestMaxQPSSelector(t *testing.T) {
 		t.Fatalf("verdicts %v, want Allow Allow Drop", kinds)
 	}
 }
+
+// TestMaxQPSIPRate: a client offering 400 q/s from two loops at once gets 20 q/s through,
+// within 10%, over ten simulated seconds.
+func TestMaxQPSIPRate(t *testing.T) {
+	rs := compileYAML(t, "query_rules:\n  - selector: { type: MaxQPSIP, qps: 20 }\n    action: { type: Drop }\n")
+	msg := packQuery(t, "x.example", dns.TypeA, nil)
+	var passed [2]int
+	done := make(chan int)
+	for loop := 0; loop < 2; loop++ {
+		go func() {
+			q := &Query{Client: netip.MustParseAddr("192.0.2.1"), Loop: loop}
+			if _, err := ParseQuery(q, msg); err != nil {
+				t.Error(err)
+			}
+			for i := 0; i < 2000; i++ { // 200 q/s per loop for 10 s
+				q.Now = 1 + int64(i)*5e6
+				if rs.EvalQuery(q).Kind != KindDrop {
+					passed[loop]++
+				}
+			}
+			done <- loop
+		}()
+	}
+	<-done
+	<-done
+	// The loops run at their own pace, so they do not offer at the same simulated instant;
+	// the budget is still shared: 10 s × 20 q/s plus the burst of 20.
+	if n := passed[0] + passed[1]; n < 198 || n > 242 {
+		t.Fatalf("%d queries passed in 10 s, want 220 ± 10%%", n)
+	}
+}
