@@ -414,12 +414,14 @@ func TestPolicyConsistentHash(t *testing.T) {
 	t.Logf("b2 down: %d names kept their backend, b2's %d names went %v", kept, share[2], spread)
 }
 
-// TestPolicyLeastOutstanding: with one backend slow (100 ms) and one fast, concurrent
-// queries go mostly to the fast one.
+// TestPolicyLeastOutstanding: with one backend slow (500 ms) and one fast, concurrent
+// queries go mostly to the fast one. The policy evens out the queries in flight, so the
+// shares follow the ratio of the latencies: 500 ms keeps it far above 5 even when a
+// loaded machine makes the fast one take tens of milliseconds.
 func TestPolicyLeastOutstanding(t *testing.T) {
 	t.Parallel()
 	d, bes := policyFront(t, "least_outstanding", 2, nil)
-	bes[0].SetDelay(100 * time.Millisecond) // first in the file: it wins ties
+	bes[0].SetDelay(500 * time.Millisecond) // first in the file: it wins ties
 	if fails := queryNames(d.Addr("dns"), names("lo", 300), 8); len(fails) > 0 {
 		t.Fatalf("%d failures, first: %s", len(fails), fails[0])
 	}
