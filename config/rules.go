@@ -251,3 +251,8 @@ func ParseRules(name string, data []byte) (rules *Rules, err error) {
 	}
 	return &doc.Rules, nil
 }
+
+// Tuning is the part of dnsdist's tuning section that dnsfront reads.
+type Tuning struct {
+	TCP TCPTuning `yaml:"tcp"`
+}

@@ -25,6 +25,11 @@ type Config struct {
 	OCSP                  OCSPSettings          `yaml:"ocsp"`
 	DemoBackend           *DemoBackend          `yaml:"demo_backend"`
 	DevPKI                *DevPKI               `yaml:"dev_pki"`
+	Tuning                Tuning                `yaml:"tuning"`
+
+	// Rules holds query_rules, response_rules, cache_hit_response_rules,
+	// self_answered_response_rules, dynamic_rules and dynamic_rules_settings (rules.go).
+	Rules `yaml:",inline"`
 }
 
 // General holds process-wide settings.
