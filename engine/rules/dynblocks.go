@@ -103,21 +103,38 @@ func NewDynBlocks(o DynOptions) *DynBlocks {
 	return d
 }
 
-// Reconfigure installs the dynamic rules of a configuration. Blocks in force are kept; the
-// counting history restarts when the way of counting changed (masks or watched types).
-func (d *DynBlocks) Reconfigure(r *config.Rules) error {
+// DynConfig is a compiled set of dynamic rules, ready to Install.
+type DynConfig struct{ c *dynConfig }
+
+// CompileDynamic compiles the dynamic rules of a configuration without touching any
+// DynBlocks: the prepare phase of a reload, which may fail.
+func CompileDynamic(r *config.Rules) (DynConfig, error) {
 	c, err := compileDyn(r)
+	return DynConfig{c}, err
+}
+
+// Reconfigure compiles and installs the dynamic rules of a configuration.
+func (d *DynBlocks) Reconfigure(r *config.Rules) error {
+	c, err := CompileDynamic(r)
 	if err != nil {
 		return err
 	}
+	d.Install(c)
+	return nil
+}
+
+// Install puts compiled dynamic rules in force (the commit phase of a reload: it cannot
+// fail). Blocks in force are kept; the counting history restarts when the way of counting
+// changed (masks or watched types).
+func (d *DynBlocks) Install(dc DynConfig) {
+	c := dc.c
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if old := d.cfg.Load(); old == nil || old.bits4 != c.bits4 || old.bits6 != c.bits6 || !slices.Equal(old.qtypes, c.qtypes) || len(old.suffixRules) != len(c.suffixRules) {
+	if old := d.cfg.Load(); old == nil || c == nil || old.bits4 != c.bits4 || old.bits6 != c.bits6 || !slices.Equal(old.qtypes, c.qtypes) || len(old.suffixRules) != len(c.suffixRules) {
 		d.history, d.head, d.filled = nil, 0, 0
 		d.sums = map[int]*windowSum{}
 	}
 	d.cfg.Store(c)
-	return nil
 }
 
 func compileDyn(r *config.Rules) (*dynConfig, error) {
