@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -125,6 +126,10 @@ func cipherWarnings(cfg *config.Config) []string {
 		ids, err := config.ParseCiphers(b.TLS.Ciphers)
 		if err != nil {
 			continue // an error of its own, reported by validation
+		}
+		if v, err := config.ParseTLSVersion(b.TLS.MinimumVersion); err == nil && v < tls.VersionTLS12 && len(ids) == 0 {
+			out = append(out, fmt.Sprintf("%s: binds[%d].tls.minimum_version: %s, but the default TLS 1.2 suites are AEAD only, which TLS 1.0 and 1.1 cannot use; name CBC suites in ciphers for those clients",
+				cfg.Path, i, b.TLS.MinimumVersion))
 		}
 		if weak := tlsframe.WeakCipherSuites(ids); len(weak) > 0 {
 			out = append(out, fmt.Sprintf("%s: binds[%d].tls.ciphers: %s offered on TLS 1.2: CBC or non-ECDHE suites, which TLS audits flag; leave ciphers unset for ECDHE with AES-GCM and ChaCha20-Poly1305 only",

@@ -96,13 +96,15 @@ func TestCheckConfigWarnsWeakCiphers(t *testing.T) {
 	t.Parallel()
 	p := devpki.NewTestPKI(t, t.TempDir())
 	cases := []struct {
-		name, ciphers string
-		warn          []string
+		name, ciphers, minVersion string
+		warn                      []string
 	}{
-		{"default", "", nil},
-		{"aead", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", nil},
-		{"cbc", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+		{"default", "", "tls1.2", nil},
+		{"aead", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "tls1.2", nil},
+		{"cbc", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "tls1.2",
 			[]string{"binds[0].tls.ciphers", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"}},
+		// TLS 1.0 and 1.1 have no AEAD suite: the default list leaves them nothing.
+		{"tls1.0 default", "", "tls1.0", []string{"binds[0].tls.minimum_version", "name CBC suites"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,9 +117,10 @@ func TestCheckConfigWarnsWeakCiphers(t *testing.T) {
         - certificate: %q
           key: %q
       ciphers: %q
+      minimum_version: %q
 backends:
   - address: "127.0.0.1:53"
-`, p.Leaf.ChainFile, p.Leaf.KeyFile, tc.ciphers)
+`, p.Leaf.ChainFile, p.Leaf.KeyFile, tc.ciphers, tc.minVersion)
 			WriteFile(t, path, []byte(cfg))
 			out, code := RunCLI(t, "check-config", "--config", path)
 			if code != 0 || !strings.Contains(out, "configuration OK") {
