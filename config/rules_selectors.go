@@ -38,13 +38,13 @@ type QNameSuffixSelector struct {
 	Quiet    bool     `yaml:"quiet"`
 }
 
-// RegexSelector searches the query name in presentation form (no trailing dot).
+// RegexSelector searches the query name in presentation form (no trailing dot), ignoring case.
 type RegexSelector struct {
 	Type       string `yaml:"type"`
 	Expression string `yaml:"expression"`
 }
 
-// RE2Selector matches the whole query name in presentation form (no trailing dot).
+// RE2Selector matches the whole query name in presentation form (no trailing dot), case-sensitive.
 type RE2Selector struct {
 	Type       string `yaml:"type"`
 	Expression string `yaml:"expression"`

@@ -249,7 +249,8 @@ func (b *builder) selector(p string, cs *config.RuleSelector) (selector, error) 
 	case *config.QNameSuffixSelector:
 		return b.nameSelector(p+".suffixes", x.Suffixes, true)
 	case *config.RegexSelector:
-		re, err := regexp.Compile(x.Expression)
+		// dnsdist compiles Regex with REG_ICASE, and RE2 case-sensitive.
+		re, err := regexp.Compile(`(?i)` + x.Expression)
 		if err != nil {
 			return nil, fmt.Errorf("%s.expression: %v", p, err)
 		}

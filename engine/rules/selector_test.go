@@ -53,11 +53,13 @@ func TestSelectors(t *testing.T) {
 		}},
 		{`{ type: Regex, expression: "^ads[0-9]+\\." }`, []tc{
 			{name: "match", msg: a("ads42.example.com", dns.TypeA), want: true},
+			{name: "any case", msg: a("ADS42.example.com", dns.TypeA), want: true},
 			{name: "no match", msg: a("www.ads42.example.com", dns.TypeA)},
 		}},
 		{`{ type: RE2, expression: "[a-z]+\\.example\\.com" }`, []tc{
 			{name: "full match", msg: a("www.example.com", dns.TypeA), want: true},
 			{name: "partial only", msg: a("a.www.example.com", dns.TypeA)},
+			{name: "case-sensitive", msg: a("WWW.example.com", dns.TypeA)},
 		}},
 		{`{ type: QType, qtype: "AAAA" }`, []tc{
 			{name: "AAAA", msg: a("x.example", dns.TypeAAAA), want: true},
