@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math/bits"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -98,11 +99,59 @@ type BlockSet struct {
 	n        int
 }
 
-// blockTable holds the blocks of one family and prefix length.
+// blockTable holds the blocks of one family and prefix length in an open-addressing table
+// (linear probing, at most half full): built once, read by every loop, one or two cache
+// lines per lookup.
 type blockTable struct {
-	v6   bool
-	bits int
-	m    map[clientKey]*Block
+	v6    bool
+	bits  int
+	slots []blockSlot
+	shift uint8
+	n     int
+}
+
+type blockSlot struct {
+	k clientKey
+	b *Block // nil: empty
+}
+
+func (k clientKey) hash() uint64 { return (k.hi*fibMul ^ k.lo) * fibMul }
+
+func (t *blockTable) put(k clientKey, b *Block) {
+	if 2*(t.n+1) > len(t.slots) {
+		old := t.slots
+		size := max(16, 2*len(old))
+		t.slots = make([]blockSlot, size)
+		t.shift = uint8(64 - bits.TrailingZeros(uint(size)))
+		t.n = 0
+		for _, s := range old {
+			if s.b != nil {
+				t.put(s.k, s.b)
+			}
+		}
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := k.hash() >> t.shift; ; i = (i + 1) & mask {
+		switch {
+		case t.slots[i].b == nil:
+			t.slots[i] = blockSlot{k, b}
+			t.n++
+			return
+		case t.slots[i].k == k:
+			t.slots[i].b = b
+			return
+		}
+	}
+}
+
+func (t *blockTable) get(k clientKey) *Block {
+	mask := uint64(len(t.slots) - 1)
+	for i := k.hash() >> t.shift; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.b == nil || s.k == k {
+			return s.b
+		}
+	}
 }
 
 func newBlockSet(blocks []*Block) *BlockSet {
@@ -134,10 +183,10 @@ func newBlockSet(blocks []*Block) *BlockSet {
 			}
 		}
 		if t == nil {
-			s.tables = append(s.tables, blockTable{v6: v6, bits: b.Prefix.Bits(), m: map[clientKey]*Block{}})
+			s.tables = append(s.tables, blockTable{v6: v6, bits: b.Prefix.Bits()})
 			t = &s.tables[len(s.tables)-1]
 		}
-		t.m[maskedKey(b.Prefix.Addr(), b.Prefix.Bits(), b.Prefix.Bits())] = b
+		t.put(maskedKey(b.Prefix.Addr(), b.Prefix.Bits(), b.Prefix.Bits()), b)
 	}
 	return s
 }
@@ -157,7 +206,7 @@ func (s *BlockSet) Lookup(q *Query, clock Clock) *Block {
 		if t.v6 != v6 {
 			continue
 		}
-		if b := t.m[maskedKey(q.Client, t.bits, t.bits)]; b != nil && clock.Nanos() < b.Until && !b.excluded(q.Client) {
+		if b := t.get(maskedKey(q.Client, t.bits, t.bits)); b != nil && clock.Nanos() < b.Until && !b.excluded(q.Client) {
 			return b
 		}
 	}
@@ -225,8 +274,10 @@ func (b *Block) excluded(a netip.Addr) bool {
 func (s *BlockSet) all() []*Block {
 	var out []*Block
 	for i := range s.tables {
-		for _, b := range s.tables[i].m {
-			out = append(out, b)
+		for _, sl := range s.tables[i].slots {
+			if sl.b != nil {
+				out = append(out, sl.b)
+			}
 		}
 	}
 	return append(out, s.suffixBk...)
