@@ -437,3 +437,23 @@ func TestNoDynRules(t *testing.T) {
 		t.Fatal("blocks without rules")
 	}
 }
+
+// TestDynManyClients counts thousands of clients per second (the window index grows and is
+// reused across seconds) and blocks only the one above the rate.
+func TestDynManyClients(t *testing.T) {
+	h := newDynHarness(t, "dynamic_rules:\n  - rules:\n      - { type: query-rate, rate: 5, seconds: 2, action_duration: 30 }\n")
+	for s := 0; s < 3; s++ {
+		for i := 0; i < 3000; i++ {
+			h.send(fmt.Sprintf("10.%d.%d.1", i/256, i%256), "x.example", dns.TypeA, 2, -1, 0, false)
+		}
+		h.send("192.0.2.1", "x.example", dns.TypeA, 4, -1, 0, false)
+		if s == 2 {
+			h.send("192.0.2.1", "x.example", dns.TypeA, 10, -1, 0, false)
+		}
+		h.tick()
+	}
+	list := h.d.List()
+	if len(list) != 1 || list[0].Network != "192.0.2.1/32" {
+		t.Fatalf("blocks %d, first %+v", len(list), list[:min(len(list), 3)])
+	}
+}

@@ -66,7 +66,7 @@ type suffixCount struct {
 // evaluator swaps it for an empty one once a second, so the lock is contended only then.
 type window struct {
 	clients   []clientCount
-	index     map[clientKey]int32
+	index     winIndex
 	suffixes  []suffixCount
 	sIndex    map[uint64]int32
 	arena     []byte
@@ -74,12 +74,12 @@ type window struct {
 }
 
 func newWindow() *window {
-	return &window{index: make(map[clientKey]int32), sIndex: make(map[uint64]int32)}
+	return &window{sIndex: make(map[uint64]int32)}
 }
 
 func (w *window) reset() {
 	w.clients = w.clients[:0]
-	clear(w.index)
+	w.index.reset()
 	w.suffixes = w.suffixes[:0]
 	clear(w.sIndex)
 	w.arena = w.arena[:0]
@@ -88,15 +88,17 @@ func (w *window) reset() {
 
 // client returns the counters of k, or nil past the tracking bound.
 func (w *window) client(k clientKey) *clientCount {
-	if i, ok := w.index[k]; ok {
-		return &w.clients[i]
+	slot := w.index.find(k)
+	if slot.gen == w.index.gen {
+		return &w.clients[slot.idx]
 	}
 	if len(w.clients) >= maxTrackedPerLoop {
 		w.untracked++
 		return nil
 	}
-	w.index[k] = int32(len(w.clients))
+	*slot = winSlot{k: k, idx: int32(len(w.clients)), gen: w.index.gen}
 	w.clients = append(w.clients, clientCount{key: k})
+	w.index.added(w.clients)
 	return &w.clients[len(w.clients)-1]
 }
 
@@ -128,4 +130,53 @@ type loopCounters struct {
 	cur   *window
 	spare *window
 	_     [40]byte
+}
+
+// winIndex maps client keys to their counters in a window: open addressing with a
+// generation number per slot, so that emptying the index once a second is one increment,
+// not a clear of the table, and a lookup costs one or two cache lines.
+type winIndex struct {
+	slots []winSlot
+	shift uint8
+	gen   uint32
+	n     int
+}
+
+type winSlot struct {
+	k   clientKey
+	idx int32
+	gen uint32 // the slot is in use when gen equals the index's
+}
+
+func (x *winIndex) reset() {
+	x.gen++
+	x.n = 0
+}
+
+// find returns the slot of k, or the empty slot where k goes.
+func (x *winIndex) find(k clientKey) *winSlot {
+	if x.slots == nil {
+		x.slots, x.shift, x.gen = make([]winSlot, 1024), 64-10, 1
+	}
+	mask := uint64(len(x.slots) - 1)
+	for i := k.hash() >> x.shift; ; i = (i + 1) & mask {
+		s := &x.slots[i]
+		if s.gen != x.gen || s.k == k {
+			return s
+		}
+	}
+}
+
+// added records an insertion and grows the table past half full, from the counters.
+func (x *winIndex) added(clients []clientCount) {
+	x.n++
+	if 2*x.n <= len(x.slots) {
+		return
+	}
+	x.slots = make([]winSlot, 2*len(x.slots))
+	x.shift--
+	x.gen = 1
+	for i := range clients {
+		*x.find(clients[i].key) = winSlot{k: clients[i].key, idx: int32(i), gen: 1}
+	}
 }
