@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 )
 
 // clientConn is one client stream connection (Do53 TCP, DoT or DoH), owned by its loop.
@@ -131,29 +130,20 @@ func (l *loop) flushDirty() {
 		}
 	}
 	l.dirty = l.dirty[:0]
+	// Last: closing a stream above may have answered UDP clients (a backend socket's
+	// OnClose), and sending datagrams calls back into nothing.
+	l.flushDatagrams()
 }
 
-// udpBatch bounds how many more datagrams one readiness event drains from a UDP socket.
-// gnet reads one datagram per epoll wakeup; reading the ones already queued here saves an
-// epoll_wait per datagram, and the bound keeps one busy socket from starving the others.
-const udpBatch = 32
-
-// onUDP handles the datagram gnet read on a Do53 listener, then the ones queued behind it.
+// onUDP handles the datagram gnet read on a Do53 listener, then reads the ones queued
+// behind it in batches (drainUDP).
 func (l *loop) onUDP(c gnet.Conn, bind *BindOptions) {
 	buf, _ := c.Next(-1)
 	fd := c.Fd()
 	if ua, ok := c.RemoteAddr().(*net.UDPAddr); ok {
 		l.onDatagram(fd, bind, buf, addrFromIP(ua.IP), ua.Port)
 	}
-	for range udpBatch {
-		n, from, err := l.recvFrom(fd, l.rbuf)
-		if err != nil {
-			break
-		}
-		if from.IsValid() {
-			l.onDatagram(fd, bind, l.rbuf[:n], from.Addr(), int(from.Port()))
-		}
-	}
+	l.drainUDP(fd, bind)
 }
 
 // onDatagram handles one query from a UDP client; fd is the listener to answer from.
@@ -176,14 +166,7 @@ func (l *loop) onDatagram(fd int, bind *BindOptions, buf []byte, from netip.Addr
 	p := l.getPending()
 	p.proto = protoUDP
 	p.udpFD = fd
-	if from.Is4() {
-		p.sa4.Port = port
-		p.sa4.Addr = from.As4()
-	} else {
-		p.v6 = true
-		p.sa6.Port = port
-		p.sa6.Addr = from.As16()
-	}
+	p.peer = netip.AddrPortFrom(from, uint16(port))
 	l.handleQuery(st, bind, buf, q, p)
 }
 
@@ -333,15 +316,7 @@ func (l *loop) answerError(p *pending, msg []byte, q question, rc byte) {
 func (l *loop) deliver(p *pending, m []byte, kind failKind) {
 	defer l.putPending(p)
 	if p.proto == protoUDP {
-		var sa unix.Sockaddr = &p.sa4
-		if p.v6 {
-			sa = &p.sa6
-		}
-		if err := unix.Sendto(p.udpFD, m, unix.MSG_DONTWAIT, sa); err != nil {
-			l.stats.sendErrors.Add(1)
-			return
-		}
-		l.stats.responses[protoUDP].Add(1)
+		l.queueDatagram(p.udpFD, m, p.peer, nil, -1)
 		return
 	}
 	c := p.client

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 )
 
 // backendSock is one socket from a loop to a backend: UDP, or TCP with pipelined queries.
@@ -176,6 +176,10 @@ func (l *loop) send(p *pending, tcp bool) {
 	if s.gc == nil {
 		// The socket is being registered: keep the query until it is.
 		s.queue = append(s.queue, append([]byte(nil), out...))
+	} else if !tcp {
+		// Sent with the pass's other datagrams for this socket (flushDatagrams), which
+		// counts a refused one.
+		l.queueDatagram(s.gc.Fd(), out, netip.AddrPort{}, s, bi)
 	} else {
 		_, err = s.gc.Write(out)
 	}
@@ -213,14 +217,7 @@ func (l *loop) onBackendTraffic(s *backendSock, c gnet.Conn) gnet.Action {
 	if !s.tcp {
 		buf, _ := c.Next(-1)
 		l.onBackendAnswer(s, buf)
-		fd := c.Fd()
-		for range udpBatch {
-			n, err := unix.Read(fd, l.rbuf)
-			if err != nil || n <= 0 {
-				break
-			}
-			l.onBackendAnswer(s, l.rbuf[:n])
-		}
+		l.drainBackend(s, c.Fd())
 	} else {
 		for {
 			hdr, err := c.Peek(2)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 )
 
 // loop is one event loop's private state. Only that loop's goroutine touches it, except
@@ -45,9 +44,11 @@ type loop struct {
 
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop
-	rbuf    []byte // datagrams the loop reads itself (see udpBatch)
-	rsa     unix.RawSockaddrAny
-	rsaLen  uint32
+	// Batched datagram I/O (mmsg.go): what the loop reads from its UDP sockets, and the
+	// datagrams a pass produced, sent at its end (flushDatagrams).
+	rd     *mmsgReader
+	wr     *mmsgWriter
+	sentFn func(o *outMsg, err error) // sentDatagram, made once
 
 	stats            counters
 	doh              dohStats
@@ -62,9 +63,7 @@ type pending struct {
 	client  *clientConn // stream clients
 	tag     uint64      // the stream's own query tag (DoH stream, DoT order)
 	udpFD   int         // UDP clients: the listener socket and the client's address
-	sa4     unix.SockaddrInet4
-	sa6     unix.SockaddrInet6
-	v6      bool
+	peer    netip.AddrPort
 	origID  uint16
 	q       question
 	addOPT  bool // the client sent no OPT: we added one, strip it from the answer
@@ -114,9 +113,11 @@ func newLoop(e *Engine, el gnet.EventLoop, idx int) *loop {
 		bindConns: map[*BindOptions]int{},
 		scratch:   make([]byte, 0, 65535+64),
 		resp:      make([]byte, 0, 65535+64),
-		rbuf:      make([]byte, 65535),
+		rd:        newMmsgReader(),
+		wr:        newMmsgWriter(),
 	}
 	l.outFn = func(i int) int { return l.outstanding[i] }
+	l.sentFn = l.sentDatagram
 	return l
 }
 
