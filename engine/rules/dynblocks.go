@@ -21,11 +21,12 @@ import (
 // without locks (Check). It lives as long as the process: a reload reconfigures it and
 // the blocks in force stay.
 type DynBlocks struct {
-	clock Clock
-	log   *slog.Logger
-	cfg   atomic.Pointer[dynConfig]
-	set   blockSetPtr
-	loops []loopCounters
+	clock   Clock
+	log     *slog.Logger
+	onBlock func(BlockInfo)
+	cfg     atomic.Pointer[dynConfig]
+	set     blockSetPtr
+	loops   []loopCounters
 
 	mu       sync.Mutex // the evaluator's state and the API
 	blocks   map[string]*Block
@@ -42,6 +43,10 @@ type DynOptions struct {
 	Loops  int
 	Clock  Clock        // nil: the system clock
 	Logger *slog.Logger // nil: slog.Default()
+	// OnBlock, when set, is told of every block the rules raise or extend (not those added
+	// with Add), e.g. to share it with a fleet, which then calls Add on the other members.
+	// It runs on the evaluator's goroutine and must not block.
+	OnBlock func(BlockInfo)
 }
 
 type dynConfig struct {
@@ -87,7 +92,7 @@ type suffixRule struct {
 
 // NewDynBlocks returns a DynBlocks with no rules; Reconfigure gives it rules.
 func NewDynBlocks(o DynOptions) *DynBlocks {
-	d := &DynBlocks{clock: o.Clock, log: o.Logger, blocks: map[string]*Block{}, sums: map[int]*windowSum{}}
+	d := &DynBlocks{clock: o.Clock, log: o.Logger, onBlock: o.OnBlock, blocks: map[string]*Block{}, sums: map[int]*windowSum{}}
 	if d.clock == nil {
 		d.clock = NewSystemClock()
 	}
@@ -400,16 +405,11 @@ func (d *DynBlocks) List() []BlockInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]BlockInfo, 0, len(d.blocks))
-	for k, b := range d.blocks {
+	for _, b := range d.blocks {
 		if b.Until <= now {
 			continue
 		}
-		bi := BlockInfo{Key: k, Suffix: b.Suffix, Action: b.Action.String(), Reason: b.Reason, Group: b.Group, Rule: b.Rule,
-			Warning: b.Warning, Remaining: b.remaining(now), Until: wall.Add(b.remaining(now)), Hits: b.Hits(), TagName: b.TagName, TagValue: b.TagValue}
-		if b.Suffix == "" {
-			bi.Network = b.Prefix.String()
-		}
-		out = append(out, bi)
+		out = append(out, b.info(now, wall))
 	}
 	slices.SortFunc(out, func(a, b BlockInfo) int {
 		if a.Key < b.Key {
@@ -532,4 +532,13 @@ func (d *DynBlocks) logBlock(msg string, b *Block, now int64) {
 		level = slog.LevelWarn
 	}
 	d.log.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+func (b *Block) info(now int64, wall time.Time) BlockInfo {
+	bi := BlockInfo{Key: b.key(), Suffix: b.Suffix, Action: b.Action.String(), Reason: b.Reason, Group: b.Group, Rule: b.Rule,
+		Warning: b.Warning, Remaining: b.remaining(now), Until: wall.Add(b.remaining(now)), Hits: b.Hits(), TagName: b.TagName, TagValue: b.TagValue}
+	if b.Suffix == "" {
+		bi.Network = b.Prefix.String()
+	}
+	return bi
 }

@@ -22,13 +22,16 @@ type dynHarness struct {
 	clock *ManualClock
 	logs  *bytes.Buffer
 	msgs  map[string][]byte
+	// notified collects the OnBlock calls.
+	notified []BlockInfo
 }
 
 func newDynHarness(t *testing.T, doc string) *dynHarness {
 	t.Helper()
 	h := &dynHarness{t: t, clock: &ManualClock{}, logs: &bytes.Buffer{}, msgs: map[string][]byte{}}
 	h.clock.Set(int64(time.Hour))
-	h.d = NewDynBlocks(DynOptions{Loops: 2, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: h.logs}, nil))})
+	h.d = NewDynBlocks(DynOptions{Loops: 2, Clock: h.clock, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: h.logs}, nil)),
+		OnBlock: func(b BlockInfo) { h.notified = append(h.notified, b) }})
 	if err := h.d.Reconfigure(compileRules(t, doc)); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +121,9 @@ func TestDynQueryRate(t *testing.T) {
 	list := h.d.List()
 	if len(list) != 1 || list[0].Network != "192.0.2.1/32" || list[0].Reason != "query rate" || list[0].Group != "floods" {
 		t.Fatalf("blocks %+v", list)
+	}
+	if len(h.notified) != 1 || h.notified[0].Network != "192.0.2.1/32" || h.notified[0].Action != "Refused" {
+		t.Fatalf("OnBlock calls %+v", h.notified)
 	}
 	if !strings.Contains(h.logs.String(), "msg=\"dynamic block\"") || !strings.Contains(h.logs.String(), "block=192.0.2.1/32") {
 		t.Fatalf("no block log line:\n%s", h.logs)

@@ -317,6 +317,7 @@ func (d *DynBlocks) insert(b *Block, now int64) bool {
 			// keeps its counters and start.
 			b.hits, b.Since = old.hits, old.Since
 			d.blocks[key] = b
+			d.notify(b, now)
 			return true
 		}
 	}
@@ -326,9 +327,16 @@ func (d *DynBlocks) insert(b *Block, now int64) bool {
 		d.logBlock("dynamic block warning", b, now)
 	} else {
 		d.logBlock("dynamic block", b, now)
+		d.notify(b, now)
 	}
 	return !b.Warning || old != nil
 }
 
 // String describes a rule for logs and tests.
 func (r *dynRule) String() string { return fmt.Sprintf("%s %d/s over %ds", r.typ, r.rate, r.seconds) }
+
+func (d *DynBlocks) notify(b *Block, now int64) {
+	if d.onBlock != nil && !b.Warning {
+		d.onBlock(b.info(now, time.Now()))
+	}
+}
