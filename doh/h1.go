@@ -352,7 +352,7 @@ func (c *h1conn) head(h []byte) {
 		c.curReject = reject{400, "bad request: empty body\n"}
 	}
 	if c.expect && c.curReject.ok() && len(c.queue) == 1 && (chunked || c.remaining > 0) {
-		s.out.b = append(s.out.b, "HTTP/1.1 100 Continue\r\n\r\n"...)
+		s.out.appendString("HTTP/1.1 100 Continue\r\n\r\n")
 	}
 }
 
@@ -486,7 +486,7 @@ func (c *h1conn) flush() {
 		if !r.done {
 			break
 		}
-		s.out.b = append(s.out.b, r.out...)
+		s.out.append(r.out...)
 		c.heldBytes -= len(r.out)
 		n++
 		closing := r.close

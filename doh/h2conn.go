@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // The HTTP/2 connection: the preface, the frame loop, connection-level
@@ -38,10 +37,8 @@ type h2ErrCode = http2.ErrCode
 
 type h2conn struct {
 	s       *Session
-	fr      *http2.Framer // writes only
 	dec     *hpackDecoder
-	enc     *hpack.Encoder
-	hb      outBuf     // HPACK-encoded response headers
+	enc     hpackEncoder
 	lengths valueCache // content-length values
 	maxAges valueCache // cache-control values
 	emit    func(Query)
@@ -58,7 +55,7 @@ type h2conn struct {
 
 	streams []*h2stream
 	free    []*h2stream
-	resets  resetMemory
+	resets  *resetMemory // allocated at the first reset
 
 	// The header block in progress.
 	blockOpen      bool // HEADERS seen, END_HEADERS not yet
@@ -96,19 +93,18 @@ func (s *Session) startH2() {
 		// it sees our SETTINGS, so never advertise less.
 		initRecvWindow: int64(max(s.cfg.maxBody+1024, 65535)),
 	}
-	c.fr = http2.NewFramer(&s.out, nil)
 	c.dec = newHPACKDecoder(headerTableSize, int(s.cfg.maxHeaderList), c)
-	c.enc = hpack.NewEncoder(&c.hb)
+	c.enc.init()
 	c.head.declLen = -1
 	c.maxAges.prefix = "max-age="
 	s.h2 = c
-	c.fr.WriteSettings(
+	c.writeSettings(
 		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: s.cfg.maxStreams},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.initRecvWindow)},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: s.cfg.maxHeaderList},
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 	)
-	c.fr.WriteWindowUpdate(0, connRecvWindow-65535)
+	c.writeWindowUpdate(0, connRecvWindow-65535)
 }
 
 func (c *h2conn) feed(emit func(Query)) error {
@@ -189,7 +185,7 @@ func (c *h2conn) goAway(code h2ErrCode) {
 		return
 	}
 	c.goneAway = true
-	c.fr.WriteGoAway(c.lastAccepted, code, nil)
+	c.writeGoAway(c.lastAccepted, code)
 }
 
 // closing reports whether the connection takes no new streams.
@@ -233,14 +229,14 @@ func (c *h2conn) frame(f *frame) error {
 				return c.fail(err)
 			}
 		}
-		c.fr.WriteSettingsAck()
+		c.writeSettingsAck()
 		c.flushBlocked()
 	case framePing:
 		if c.pings.hit(s.now(), s.cfg.abuseWindow, s.cfg.maxPings) {
 			return s.abuse(AbusePingFlood, "PING frames over limit")
 		}
 		if !f.has(flagAck) {
-			c.fr.WritePing(true, [8]byte(f.payload))
+			c.writePingAck(f.payload)
 		}
 	case frameGoAway:
 		// The client opens no more streams: answer those it has, then close
@@ -286,7 +282,7 @@ func (c *h2conn) setting(id http2.SettingID, v uint32) *h2Error {
 		}
 		c.peerMaxFrame = v
 	case http2.SettingHeaderTableSize:
-		c.enc.SetMaxDynamicTableSizeLimit(min(v, headerTableSize))
+		c.enc.setPeerLimit(v)
 	}
 	return nil
 }

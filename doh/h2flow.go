@@ -45,7 +45,7 @@ func (c *h2conn) recvConnData(n int64) error {
 	}
 	c.recvConsumed += n
 	if c.recvConsumed >= connRecvWindow/2 {
-		c.fr.WriteWindowUpdate(0, uint32(c.recvConsumed))
+		c.writeWindowUpdate(0, uint32(c.recvConsumed))
 		c.recvConn += c.recvConsumed
 		c.recvConsumed = 0
 	}
@@ -55,7 +55,7 @@ func (c *h2conn) recvConnData(n int64) error {
 // giveBack returns a dropped DATA frame's bytes to the stream's window.
 func (c *h2conn) giveBack(st *h2stream, n int64) {
 	if n > 0 {
-		c.fr.WriteWindowUpdate(st.id, uint32(n))
+		c.writeWindowUpdate(st.id, uint32(n))
 		st.recvWin += n
 	}
 }
@@ -99,7 +99,7 @@ func (c *h2conn) send(st *h2stream) {
 			return
 		}
 		end := n == int64(len(st.pending))
-		c.fr.WriteData(st.id, end, st.pending[:n])
+		c.writeData(st.id, end, st.pending[:n])
 		st.sendWin -= n
 		c.sendConn -= n
 		c.blockedBytes -= int(n)

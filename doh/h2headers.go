@@ -1,11 +1,12 @@
 package doh
 
 import (
+	"encoding/binary"
 	"errors"
+	"slices"
 	"strconv"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Header blocks: assembling HEADERS and CONTINUATION frames, decoding them,
@@ -290,45 +291,65 @@ func (c *h2conn) endBlock(block []byte) error {
 }
 
 // writeResponse queues a response: HEADERS (and CONTINUATIONs) now, the body
-// as flow control allows.
+// as flow control allows. The header block is encoded in place, after room
+// for its frame header.
 func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool) {
 	s := c.s
 	s.stats.Responses[statusFor(status)]++
 	st.answered = true
-	c.hb.b = c.hb.b[:0]
-	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusString(status)})
+	e := &c.enc
+	out := s.out.bytes()
+	start := len(out)
+	out = append(out, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	out = e.begin(out)
+	out = e.field(out, ":status", statusString(status), statusIndex(status), 8, true)
+	ctype := "text/plain; charset=utf-8"
 	if isDNS {
-		c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/dns-message"})
-	} else {
-		c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"})
+		ctype = "application/dns-message"
 	}
+	out = e.field(out, "content-type", ctype, 0, 31, true)
 	if status == 405 {
-		c.enc.WriteField(hpack.HeaderField{Name: "allow", Value: "GET, POST"})
+		out = e.field(out, "allow", "GET, POST", 0, 22, true)
 	}
-	c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: c.lengths.get(int64(len(body)))})
+	out = e.field(out, "content-length", c.lengths.get(int64(len(body))), 0, 28, true)
 	if isDNS && s.cfg.cacheControl {
 		ttl, ok := minTTL(body)
 		if !ok {
 			ttl = 0
 		}
-		c.enc.WriteField(hpack.HeaderField{Name: "cache-control", Value: c.maxAges.get(int64(ttl))})
+		out = e.field(out, "cache-control", c.maxAges.get(int64(ttl)), 0, 24, true)
 	}
 	for _, f := range s.cfg.custom {
-		c.enc.WriteField(hpack.HeaderField{Name: f.Key, Value: f.Value})
+		out = e.field(out, f.Key, f.Value, 0, staticNameIndex(f.Key), true)
 	}
-	block := c.hb.b
+	var flags uint8
+	if len(body) == 0 {
+		flags = flagEndStream
+	}
 	max := int(c.peerMaxFrame)
-	first := min(len(block), max)
-	c.fr.WriteHeaders(http2.HeadersFrameParam{
-		StreamID:      st.id,
-		BlockFragment: block[:first],
-		EndStream:     len(body) == 0,
-		EndHeaders:    first == len(block),
-	})
-	for block = block[first:]; len(block) > 0; {
-		n := min(len(block), max)
-		c.fr.WriteContinuation(st.id, n == len(block), block[:n])
-		block = block[n:]
+	var rest []byte
+	n := len(out) - start - frameHeaderLen
+	if n > max {
+		// Only very large custom headers get here: what does not fit goes
+		// in CONTINUATION frames.
+		rest = slices.Clone(out[start+frameHeaderLen+max:])
+		out, n = out[:start+frameHeaderLen+max], max
+	} else {
+		flags |= flagEndHeaders
+	}
+	h := out[start:]
+	h[0], h[1], h[2], h[3], h[4] = byte(n>>16), byte(n>>8), byte(n), byte(frameHeaders), flags
+	binary.BigEndian.PutUint32(h[5:], st.id)
+	s.out.set(out)
+	for len(rest) > 0 {
+		n := min(len(rest), max)
+		var f uint8
+		if n == len(rest) {
+			f = flagEndHeaders
+		}
+		c.frameHeader(n, frameContinuation, f, st.id)
+		s.out.append(rest[:n]...)
+		rest = rest[n:]
 	}
 	if len(body) == 0 {
 		c.sentEnd(st)
@@ -338,6 +359,27 @@ func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool
 	c.blockedBytes += len(body)
 	c.send(st)
 	c.updateBlocked()
+}
+
+// statusIndex is the static table index of ":status: code", 0 if none.
+func statusIndex(code int) int {
+	switch code {
+	case 200:
+		return 8
+	case 204:
+		return 9
+	case 206:
+		return 10
+	case 304:
+		return 11
+	case 400:
+		return 12
+	case 404:
+		return 13
+	case 500:
+		return 14
+	}
+	return 0
 }
 
 // valueCache keeps the strings of the last few numbers written into

@@ -40,8 +40,16 @@ type fieldSink interface {
 
 type hpackEntry struct{ name, value []byte }
 
+// hpackSlot locates a dynamic table entry in hpackDecoder.buf: the name at
+// off, the value right after it.
+type hpackSlot struct{ off, nameLen, valueLen uint32 }
+
+// The dynamic table is one byte buffer and a slice of slots, not an
+// allocation per entry: an idle connection keeps its client's few indexed
+// fields in about half the memory.
 type hpackDecoder struct {
-	dyn     []hpackEntry // oldest first
+	slots   []hpackSlot // oldest first
+	buf     []byte      // the entries' bytes; before slots[0].off, dead
 	size    int
 	max     int
 	limit   int
@@ -98,6 +106,7 @@ func (d *hpackDecoder) decode(b []byte) error {
 			}
 			d.max = int(v)
 			d.evict(0)
+			d.compact()
 			continue
 		default: // literal without indexing or never indexed (6.2.2, 6.2.3)
 			if b, err = d.literal(4, false, b); err != nil {
@@ -140,7 +149,7 @@ func (d *hpackDecoder) literal(prefix uint8, index bool, b []byte) ([]byte, erro
 		name = d.scratch.b[nameStart:nameEnd]
 	}
 	if index {
-		d.add(name, value)
+		name, value = d.add(name, value)
 	}
 	if !d.sink.field(name, value) {
 		return nil, errHPACKStop
@@ -218,40 +227,71 @@ func (d *hpackDecoder) at(i uint64) (hpackEntry, bool) {
 		return hpackStatic[i-1], true
 	}
 	i -= uint64(len(hpackStatic)) + 1
-	if i >= uint64(len(d.dyn)) {
+	if i >= uint64(len(d.slots)) {
 		return hpackEntry{}, false
 	}
-	return d.dyn[len(d.dyn)-1-int(i)], true
+	return d.entry(len(d.slots) - 1 - int(i)), true
+}
+
+// entry returns views of slot k's name and value.
+func (d *hpackDecoder) entry(k int) hpackEntry {
+	sl := d.slots[k]
+	n := sl.off + sl.nameLen
+	v := n + sl.valueLen
+	return hpackEntry{name: d.buf[sl.off:n:n], value: d.buf[n:v:v]}
 }
 
 // add inserts a field (4.4): an entry larger than the table empties it.
-func (d *hpackDecoder) add(name, value []byte) {
+// It returns views of the field that stay valid until the next add: name
+// may have been a view of an entry that had to make room for it (4.4 allows
+// that), so the caller uses these, not its own.
+func (d *hpackDecoder) add(name, value []byte) ([]byte, []byte) {
 	size := len(name) + len(value) + 32
 	if size > d.max {
 		d.evict(d.max + 1)
-		return
+		return name, value
 	}
+	// evict only drops slots: the evicted bytes, which name may point
+	// into, stay in place until the entry is copied.
 	d.evict(size)
-	buf := make([]byte, len(name)+len(value))
-	copy(buf, name)
-	copy(buf[len(name):], value)
-	d.dyn = append(d.dyn, hpackEntry{name: buf[:len(name):len(name)], value: buf[len(name):]})
+	off := len(d.buf)
+	d.buf = append(d.buf, name...)
+	d.buf = append(d.buf, value...)
+	d.slots = append(d.slots, hpackSlot{off: uint32(off), nameLen: uint32(len(name)), valueLen: uint32(len(value))})
 	d.size += size
+	d.compact()
+	e := d.entry(len(d.slots) - 1)
+	return e.name, e.value
 }
 
 // evict drops the oldest entries until room more bytes fit under max.
 func (d *hpackDecoder) evict(room int) {
 	k := 0
-	for k < len(d.dyn) && d.size+room > d.max {
-		e := d.dyn[k]
-		d.size -= len(e.name) + len(e.value) + 32
-		d.dyn[k] = hpackEntry{}
+	for k < len(d.slots) && d.size+room > d.max {
+		sl := d.slots[k]
+		d.size -= int(sl.nameLen+sl.valueLen) + 32
 		k++
 	}
 	if k > 0 {
-		n := copy(d.dyn, d.dyn[k:])
-		clear(d.dyn[n:])
-		d.dyn = d.dyn[:n]
+		d.slots = d.slots[:copy(d.slots, d.slots[k:])]
+	}
+}
+
+// compact moves the live entries to the front of buf once the evicted bytes
+// before them are at least half of it, so buf stays within twice the live
+// bytes.
+func (d *hpackDecoder) compact() {
+	if len(d.slots) == 0 {
+		d.buf = d.buf[:0]
+		return
+	}
+	dead := d.slots[0].off
+	if dead == 0 || int(dead) < len(d.buf)/2 {
+		return
+	}
+	d.buf = d.buf[:copy(d.buf, d.buf[dead:])]
+	for k := range d.slots {
+		d.slots[k].off -= dead
 	}
 }
 

@@ -99,11 +99,11 @@ func TestHPACKDecoderErrors(t *testing.T) {
 	var buf bytes.Buffer
 	enc := hpack.NewEncoder(&buf)
 	enc.WriteField(hpack.HeaderField{Name: "x-a", Value: "b"})
-	if err := dec.decode(buf.Bytes()); err != nil || len(dec.dyn) != 1 {
-		t.Fatalf("%v, %d entries", err, len(dec.dyn))
+	if err := dec.decode(buf.Bytes()); err != nil || len(dec.slots) != 1 {
+		t.Fatalf("%v, %d entries", err, len(dec.slots))
 	}
-	if err := dec.decode([]byte{0x20, 0x82}); err != nil || len(dec.dyn) != 0 || dec.size != 0 {
-		t.Fatalf("size update to 0: %v, %d entries, size %d", err, len(dec.dyn), dec.size)
+	if err := dec.decode([]byte{0x20, 0x82}); err != nil || len(dec.slots) != 0 || dec.size != 0 {
+		t.Fatalf("size update to 0: %v, %d entries, size %d", err, len(dec.slots), dec.size)
 	}
 }
 
@@ -149,19 +149,4 @@ func FuzzHPACKDecoder(f *testing.F) {
 			}
 		}
 	})
-}
-
-// appendHPACKInt appends an integer with an n-bit prefix (RFC 7541 5.1).
-func appendHPACKInt(dst []byte, n uint8, first byte, v uint64) []byte {
-	mask := uint64(1)<<n - 1
-	if v < mask {
-		return append(dst, first|byte(v))
-	}
-	dst = append(dst, first|byte(mask))
-	v -= mask
-	for v >= 128 {
-		dst = append(dst, byte(v&0x7f)|0x80)
-		v >>= 7
-	}
-	return append(dst, byte(v))
 }

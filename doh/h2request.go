@@ -30,8 +30,8 @@ func (c *h2conn) request(id uint32, next streamState) error {
 			s.stats.Abuse[AbuseRefusedStream]++
 		}
 		// REFUSED_STREAM: the client may retry it elsewhere (RFC 9113 8.7).
-		c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
-		c.resets.add(id)
+		c.writeRSTStream(id, http2.ErrCodeRefusedStream)
+		c.addReset(id)
 		return nil
 	}
 	c.lastAccepted = id

@@ -197,12 +197,25 @@ type resetMemory struct {
 	next int
 }
 
+// addReset remembers a stream we reset. The ring is allocated at the first
+// reset: most connections never reset a stream, and an idle one should not
+// carry 260 bytes for it.
+func (c *h2conn) addReset(id uint32) {
+	if c.resets == nil {
+		c.resets = new(resetMemory)
+	}
+	c.resets.add(id)
+}
+
 func (m *resetMemory) add(id uint32) {
 	m.ids[m.next] = id
 	m.next = (m.next + 1) % resetMemorySize
 }
 
 func (m *resetMemory) has(id uint32) bool {
+	if m == nil {
+		return false
+	}
 	for _, x := range m.ids {
 		if x == id && id != 0 {
 			return true
@@ -307,8 +320,8 @@ func (c *h2conn) settle(st *h2stream) {
 // resetStream sends RST_STREAM: the stream is closed by us, its queued
 // response dropped; it stays allocated only while the engine holds its query.
 func (c *h2conn) resetStream(id uint32, code h2ErrCode) {
-	c.fr.WriteRSTStream(id, code)
-	c.resets.add(id)
+	c.writeRSTStream(id, code)
+	c.addReset(id)
 	if st := c.find(id); st != nil {
 		st.state = afterSend(st.state, false, true)
 		c.dropPending(st)

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/valyala/bytebufferpool"
 )
 
 // Query is one DNS query a client sent.
@@ -27,9 +29,12 @@ type Session struct {
 	proto Proto
 	now   func() time.Time
 
-	in  []byte // received; in[off:] is not yet parsed
-	off int
-	out outBuf // to be written
+	// Input and output live in pooled buffers that go back to the pool as
+	// soon as they are empty: an idle session holds neither.
+	in    []byte // received; in[off:] is not yet parsed; inBuf.B's storage
+	inBuf *bytebufferpool.ByteBuffer
+	off   int
+	out   outBuf // to be written
 
 	closed   bool // close once out is flushed; input is ignored
 	draining bool // Shutdown: finish what is in flight, accept nothing new
@@ -42,11 +47,53 @@ type Session struct {
 	h1    *h1conn
 }
 
-type outBuf struct{ b []byte }
+// outBuf is the output waiting for AppendOutput, in a pooled buffer taken
+// on the first write and returned once AppendOutput has copied it.
+type outBuf struct{ buf *bytebufferpool.ByteBuffer }
 
 func (o *outBuf) Write(p []byte) (int, error) {
-	o.b = append(o.b, p...)
+	o.append(p...)
 	return len(p), nil
+}
+
+func (o *outBuf) append(p ...byte) {
+	if o.buf == nil {
+		o.buf = bytebufferpool.Get()
+	}
+	o.buf.B = append(o.buf.B, p...)
+}
+
+func (o *outBuf) appendString(p string) {
+	if o.buf == nil {
+		o.buf = bytebufferpool.Get()
+	}
+	o.buf.B = append(o.buf.B, p...)
+}
+
+// grow returns the buffer with room for n more bytes, for frame writers
+// that append in place.
+func (o *outBuf) bytes() []byte {
+	if o.buf == nil {
+		o.buf = bytebufferpool.Get()
+	}
+	return o.buf.B
+}
+
+func (o *outBuf) set(b []byte) { o.buf.B = b }
+
+func (o *outBuf) len() int {
+	if o.buf == nil {
+		return 0
+	}
+	return len(o.buf.B)
+}
+
+// release returns the buffer to the pool.
+func (o *outBuf) release() {
+	if o.buf != nil {
+		bytebufferpool.Put(o.buf)
+		o.buf = nil
+	}
 }
 
 // errClosed is returned by Feed once the session has decided to close.
@@ -84,6 +131,10 @@ func (s *Session) Feed(in []byte, emit func(Query)) error {
 		return errClosed
 	}
 	s.lastActive = s.now()
+	if s.inBuf == nil {
+		s.inBuf = bytebufferpool.Get()
+		s.in = s.inBuf.B[:0]
+	}
 	s.in = append(s.in, in...)
 	defer s.compactInput()
 	if len(s.in)-s.off > s.cfg.maxMem {
@@ -152,8 +203,10 @@ func (s *Session) AppendOutput(dst []byte) []byte {
 	if s.h1 != nil {
 		s.h1.flush()
 	}
-	dst = append(dst, s.out.b...)
-	s.out.b = s.out.b[:0]
+	if s.out.buf != nil {
+		dst = append(dst, s.out.buf.B...)
+		s.out.release()
+	}
 	return dst
 }
 
@@ -266,7 +319,7 @@ func (e *AbuseError) Error() string {
 
 // memory is what the connection holds buffered now.
 func (s *Session) memory() int {
-	n := len(s.in) - s.off + len(s.out.b)
+	n := len(s.in) - s.off + s.out.len()
 	if s.h2 != nil {
 		n += s.h2.bodyBytes + s.h2.blockedBytes
 	}
@@ -295,14 +348,18 @@ func (r *rate) hit(now time.Time, period time.Duration, limit int) bool {
 func (s *Session) avail() []byte { return s.in[s.off:] }
 
 // compactInput moves the unparsed input to the front of its buffer so the
-// buffer is reused instead of growing.
+// buffer is reused instead of growing, and gives the buffer back to the
+// pool once everything is parsed: most reads hold whole frames or requests,
+// so an idle connection holds no input buffer.
 func (s *Session) compactInput() {
-	if s.off == 0 {
+	if s.inBuf == nil {
 		return
 	}
 	n := copy(s.in, s.in[s.off:])
 	s.in, s.off = s.in[:n], 0
-	if n == 0 && cap(s.in) > 64<<10 {
-		s.in = nil // a burst is over: do not pin its buffer
+	s.inBuf.B = s.in
+	if n == 0 {
+		bytebufferpool.Put(s.inBuf)
+		s.inBuf, s.in = nil, nil
 	}
 }
