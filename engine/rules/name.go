@@ -88,7 +88,11 @@ func appendNameText(dst, wire []byte) []byte {
 // nameText returns q's name in presentation form, computed once per evaluation in q's scratch.
 func (q *Query) nameText() []byte {
 	if q.textLen == 0 {
-		q.textLen = int16(len(appendNameText(q.text[:0], q.QName))) + 1
+		t := appendNameText(q.text[:0], q.QName)
+		if len(t) > len(q.text) {
+			return t // a name longer than any valid one, filled in by hand: not cached
+		}
+		q.textLen = int16(len(t)) + 1
 	}
 	return q.text[:q.textLen-1]
 }
