@@ -22,6 +22,7 @@ type etcdCluster struct {
 	t     testing.TB
 	bin   string
 	nodes []*etcdNode
+	httpc *http.Client // for /health: a TLS client when etcd serves https
 }
 
 type etcdNode struct {
@@ -44,13 +45,20 @@ func freePort(t testing.TB) int {
 
 func startEtcd(t testing.TB, n int) *etcdCluster {
 	t.Helper()
-	c := &etcdCluster{t: t, bin: testutil.Tool(t, "etcd")}
+	return startEtcdWith(t, n, "http", http.DefaultClient)
+}
+
+// startEtcdWith starts n members whose client URLs use scheme, with extra
+// flags (TLS files), checking health through httpc.
+func startEtcdWith(t testing.TB, n int, scheme string, httpc *http.Client, extra ...string) *etcdCluster {
+	t.Helper()
+	c := &etcdCluster{t: t, bin: testutil.Tool(t, "etcd"), httpc: httpc}
 	base := t.TempDir()
 	var initial []string
 	for i := range n {
 		nd := &etcdNode{
 			name:   fmt.Sprintf("e%d", i),
-			client: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			client: fmt.Sprintf("%s://127.0.0.1:%d", scheme, freePort(t)),
 			peer:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		}
 		nd.dir = filepath.Join(base, nd.name)
@@ -70,6 +78,7 @@ func startEtcd(t testing.TB, n int) *etcdCluster {
 			"--heartbeat-interval", "50", "--election-timeout", "500",
 			"--log-level", "warn", "--logger", "zap",
 		}
+		nd.args = append(nd.args, extra...)
 		c.start(nd)
 	}
 	t.Cleanup(func() {
@@ -135,7 +144,7 @@ func (c *etcdCluster) waitHealthy(nd *etcdNode) {
 			return false
 		default:
 		}
-		resp, err := http.Get(nd.client + "/health")
+		resp, err := c.httpc.Get(nd.client + "/health")
 		if err != nil {
 			return false
 		}

@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -96,6 +97,7 @@ type memberOpts struct {
 	delay  time.Duration
 	log    *syncBuffer
 	ttl    time.Duration
+	tls    *tls.Config
 }
 
 func startMember(t *testing.T, name string, endpoints []string, o memberOpts) *member {
@@ -112,7 +114,7 @@ func startMember(t *testing.T, name string, endpoints []string, o memberOpts) *m
 		logger = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	f, err := Start(context.Background(), Options{
-		Name: "test", Endpoints: endpoints, DialTimeout: 2 * time.Second, Member: name,
+		Name: "test", Endpoints: endpoints, TLS: o.tls, DialTimeout: 2 * time.Second, Member: name,
 		LeaseTTL: o.ttl, RotationDelay: o.delay, NumberOfKeys: 3, SecretFile: o.secret,
 		Log: logger, Clock: o.clock,
 		OnTicketKeys: func(keys [][32]byte) {
