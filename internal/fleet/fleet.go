@@ -124,7 +124,8 @@ type Fleet struct {
 	wg      sync.WaitGroup
 	wake    chan struct{} // the rotation loop recomputes the ring
 	closing atomic.Bool
-	cbMu    sync.Mutex // callbacks one at a time, in order
+	warned  atomic.Bool // the first failure to connect was logged
+	cbMu    sync.Mutex  // callbacks one at a time, in order
 
 	mu        sync.Mutex
 	sess      *concurrency.Session
@@ -272,8 +273,12 @@ func (f *Fleet) setDisconnected(err error) {
 		f.lastErr = err.Error()
 	}
 	f.mu.Unlock()
-	if was {
+	switch {
+	case was:
 		f.log.Warn("fleet: lost etcd, serving with what this member has; ticket keys rotate locally", "err", err)
+	case !f.warned.Swap(true):
+		// Once, not at every retry: the status and metrics carry the rest.
+		f.log.Warn("fleet: cannot reach etcd yet, retrying with back-off", "err", err)
 	}
 	if wasLeader {
 		f.callback(func() {
