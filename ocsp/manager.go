@@ -572,7 +572,7 @@ func (m *Manager) stopWorkers() {
 // status_request (5): "OCSP Must-Staple".
 func HasMustStaple(leaf *x509.Certificate) bool {
 	for _, e := range leaf.Extensions {
-		if !e.Id.Equal(oidTLSFeature) {
+		if !e.Id.Equal(OIDTLSFeature) {
 			continue
 		}
 		var features []int
@@ -584,4 +584,7 @@ func HasMustStaple(leaf *x509.Certificate) bool {
 	return false
 }
 
-var oidTLSFeature = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}
+// OIDTLSFeature is the TLS Feature extension of RFC 7633; with the value
+// status_request (5) it is "OCSP Must-Staple". The one definition: the
+// development PKI marks its Must-Staple certificates with it.
+var OIDTLSFeature = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}

@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"net"
 	"time"
+
+	"github.com/dnsfront/dnsfront/ocsp"
 )
 
 // KeyType selects a leaf key algorithm.
@@ -38,14 +40,10 @@ func randomSerial() *big.Int {
 	return n.Add(n, big.NewInt(1))
 }
 
-// OIDTLSFeature is the TLS Feature extension of RFC 7633; with the value
-// status_request (5) it is "OCSP Must-Staple".
-var OIDTLSFeature = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}
-
 // mustStapleExtension is TLS Feature = SEQUENCE { INTEGER 5 }.
 func mustStapleExtension() pkix.Extension {
 	v, _ := asn1.Marshal([]int{5})
-	return pkix.Extension{Id: OIDTLSFeature, Value: v}
+	return pkix.Extension{Id: ocsp.OIDTLSFeature, Value: v}
 }
 
 func caTemplate(cn string, notBefore, notAfter time.Time) *x509.Certificate {
