@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,7 +162,13 @@ func knownKeys() []string {
 			return
 		}
 		for i := 0; i < t.NumField(); i++ {
-			tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			parts := strings.Split(t.Field(i).Tag.Get("yaml"), ",")
+			tag := parts[0]
+			if slices.Contains(parts[1:], "inline") {
+				// An embedded section (Rules): its keys sit at this level.
+				walk(t.Field(i).Type)
+				continue
+			}
 			if tag == "" || tag == "-" || seen[tag] {
 				continue
 			}

@@ -72,6 +72,27 @@ func (c *Config) validate(v *validator) {
 	if c.OCSP.MaxResponseSize < 0 {
 		v.errorf("ocsp.max_response_size", "must not be negative")
 	}
+	c.Rules.validate(v)
+	c.Tuning.TCP.validate(v)
+}
+
+// validate checks the per-client TLS limits of tuning.tcp.
+func (t *TCPTuning) validate(v *validator) {
+	if t.MaxTLSNewSessionRatePerClient < 0 {
+		v.errorf("tuning.tcp.max_tls_new_session_rate_per_client", "must not be negative")
+	}
+	if t.MaxTLSResumedSessionRatePerClient < 0 {
+		v.errorf("tuning.tcp.max_tls_resumed_session_rate_per_client", "must not be negative")
+	}
+	if b := t.BanDurationForExceedingTCPTLSRate; b != nil && *b < 1 {
+		v.errorf("tuning.tcp.ban_duration_for_exceeding_tcp_tls_rate", "must be at least 1 second, got %d", *b)
+	}
+	if m := t.ConnectionsMaskV4; m != nil && (*m < 1 || *m > 32) {
+		v.errorf("tuning.tcp.connections_mask_v4", "must be between 1 and 32, got %d", *m)
+	}
+	if m := t.ConnectionsMaskV6; m != nil && (*m < 1 || *m > 128) {
+		v.errorf("tuning.tcp.connections_mask_v6", "must be between 1 and 128, got %d", *m)
+	}
 }
 
 func (c *Config) validateBind(v *validator, i int, seen map[string]int) {
