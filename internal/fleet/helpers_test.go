@@ -98,6 +98,7 @@ type memberOpts struct {
 	log    *syncBuffer
 	ttl    time.Duration
 	tls    *tls.Config
+	onKeys func([][32]byte) // also called with each ring, as a server installs it
 }
 
 func startMember(t *testing.T, name string, endpoints []string, o memberOpts) *member {
@@ -121,6 +122,9 @@ func startMember(t *testing.T, name string, endpoints []string, o memberOpts) *m
 			m.mu.Lock()
 			m.keys = slices.Clone(keys)
 			m.mu.Unlock()
+			if o.onKeys != nil {
+				o.onKeys(keys)
+			}
 		},
 		OnStaple: func(fp [32]byte, der []byte) {
 			m.mu.Lock()
