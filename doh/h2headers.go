@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/valyala/bytebufferpool"
 	"golang.org/x/net/http2"
 )
 
@@ -354,6 +355,19 @@ func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool
 	if len(body) == 0 {
 		c.sentEnd(st)
 		return
+	}
+	if n := int64(len(body)); n <= st.sendWin && n <= c.sendConn && n <= int64(c.peerMaxFrame) {
+		// The usual case: the whole body fits the windows and one frame, and
+		// is written at once, without a copy in pending.
+		c.writeData(st.id, true, body)
+		st.sendWin -= n
+		c.sendConn -= n
+		c.sentEnd(st)
+		return
+	}
+	if st.pendBuf == nil {
+		st.pendBuf = bytebufferpool.Get()
+		st.pending = st.pendBuf.B[:0]
 	}
 	st.pending = append(st.pending, body...)
 	c.blockedBytes += len(body)

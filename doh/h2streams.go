@@ -1,5 +1,7 @@
 package doh
 
+import "github.com/valyala/bytebufferpool"
+
 // The HTTP/2 stream life cycle (RFC 9113 5.1), seen from a server that never
 // pushes (so the reserved states do not exist):
 //
@@ -245,8 +247,13 @@ type h2stream struct {
 	declLen  int64 // content-length, -1 if absent
 	received int64 // DATA bytes received, padding excluded
 
+	// body and pending are the storage of pooled buffers, taken when the
+	// stream needs them and returned when it is released, so that an idle
+	// connection holds none.
 	body    []byte
 	pending []byte // response DATA held back by flow control
+	bodyBuf *bytebufferpool.ByteBuffer
+	pendBuf *bytebufferpool.ByteBuffer
 	xff     []byte
 	counted int // body bytes counted in h2conn.bodyBytes
 }
@@ -279,11 +286,13 @@ func (c *h2conn) newStream(id uint32, state streamState) *h2stream {
 	if n := len(c.free); n > 0 {
 		st = c.free[n-1]
 		c.free = c.free[:n-1]
-		body, pending, xff := st.body[:0], st.pending[:0], st.xff[:0]
-		*st = h2stream{body: body, pending: pending, xff: xff}
+		xff := st.xff[:0]
+		*st = h2stream{xff: xff}
 	} else {
 		st = &h2stream{}
 	}
+	st.bodyBuf = bytebufferpool.Get()
+	st.body = st.bodyBuf.B[:0]
 	st.id = id
 	st.state = state
 	st.declLen = -1
@@ -308,13 +317,21 @@ func (c *h2conn) settle(st *h2stream) {
 		}
 	}
 	c.bodyBytes -= st.counted
-	if cap(st.body) > 4096 {
-		st.body = nil
-	}
-	if cap(st.pending) > 4096 {
-		st.pending = nil
-	}
+	st.releaseBuffers()
 	c.free = append(c.free, st)
+}
+
+// releaseBuffers gives the stream's buffers back to the pool.
+func (st *h2stream) releaseBuffers() {
+	if st.bodyBuf != nil {
+		st.bodyBuf.B = st.body[:0]
+		bytebufferpool.Put(st.bodyBuf)
+	}
+	if st.pendBuf != nil {
+		st.pendBuf.B = st.pending[:0]
+		bytebufferpool.Put(st.pendBuf)
+	}
+	st.body, st.pending, st.bodyBuf, st.pendBuf = nil, nil, nil, nil
 }
 
 // resetStream sends RST_STREAM: the stream is closed by us, its queued

@@ -3,6 +3,7 @@ package doh
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -83,6 +84,13 @@ type Options struct {
 	MaxPingFrames int
 	// MaxContinuationFrames bounds CONTINUATION frames in one header block. Default 16.
 	MaxContinuationFrames int
+
+	// resolved holds a *config: these options with defaults applied, made
+	// by the first session and shared by every later one (sessions hold a
+	// pointer, not a copy of their own). An Options must not change once a
+	// session uses it; a copy of it (the engine copies to adjust a limit)
+	// resolves its own, as config.from tells.
+	resolved atomic.Value
 }
 
 // Defaults.
@@ -100,9 +108,10 @@ const (
 	DefaultMaxContinuationFrames = 16
 )
 
-// config is Options with defaults applied, computed once per session from
-// the shared Options.
+// config is Options with defaults applied, computed once per Options and
+// shared, read-only, by its sessions.
 type config struct {
+	from             *Options
 	paths            []string
 	exact            bool
 	maxStreams       uint32
@@ -125,11 +134,23 @@ func DefaultOptions() *Options {
 	return &Options{ExactPathMatching: true, SendCacheControl: true}
 }
 
-func (o *Options) config() config {
+// config returns the shared, read-only config of o.
+func (o *Options) config() *config {
 	if o == nil {
 		o = DefaultOptions()
 	}
-	c := config{
+	if c, _ := o.resolved.Load().(*config); c != nil && c.from == o {
+		return c
+	}
+	// Racing sessions may each resolve: the results are equal.
+	c := o.resolve()
+	o.resolved.Store(c)
+	return c
+}
+
+func (o *Options) resolve() *config {
+	c := &config{
+		from:             o,
 		paths:            o.Paths,
 		exact:            o.ExactPathMatching,
 		maxStreams:       o.MaxConcurrentStreams,

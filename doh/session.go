@@ -25,7 +25,7 @@ type Query struct {
 // Session is one DoH connection's HTTP state. It is not safe for concurrent
 // use: every method runs on the connection's event loop.
 type Session struct {
-	cfg   config
+	cfg   *config // shared by the sessions of one Options
 	proto Proto
 	now   func() time.Time
 
