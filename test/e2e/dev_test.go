@@ -1,46 +1,77 @@
 package e2e
 
 import (
-	"net"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// startDevConfig serves examples/dev.yaml, the configuration of `make run`, on its fixed
-// ports (Do53 10053, demo backend 10054, admin 10080, DoH 10443, DoT 10853), after
-// checking that they are free. Tests that call it must not run in parallel: they would
-// share those ports.
-func startDevConfig(t *testing.T) *Dnsfront {
+// devPorts are the fixed ports of examples/dev.yaml, under the names the tests use.
+var devPorts = []struct {
+	port int
+	name string
+}{{10053, "dns"}, {10054, "demo"}, {10080, "admin"}, {10443, "doh"}, {10853, "dot"}}
+
+// startDevConfig serves examples/dev.yaml, the configuration of `make run`, as shipped
+// but for two things. Its fixed ports (Do53 10053, demo backend 10054, admin 10080, DoH
+// 10443, DoT 10853) become free ones, and its relative paths (../state/pki, the dev PKI,
+// and ../state/ocsp) resolve in a temporary directory: a `make run`, or another run of
+// the suite on the same machine, may hold those ports and that state. It returns the
+// process, serving with its demo backend up, and the dev PKI's directory.
+func startDevConfig(t *testing.T) (*Dnsfront, string) {
 	t.Helper()
-	for _, a := range []string{"127.0.0.1:10053", "127.0.0.1:10054", "127.0.0.1:10080", "127.0.0.1:10443", "127.0.0.1:10853"} {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			t.Fatalf("examples/dev.yaml needs %s, which is busy (is `make run` or another dnsfront running?): %v", a, err)
-		}
-		ln.Close()
+	src, err := os.ReadFile(filepath.Join(ModuleRoot(t), "examples", "dev.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, a := range []string{"127.0.0.1:10053", "127.0.0.1:10054", "127.0.0.1:10080"} {
-		pc, err := net.ListenPacket("udp", a)
-		if err != nil {
-			t.Fatalf("examples/dev.yaml needs UDP %s, which is busy: %v", a, err)
-		}
-		pc.Close()
+	root := t.TempDir()
+	dir := filepath.Join(root, "examples")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	d := StartFile(t, filepath.Join(ModuleRoot(t), "examples", "dev.yaml"), map[string]int{"dns": 10053, "admin": 10080, "dot": 10853})
-	// The demo backend has health checks, and a first probe that fails (one lost to a
-	// loaded machine) marks it down until two more succeed a second apart: queries sent
-	// before it is up get SERVFAIL. Wait for the state, not for a time.
-	waitBackendState(t, d, "demo", true, 30*time.Second)
-	return d
+	var lastErr error
+	// A port found free may be taken before dnsfront binds it: retry with new ports.
+	for attempt := range 3 {
+		d := &Dnsfront{t: t, Dir: dir, Config: filepath.Join(dir, "dev.yaml"),
+			PIDFile: filepath.Join(root, "dnsfront.pid"), ports: &ports{byName: map[string]int{}}}
+		text := string(src)
+		for _, p := range devPorts {
+			fixed := "127.0.0.1:" + strconv.Itoa(p.port)
+			if !strings.Contains(text, fixed) {
+				t.Fatalf("examples/dev.yaml no longer uses %s (%s): update devPorts", fixed, p.name)
+			}
+			n, err := d.ports.get(p.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text = strings.ReplaceAll(text, fixed, "127.0.0.1:"+strconv.Itoa(n))
+		}
+		WriteFile(t, d.Config, []byte(text))
+		if lastErr = d.start(); lastErr == nil {
+			// The demo backend has health checks, and a first probe that fails (one lost
+			// to a loaded machine) marks it down until two more succeed a second apart:
+			// queries sent before it is up get SERVFAIL. Wait for the state.
+			waitBackendState(t, d, "demo", true, 30*time.Second)
+			return d, filepath.Join(root, "state", "pki")
+		}
+		if !strings.Contains(d.Log(), "address already in use") {
+			break
+		}
+		t.Logf("dnsfront start attempt %d: port conflict, retrying with new ports", attempt+1)
+	}
+	t.Fatal(lastErr)
+	return nil, ""
 }
 
-// TestDevConfig serves examples/dev.yaml (not in parallel: fixed ports) and checks the
-// demo zone the way the README tells a user to.
+// TestDevConfig serves examples/dev.yaml and checks the demo zone the way the README
+// tells a user to.
 func TestDevConfig(t *testing.T) {
-	d := startDevConfig(t)
+	t.Parallel()
+	d, _ := startDevConfig(t)
 	addr := d.Addr("dns")
 	for _, flag := range []string{"+notcp", "+tcp"} {
 		if got := shortLines(Dig(t, addr, flag, "+short", "www.dnsfront.test", "A")); !slices.Equal(got, []string{"192.0.2.1"}) {

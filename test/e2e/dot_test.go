@@ -310,13 +310,15 @@ func TestDoTHandshakeStapleWithGo(t *testing.T) {
 	}
 }
 
-// TestDevConfigDoT serves examples/dev.yaml, the configuration of `make run`, on its
-// fixed ports (like TestDevConfig, and like it not in parallel: the two run one after
-// the other) and runs the README's DoT commands: s_client -status shows a successful
-// staple for the served certificate (ECDSA and RSA), and kdig +tls answers 192.0.2.1.
+// TestDevConfigDoT serves examples/dev.yaml, the configuration of `make run` (on free
+// ports, like TestDevConfig), and runs the README's DoT commands: s_client -status shows
+// a successful staple for the served certificate (ECDSA and RSA), and kdig +tls answers
+// 192.0.2.1.
 func TestDevConfigDoT(t *testing.T) {
-	d := startDevConfig(t)
-	pki := filepath.Join(ModuleRoot(t), "state", "pki")
+	t.Parallel()
+	d, pki := startDevConfig(t)
+	dot := d.Addr("dot")
+
 	ecdsaChain, err := ocsp.ReadChainFile(filepath.Join(pki, "ecdsa.chain.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -326,22 +328,22 @@ func TestDevConfigDoT(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The README's command, verbatim.
-	h := SClientStatus(t, "127.0.0.1:10853", "dns.test")
+	// The README's command, but for the port.
+	h := SClientStatus(t, dot, "dns.test")
 	if !strings.Contains(h.Out, OCSPOK) {
-		t.Fatalf("openssl s_client -connect 127.0.0.1:10853 -servername dns.test -status: no %q:\n%s", OCSPOK, h.Out)
+		t.Fatalf("openssl s_client -connect %s -servername dns.test -status: no %q:\n%s", dot, OCSPOK, h.Out)
 	}
 	h.RequireStaple(t, ecdsaChain[0])
-	SClientStatus(t, "127.0.0.1:10853", "dns.test", "-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256").RequireStaple(t, rsaChain[0])
-	SClientStatus(t, "127.0.0.1:10853", "dns.test", "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256").RequireStaple(t, rsaChain[0])
+	SClientStatus(t, dot, "dns.test", "-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256").RequireStaple(t, rsaChain[0])
+	SClientStatus(t, dot, "dns.test", "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256").RequireStaple(t, rsaChain[0])
 
-	out := Kdig(t, "127.0.0.1:10853", "+tls", "www.dnsfront.test")
+	out := Kdig(t, dot, "+tls", "www.dnsfront.test")
 	if !regexp.MustCompile(`(?m)^www\.dnsfront\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$`).MatchString(out) {
-		t.Errorf("kdig @127.0.0.1 -p 10853 +tls www.dnsfront.test:\n%s", out)
+		t.Errorf("kdig @%s +tls www.dnsfront.test:\n%s", dot, out)
 	}
-	out = Kdig(t, "127.0.0.1:10853", "+tls", "+tls-ca="+filepath.Join(pki, "ca.pem"), "+tls-hostname=dns.test", "www.dnsfront.test")
+	out = Kdig(t, dot, "+tls", "+tls-ca="+filepath.Join(pki, "ca.pem"), "+tls-hostname=dns.test", "www.dnsfront.test")
 	if !strings.Contains(out, "192.0.2.1") {
-		t.Errorf("kdig with verification against state/pki/ca.pem:\n%s", out)
+		t.Errorf("kdig with verification against the dev PKI's ca.pem:\n%s", out)
 	}
 	st := d.OCSP()
 	if len(st) < 2 {
