@@ -78,7 +78,8 @@ func sClient(t *testing.T, openssl, addr string, args ...string) string {
 
 // TestSessionResumesAcrossMembers: a session that openssl opened on one
 // member's server resumes on another's, over TLS 1.2 and 1.3, also after a
-// rotation (the previous key still decrypts everywhere).
+// rotation (the previous key still decrypts everywhere) and while etcd is
+// down (both derive the same keys).
 func TestSessionResumesAcrossMembers(t *testing.T) {
 	openssl := testutil.Tool(t, "openssl")
 	etcd := startEtcd(t, 1)
@@ -128,5 +129,20 @@ func TestSessionResumesAcrossMembers(t *testing.T) {
 		if out := sClient(t, openssl, srvA.addr, v, "-sess_in", sess); !strings.Contains(out, "Reused, ") {
 			t.Errorf("%s: a session from b after the rotation not resumed on a:\n%s", v, out)
 		}
+	}
+
+	// etcd gone: two rotations later both derive the same key, and a
+	// session from a still resumes on b.
+	etcd.stop(etcd.nodes[0])
+	testutil.Eventually(t, wait, "both members disconnected", func() bool { return !a.Connected() && !b.Connected() })
+	clk.Advance(time.Hour)
+	clk.Advance(time.Hour)
+	testutil.Eventually(t, wait, "both servers on the same derived key", func() bool {
+		return sameEncryptingKey(a, b) && a.Status().KeySource == "derived" && b.Status().KeySource == "derived"
+	})
+	sess := filepath.Join(t.TempDir(), "sess.pem")
+	sClient(t, openssl, srvA.addr, "-tls1_3", "-sess_out", sess)
+	if out := sClient(t, openssl, srvB.addr, "-tls1_3", "-sess_in", sess); !strings.Contains(out, "Reused, ") {
+		t.Errorf("etcd down: a session from a not resumed on b:\n%s", out)
 	}
 }
