@@ -19,19 +19,22 @@ const (
 	DefaultUDPTimeout     = 2 // seconds, dnsdist's tuning.udp.timeout
 	DefaultTCPIdleTimeout = 10 * time.Second
 	DefaultMaxTCPInFlight = 100
-	// DefaultGCPercent trades memory for CPU: a TLS handshake allocates tens of short-lived
-	// kilobytes, and at Go's default of 100 the collector and the scavenger returning that
-	// memory take about a fifth of a handshake's server CPU. 400 measured 1.25× more
-	// handshakes per server-CPU-second (docs/benchmarks.md) for a heap that may grow to five
-	// times what is live, which is small for a frontend (about 10 kB per idle connection).
-	DefaultGCPercent = 400
-	// DefaultMemoryLimitPercent bounds what gc_percent 400 lets the heap grow to. Below
-	// the limit the collector paces itself by gc_percent, so handshakes keep its gains;
-	// as the process nears the limit the collector runs more often instead of letting a
-	// burst of connections take the heap to five times what is live. 70% of the cgroup's
-	// (else the machine's) memory leaves 30% for what the runtime does not count: the
-	// kernel's socket buffers (tens of kilobytes per busy connection), page cache and
-	// other processes; the limit is soft, so a live heap above it is slowed, not killed.
+	// DefaultGCPercent and DefaultGCMinHeadroom pace the collector (internal/memtune): the
+	// heap may grow by max(live × gc_percent/100, gc_min_headroom) before a collection.
+	// A TLS handshake allocates tens of short-lived kilobytes; while the heap is small
+	// (a burst of handshakes, few idle connections) the 16 MiB floor lets the collector
+	// run once per few hundred handshakes, which is what gc_percent 400 bought before
+	// (1.25× more handshakes per server-CPU-second than Go's pacing, docs/benchmarks.md).
+	// Once connections pile up the heap is paced by 100%, so the process peaks at about
+	// twice its live heap, not five times: that is what an operator sizes a machine by.
+	DefaultGCPercent     = 100
+	DefaultGCMinHeadroom = 16 << 20
+	// DefaultMemoryLimitPercent is a soft bound for the whole process. Below it the
+	// pacing above rules; as the process nears it the collector runs more often instead
+	// of letting the heap grow. 70% of the cgroup's (else the machine's) memory leaves 30%
+	// for what the runtime does not count: the kernel's socket buffers (tens of kilobytes
+	// per busy connection), page cache and other processes; the limit is soft, so a live
+	// heap above it is slowed, not killed.
 	DefaultMemoryLimitPercent = 70
 	DefaultMinimumTLS         = "tls1.2" // dnsdist says tls1.0; TLS 1.0/1.1 are deprecated (RFC 8996)
 	DefaultTicketKeys         = 5
@@ -69,6 +72,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&g.MemoryLimit, MemoryLimit{Percent: DefaultMemoryLimitPercent})
 	orDefault(&g.LogLevel, "info")
 	orDefault(&g.GCPercent, DefaultGCPercent)
+	orDefault(&g.GCMinHeadroom, ByteSize(DefaultGCMinHeadroom))
 	if c.ACL == nil {
 		c.ACL = append([]string(nil), DefaultACL...)
 	}

@@ -38,21 +38,10 @@ func ParseMemoryLimit(s string) (MemoryLimit, error) {
 		}
 		return MemoryLimit{Percent: p}, nil
 	}
-	num := strings.TrimRightFunc(s, func(r rune) bool { return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' })
-	unit := strings.TrimSpace(s[len(num):])
-	mult, ok := map[string]float64{
-		"": 1, "B": 1,
-		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
-		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
-	}[unit]
-	if !ok {
-		return MemoryLimit{}, fmt.Errorf("memory limit %q: unknown unit %q (want B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", s, unit)
+	b, err := parseBytes(s)
+	if err != nil {
+		return MemoryLimit{}, fmt.Errorf("memory limit %q: %w; or a percentage (\"70%%\"), or \"off\"", s, err)
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return MemoryLimit{}, fmt.Errorf("memory limit %q: want bytes (\"1.5GiB\"), a percentage (\"70%%\") or \"off\"", s)
-	}
-	b := v * mult
 	if b < minMemoryLimit || b > math.MaxInt64/2 {
 		return MemoryLimit{}, fmt.Errorf("memory limit %q: want at least 32MiB", s)
 	}

@@ -49,9 +49,12 @@ type General struct {
 	MaxTCPInFlight int `yaml:"max_tcp_in_flight"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `yaml:"log_level"`
-	// GCPercent is the Go garbage collector's target (GOGC); -1 turns the collector off.
+	// GCPercent is how much the heap may grow, as a percentage of the live heap, before
+	// the collector runs (GOGC) once the heap is large; GCMinHeadroom is the least it may
+	// grow by, which rules while the heap is small. -1 turns the collector off.
 	// The GOGC environment variable, when set, wins.
-	GCPercent int `yaml:"gc_percent"`
+	GCPercent     int      `yaml:"gc_percent"`
+	GCMinHeadroom ByteSize `yaml:"gc_min_headroom"`
 	// MemoryLimit is the runtime's soft memory limit: bytes, a percentage of the cgroup's
 	// or the machine's memory, or off. The GOMEMLIMIT environment variable, when set, wins.
 	MemoryLimit MemoryLimit `yaml:"memory_limit"`

@@ -72,6 +72,7 @@ const (
 // Tuner adjusts the collector's target after every collection.
 type Tuner struct {
 	o       Options
+	update  chan updateReq
 	gcDone  chan struct{}
 	stop    chan struct{}
 	stopped sync.WaitGroup
@@ -107,6 +108,7 @@ func Start(o Options) *Tuner {
 	}
 	t := &Tuner{
 		o:      o,
+		update: make(chan updateReq),
 		gcDone: make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		samples: []metrics.Sample{
@@ -135,6 +137,25 @@ func (t *Tuner) Stop() {
 	t.stopped.Wait()
 }
 
+// Update changes Percent and MinHeadroom (a reload); zero values keep the
+// current ones. The new target applies at once.
+func (t *Tuner) Update(percent int, minHeadroom uint64) {
+	if t.o.Percent < 0 {
+		return // the collector is off for this process's life
+	}
+	req := updateReq{Options{Percent: percent, MinHeadroom: minHeadroom}, make(chan struct{})}
+	select {
+	case t.update <- req:
+		<-req.done
+	case <-t.stop:
+	}
+}
+
+type updateReq struct {
+	o    Options
+	done chan struct{}
+}
+
 // Percent returns the GC percent currently in force.
 func (t *Tuner) Percent() int { return int(t.percent.Load()) }
 
@@ -152,6 +173,16 @@ func (t *Tuner) run() {
 			return
 		case <-t.gcDone:
 			t.retune()
+		case u := <-t.update:
+			if u.o.Percent > 0 {
+				t.o.Percent = u.o.Percent
+			}
+			if u.o.MinHeadroom > 0 {
+				t.o.MinHeadroom = u.o.MinHeadroom
+			}
+			t.percent.Store(0) // apply even a small change
+			t.retune()
+			close(u.done)
 		case <-tick:
 			t.idleCheck()
 		}

@@ -99,3 +99,18 @@ func TestIdleCheckReleasesOnlyWhenQuiet(t *testing.T) {
 		t.Errorf("a second quiet check collected again (cycles %d)", c)
 	}
 }
+
+// Update applies a new percent and floor at once.
+func TestTunerUpdate(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	tu := Start(Options{Percent: 100, MinHeadroom: 1, IdleRelease: -1})
+	defer tu.Stop()
+	tu.Update(250, 1)
+	if got := tu.Percent(); got != 250 {
+		t.Errorf("percent %d after Update(250), want 250", got)
+	}
+	if got := debug.SetGCPercent(100); got != 250 {
+		t.Errorf("runtime's GC percent %d, want 250", got)
+	}
+}

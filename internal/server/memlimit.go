@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/dnsfront/dnsfront/config"
+	"github.com/dnsfront/dnsfront/internal/memtune"
 )
 
 // setMemoryLimit applies general.memory_limit through debug.SetMemoryLimit, at start and
@@ -103,4 +104,26 @@ func machineMemory(root string) int64 {
 		}
 	}
 	return 0
+}
+
+// tuneGC paces the collector by general.gc_percent and general.gc_min_headroom
+// (internal/memtune) unless the GOGC environment variable is set: the tuner starts with
+// the server and a reload updates it.
+func (s *Server) tuneGC(cfg *config.Config) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	g := &cfg.General
+	switch {
+	case g.GCPercent < 0:
+		if s.gc != nil {
+			s.gc.Stop()
+			s.gc = nil
+		}
+		debug.SetGCPercent(-1)
+	case s.gc == nil:
+		s.gc = memtune.Start(memtune.Options{Percent: g.GCPercent, MinHeadroom: uint64(g.GCMinHeadroom), Log: s.log})
+	default:
+		s.gc.Update(g.GCPercent, uint64(g.GCMinHeadroom))
+	}
 }

@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/dnsfront/dnsfront/doh"
 	"github.com/dnsfront/dnsfront/engine"
 	"github.com/dnsfront/dnsfront/internal/demobackend"
+	"github.com/dnsfront/dnsfront/internal/memtune"
 	"github.com/dnsfront/dnsfront/ocsp"
 	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +51,7 @@ type Server struct {
 	be    *backends // current backend set and caches
 	hc    health
 	dyn   dynamicCollector
+	gc    *memtune.Tuner // nil while GOGC is set or gc_percent is -1
 
 	reloads, reloadFailures prometheus.Counter
 }
@@ -62,7 +63,6 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{log: log, path: path, cfg: cfg, started: time.Now(), reg: prometheus.NewRegistry()}
-	setGCPercent(cfg)
 	setMemoryLimit(cfg, log)
 	s.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reloads_total", Help: "Successful reloads."})
 	s.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reload_failures_total", Help: "Reloads rejected; the previous state kept serving."})
@@ -134,6 +134,8 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 			return fail(err)
 		}
 	}
+	// Last, so that a failed start leaves no tuner behind.
+	s.tuneGC(cfg)
 	return s, nil
 }
 
@@ -171,17 +173,10 @@ func (s *Server) reload() error {
 	s.commit(p)
 	s.eng.Publish(p.be.state)
 	s.useBackends(p.be)
-	setGCPercent(cfg)
+	s.tuneGC(cfg)
 	setMemoryLimit(cfg, s.log)
 	s.cfg = cfg
 	return nil
-}
-
-// setGCPercent applies general.gc_percent unless the GOGC environment variable is set.
-func setGCPercent(cfg *config.Config) {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(cfg.General.GCPercent)
-	}
 }
 
 // useBackends starts the health checks and metrics of a newly published backend set.
@@ -294,6 +289,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.hc.stop()
 	s.closeTLS()
 	s.stopDemo()
+	if s.gc != nil {
+		s.gc.Stop()
+	}
 	return err
 }
 
