@@ -20,10 +20,12 @@ import (
 )
 
 // DefaultLeaseTTL is the lease of a member's session: its registration and
-// its candidacy disappear this long after it stops answering, so it bounds
-// how long a crashed leader holds the election. Ten seconds is etcd's own
-// session default minus a little: long enough to ride out a slow fsync on
-// a loaded etcd, short enough that nobody notices a missed rotation.
+// its candidacy disappear this long after its last renewal, so it bounds
+// how long a crashed leader holds the election. etcd's concurrency package
+// defaults to 60 s; 10 s is long enough to ride out a slow fsync or a
+// leader change inside etcd (a few election timeouts), and short enough
+// that a staple refresh or a key write waits at most that for a new leader
+// (the next key is written a whole epoch before it is needed).
 const DefaultLeaseTTL = 10 * time.Second
 
 // Back-off between connection attempts: start fast (a restarted etcd is
