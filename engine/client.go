@@ -276,13 +276,22 @@ func (l *loop) onStreamQuery(cc *clientConn, msg []byte, tag uint64) {
 // handleQuery answers from the pool's cache or forwards to a backend.
 func (l *loop) handleQuery(st *State, bind *BindOptions, msg []byte, q question, p *pending) {
 	pool := st.Pools[bind.Pool]
+	if l.rulesActive(st) {
+		var ok bool
+		if pool, ok = l.decide(st, bind, msg, p, pool); !ok {
+			return
+		}
+	}
 	p.pool = pool
-	if pool != nil && pool.Cache != nil {
+	if pool != nil && pool.Cache != nil && !p.pol.skipCache {
 		if r, ok := pool.Cache.Get(msg, l.resp[:0], time.Now()); ok {
 			l.stats.cacheHits.Add(1)
 			p.q = q
 			p.addOPT = q.optOff < 0
 			l.resp = r
+			if !l.ruledCacheHit(st, p, r) {
+				return
+			}
 			l.finish(p, r)
 			return
 		}
@@ -301,6 +310,10 @@ func (l *loop) finish(p *pending, m []byte) {
 	if p.proto == protoUDP && len(m) > int(p.q.udpSize) {
 		m = truncateTo(m, p.q.end)
 		l.stats.truncated.Add(1)
+	}
+	if p.pol.ruled {
+		l.ruledAnswer(p, m)
+		return
 	}
 	l.deliver(p, m, failNone)
 }
@@ -338,7 +351,7 @@ func (l *loop) deliver(p *pending, m []byte, kind failKind) {
 }
 
 func (l *loop) cacheInsert(p *pending, m []byte) {
-	if p.pool != nil && p.pool.Cache != nil {
+	if p.pool != nil && p.pool.Cache != nil && !p.pol.skipCache {
 		p.pool.Cache.Insert(p.query, m, time.Now())
 	}
 }

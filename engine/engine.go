@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dnsfront/dnsfront/doh"
+	"github.com/dnsfront/dnsfront/engine/rules"
 	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
@@ -44,6 +45,10 @@ type Options struct {
 	// reading from the connection pauses beyond it.
 	MaxTCPInFlight int
 	Logger         *slog.Logger
+	// Dyn is the process's dynamic blocks (policy.go), and Clock the clock its rate
+	// limits and the rule set's run on; nil: none, and the rule set's own clock.
+	Dyn   *rules.DynBlocks
+	Clock rules.Clock
 }
 
 // BindOptions is one listening address.

@@ -266,6 +266,9 @@ func (l *loop) onBackendAnswer(s *backendSock, m []byte) {
 		return
 	}
 	setMsgID(m, p.origID)
+	if !l.ruledResponse(p, m) {
+		return
+	}
 	l.cacheInsert(p, m)
 	l.finish(p, m)
 }

@@ -50,6 +50,7 @@ type loop struct {
 	wr     *mmsgWriter
 	sentFn func(o *outMsg, err error) // sentDatagram, made once
 
+	pol              loopPolicy // rules (policy.go)
 	stats            counters
 	doh              dohStats
 	outstandingTotal atomic.Int64
@@ -73,6 +74,7 @@ type pending struct {
 	pool    *Pool
 	sent    time.Time
 	query   []byte // kept for stream clients: a truncated UDP answer is retried over TCP
+	pol     policyState
 }
 
 // timeoutQueue holds the deadlines of the queries sent to backends that share one

@@ -17,6 +17,7 @@ func (l *loop) begin() bool {
 		return false
 	}
 	l.busy = true
+	l.pol.stale = true // the rules read the clock once per pass
 	return true
 }
 

@@ -3,6 +3,8 @@ package engine
 import (
 	"net/netip"
 	"time"
+
+	"github.com/dnsfront/dnsfront/engine/rules"
 )
 
 // State is what a reload may change without touching listeners: the ACL, the backends and
@@ -14,6 +16,8 @@ type State struct {
 	Pools map[string]*Pool
 	// NewLoopObserver, when set, gives each loop its observer of backend events.
 	NewLoopObserver func() LoopObserver
+	// Rules is the compiled traffic policy (policy.go); nil: none.
+	Rules *rules.RuleSet
 }
 
 // Backend is one downstream resolver as the loops see it.
