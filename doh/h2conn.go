@@ -36,12 +36,10 @@ const (
 type h2ErrCode = http2.ErrCode
 
 type h2conn struct {
-	s       *Session
-	dec     *hpackDecoder
-	enc     hpackEncoder
-	lengths valueCache // content-length values
-	maxAges valueCache // cache-control values
-	emit    func(Query)
+	s    *Session
+	dec  *hpackDecoder
+	enc  hpackEncoder
+	emit func(Query)
 
 	prefaceDone  bool
 	gotSettings  bool
@@ -96,7 +94,6 @@ func (s *Session) startH2() {
 	c.dec = newHPACKDecoder(headerTableSize, int(s.cfg.maxHeaderList), c)
 	c.enc.init()
 	c.head.declLen = -1
-	c.maxAges.prefix = "max-age="
 	s.h2 = c
 	c.writeSettings(
 		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: s.cfg.maxStreams},

@@ -312,13 +312,13 @@ func (c *h2conn) writeResponse(st *h2stream, status int, body []byte, isDNS bool
 	if status == 405 {
 		out = e.field(out, "allow", "GET, POST", 0, 22, true)
 	}
-	out = e.field(out, "content-length", c.lengths.get(int64(len(body))), 0, 28, true)
+	out = e.number(out, "content-length", "", int64(len(body)), 28)
 	if isDNS && s.cfg.cacheControl {
 		ttl, ok := minTTL(body)
 		if !ok {
 			ttl = 0
 		}
-		out = e.field(out, "cache-control", c.maxAges.get(int64(ttl)), 0, 24, true)
+		out = e.number(out, "cache-control", "max-age=", int64(ttl), 24)
 	}
 	for _, f := range s.cfg.custom {
 		out = e.field(out, f.Key, f.Value, 0, staticNameIndex(f.Key), true)
@@ -394,29 +394,6 @@ func statusIndex(code int) int {
 		return 14
 	}
 	return 0
-}
-
-// valueCache keeps the strings of the last few numbers written into
-// response headers. Answers to the same questions repeat their length and
-// TTL, so the strings (which the HPACK encoder indexes and keeps) are made
-// once, not once per response; a miss costs one allocation.
-type valueCache struct {
-	prefix string
-	keys   [4]int64
-	vals   [4]string
-	next   int
-}
-
-func (v *valueCache) get(n int64) string {
-	for i, s := range v.vals {
-		if s != "" && v.keys[i] == n {
-			return s
-		}
-	}
-	s := v.prefix + strconv.FormatInt(n, 10)
-	v.keys[v.next], v.vals[v.next] = n, s
-	v.next = (v.next + 1) % len(v.vals)
-	return s
 }
 
 func statusString(code int) string {

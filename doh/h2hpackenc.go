@@ -1,6 +1,10 @@
 package doh
 
-import "golang.org/x/net/http2/hpack"
+import (
+	"strconv"
+
+	"golang.org/x/net/http2/hpack"
+)
 
 // The HPACK encoder (RFC 7541) of our response header blocks. x/net's
 // hpack.Encoder keeps two maps and a table that grows to the peer's 4096
@@ -16,7 +20,9 @@ import "golang.org/x/net/http2/hpack"
 //     the first block and whenever the peer lowers SETTINGS_HEADER_TABLE_SIZE,
 //     and we evict exactly as RFC 7541 4.4 says.
 //   - Values entered in the table are strings that outlive the entry:
-//     constants, the configuration's custom headers, or valueCache strings.
+//     constants, the configuration's custom headers, or numbers made once
+//     (number): answers to the same questions repeat their length and TTL,
+//     so a repeated number is found in the table and costs no allocation.
 
 // encTableSize bounds our encoder's dynamic table (RFC 7541 sizes: name +
 // value + 32 per entry): the fields of one answer and a few repeats.
@@ -78,6 +84,19 @@ func (e *hpackEncoder) field(dst []byte, name, value string, full, nameIdx int, 
 		dst = appendHPACKString(dst, name)
 	}
 	return appendHPACKString(dst, value)
+}
+
+// number appends a field whose value is prefix and n in decimal
+// (content-length, cache-control), indexed from the table when it is there.
+func (e *hpackEncoder) number(dst []byte, name, prefix string, n int64, nameIdx int) []byte {
+	var b [32]byte
+	v := strconv.AppendInt(append(b[:0], prefix...), n, 10)
+	for i := len(e.dyn) - 1; i >= 0; i-- {
+		if en := e.dyn[i]; en.value == string(v) && en.name == name {
+			return appendHPACKInt(dst, 7, 0x80, uint64(len(hpackStatic)+len(e.dyn)-i))
+		}
+	}
+	return e.field(dst, name, string(v), 0, nameIdx, true)
 }
 
 // evict drops the oldest entries until room more bytes fit under max.

@@ -392,21 +392,3 @@ func toLower(s string) string {
 	}
 	return string(b)
 }
-
-// Repeated response values reuse their strings, so the HPACK encoder can
-// index them without a new allocation per response.
-func TestValueCache(t *testing.T) {
-	v := valueCache{prefix: "max-age="}
-	a := v.get(300)
-	if a != "max-age=300" {
-		t.Fatal(a)
-	}
-	if allocs := testing.AllocsPerRun(100, func() { v.get(300) }); allocs != 0 {
-		t.Errorf("%v allocations for a cached value", allocs)
-	}
-	for n := range int64(10) {
-		if got := v.get(n); got != "max-age="+strconv.FormatInt(n, 10) {
-			t.Fatalf("get(%d) = %q", n, got)
-		}
-	}
-}
