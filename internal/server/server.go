@@ -22,6 +22,7 @@ import (
 	"github.com/dnsfront/dnsfront/config"
 	"github.com/dnsfront/dnsfront/doh"
 	"github.com/dnsfront/dnsfront/engine"
+	"github.com/dnsfront/dnsfront/engine/rules"
 	"github.com/dnsfront/dnsfront/internal/demobackend"
 	"github.com/dnsfront/dnsfront/internal/memtune"
 	"github.com/dnsfront/dnsfront/ocsp"
@@ -52,6 +53,7 @@ type Server struct {
 	hc    health
 	dyn   dynamicCollector
 	gc    *memtune.Tuner // nil while GOGC is set or gc_percent is -1
+	pol   *policy        // dynamic blocks and the rules' clock (rules.go)
 
 	reloads, reloadFailures prometheus.Counter
 }
@@ -79,6 +81,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		s.loops = runtime.NumCPU()
 	}
 	s.tls = map[string]*tlsBind{}
+	s.pol = newPolicy(s.loops, log)
 	clock := ocsp.SystemClock()
 	s.st = newStaples(clock, log)
 	oo := withLogger(ocspOptions(cfg.OCSP), log)
@@ -116,15 +119,19 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		TCPIdleTimeout: cfg.General.TCPIdleTimeout.D(),
 		MaxTCPInFlight: cfg.General.MaxTCPInFlight,
 		Logger:         log,
+		Dyn:            s.pol.dyn,
+		Clock:          s.pol.clock,
 	}, p.be.state)
 	if err != nil {
 		return fail(err)
 	}
 	s.useBackends(p.be)
-	s.reg.MustRegister(s.eng.Collector())
+	s.reg.MustRegister(s.eng.Collector(), s.pol.dyn.Collector(), newPolicyCollector(s.eng),
+		rules.RuleCollector(func() *rules.RuleSet { return s.eng.CurrentState().Rules }))
 	if err := s.eng.Start(); err != nil {
 		return fail(err)
 	}
+	s.pol.run()
 	for _, b := range cfg.Binds {
 		log.Info("listening", "listener", b.ListenAddress, "protocol", b.Protocol)
 	}
@@ -194,6 +201,7 @@ type plan struct {
 	routes  map[string][]stapleRoute
 	ocsp    *ocsp.Plan
 	tickets map[*tlsBind]*tlsframe.TicketKeyUpdate // ticket key files read for each bind
+	rules   preparedRules
 }
 
 // prepare reads and checks everything a configuration names (backends, certificates and
@@ -208,7 +216,12 @@ func (s *Server) prepare(cfg *config.Config) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{be: be, snaps: map[*tlsframe.Store]*tlsframe.Snapshot{}, routes: map[string][]stapleRoute{},
+	pr, err := compileRules(cfg, be.state, s.loops, s.pol.clock, s.log)
+	if err != nil {
+		return nil, err
+	}
+	be.state.Rules = pr.rs
+	p := &plan{be: be, rules: pr, snaps: map[*tlsframe.Store]*tlsframe.Snapshot{}, routes: map[string][]stapleRoute{},
 		tickets: map[*tlsBind]*tlsframe.TicketKeyUpdate{}}
 	sources := map[string]ocsp.CertSource{}
 	keys := map[string]string{} // certificate ID → the key of its first source, for errors
@@ -268,6 +281,8 @@ func (s *Server) commit(p *plan) {
 	for tb, u := range p.tickets {
 		tb.tickets.Install(u)
 	}
+	// The blocks in force stay; the rule set goes out with the State the caller publishes.
+	s.pol.dyn.Install(p.rules.dyn)
 	// Routes first, so that what the manager publishes for the new sources is held;
 	// install then puts the staples held into the new snapshots and publishes them.
 	s.st.route(p.routes)
@@ -287,6 +302,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.adm.shutdown(ctx)
 	}
 	s.hc.stop()
+	s.pol.stop()
 	s.closeTLS()
 	s.stopDemo()
 	if s.gc != nil {
@@ -323,7 +339,11 @@ func Check(path string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := buildState(cfg, nil); err != nil {
+	be, err := buildState(cfg, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := compileRules(cfg, be.state, 1, nil, nil); err != nil {
 		return err
 	}
 	sources, keys := map[string]ocsp.CertSource{}, map[string]string{}
