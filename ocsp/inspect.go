@@ -35,8 +35,13 @@ type Report struct {
 	HashAlgorithm  string
 	Checks         []Check
 	// Err is nil when the response is usable: with leaf and issuer it is
-	// exactly Validate's verdict, so inspect never disagrees with the server.
+	// exactly Validate's verdict, with leaf alone ValidateUnverified's, so
+	// inspect never disagrees with the server.
 	Err error
+	// Unverified: usable, but with leaf alone the signature was not checked
+	// (the server staples it with status "signature not verified: issuer
+	// unknown").
+	Unverified bool
 }
 
 // Inspect runs the checks of Validate one by one and reports each, so that
@@ -113,6 +118,15 @@ func Inspect(der []byte, leaf, issuer *x509.Certificate, now time.Time) *Report 
 			r.Signer = signer + " (issuer)"
 		}
 		add("signature", err, detail)
+	} else if leaf != nil {
+		add("issuer name hash", checkIssuerName(single, resp.IssuerHash, leaf), "the certificate's issuer "+leaf.Issuer.String())
+		compared, err := checkKeyHashAKI(single, resp.IssuerHash, leaf)
+		if compared {
+			add("issuer key hash", err, fmt.Sprintf("the certificate's authority key identifier %x", leaf.AuthorityKeyId))
+		} else {
+			skip("issuer key hash", fmt.Sprintf("not comparable with the certificate's authority key identifier (%s CertID)", resp.IssuerHash))
+		}
+		skip("signature", ErrIssuerUnknown+" (pass --issuer)")
 	} else {
 		skip("issuer name and key hashes", "no issuer")
 		skip("signature", "no issuer")
@@ -124,6 +138,9 @@ func Inspect(der []byte, leaf, issuer *x509.Certificate, now time.Time) *Report 
 		// The authoritative verdict: whatever the checks above say, usable
 		// means Validate accepts it.
 		_, r.Err = Validate(der, leaf, issuer, now)
+	} else if leaf != nil {
+		_, r.Err = ValidateUnverified(der, leaf, now)
+		r.Unverified = r.Err == nil
 	}
 	return r
 }

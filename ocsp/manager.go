@@ -23,9 +23,16 @@ type CertSource struct {
 	// Empty: the leaf's subject.
 	Name string
 	// Chain is the leaf first, then its issuer and any intermediates. A
-	// chain of the leaf alone makes the Manager fetch the issuer from the
-	// AIA caIssuers URL (once) before it can fetch or validate.
+	// chain of the leaf alone makes the Manager look for the issuer in
+	// IssuerFiles, then at the AIA caIssuers URL (once, in the background).
+	// Until it is found, response files are checked for everything that
+	// needs no issuer key and stapled as unverified (ValidateUnverified).
 	Chain []*x509.Certificate
+	// IssuerFiles are CA certificates (PEM) the configuration names
+	// elsewhere: another certificate's issuer, a generate CA, the rest of
+	// another chain. The first that issued the leaf is taken as its issuer
+	// when Chain lacks it.
+	IssuerFiles []string
 	// Files are DER responses (ocsp_response_files) loaded at every Set.
 	Files []string
 	// Fetch asks the responder (Responder, else the AIA OCSP URL).
@@ -119,7 +126,11 @@ type certState struct {
 	failures    int // consecutive
 	successes   int // total
 	noURLLogged bool
-	toCache     []byte // DER for the disk cache, written by flushCache
+	// needIssuer: the worker fetches the issuer from the caIssuers URL
+	// once, for response files stapled unverified meanwhile.
+	needIssuer       bool
+	unverifiedLogged bool
+	toCache          []byte // DER for the disk cache, written by flushCache
 }
 
 type generator struct {
@@ -261,6 +272,7 @@ func (m *Manager) Prepare(certs []CertSource) (*Plan, error) {
 		p.fresh = append(p.fresh, st)
 	}
 	now := m.clock.Now()
+	read := map[string][]*x509.Certificate{}
 	for _, st := range p.fresh {
 		// st is not shared yet: reading into it needs no lock, except for
 		// the issuer learnt from caIssuers by the certificate's last worker.
@@ -269,6 +281,9 @@ func (m *Manager) Prepare(certs []CertSource) (*Plan, error) {
 			st.issuer = prev.issuer
 		}
 		m.mu.Unlock()
+		if st.issuer == nil {
+			st.issuer = IssuerFromFiles(st.leaf, st.src.IssuerFiles, read)
+		}
 		if st.issuer != nil {
 			s, err := m.cache.load(st.id, st.leaf, st.issuer, now)
 			if err != nil {
@@ -322,6 +337,7 @@ func (m *Manager) Commit(p *Plan) {
 		m.certs[st.id] = st
 		m.order = append(m.order, st.id)
 		m.loadSync(st, now)
+		m.noteUnverified(st)
 		pubs = append(pubs, pub{st.id, st.current})
 	}
 	for id := range old {
@@ -415,6 +431,7 @@ func (st *certState) inherit(prev *certState, now time.Time) {
 	st.current, st.source, st.revoked = prev.current, prev.source, prev.revoked
 	st.lastAttempt, st.lastResult, st.lastError = prev.lastAttempt, prev.lastResult, prev.lastError
 	st.failures, st.successes, st.noURLLogged = prev.failures, prev.successes, prev.noURLLogged
+	st.unverifiedLogged = prev.unverifiedLogged
 	// An unchanged source keeps its schedule, so a reload (a cron job's
 	// SIGHUP every few minutes) never turns into a burst of requests.
 	if st.sameSource(prev) {
@@ -456,11 +473,13 @@ func (m *Manager) loadSync(st *certState, now time.Time) {
 // st.revoked; the caller removes the disk cache.
 func (m *Manager) loadFiles(st *certState, now time.Time) {
 	for _, f := range st.src.Files {
-		if st.issuer == nil {
-			m.log.Warn("ocsp: response file not checked yet: the chain lacks the issuer", "cert", st.name, "file", f)
-			continue
+		var s *Staple
+		var err error
+		if st.issuer != nil {
+			s, err = LoadFile(f, st.leaf, st.issuer, now)
+		} else {
+			s, err = LoadFileUnverified(f, st.leaf, now)
 		}
-		s, err := LoadFile(f, st.leaf, st.issuer, now)
 		var revoked *RevokedError
 		if errors.As(err, &revoked) {
 			// A validly signed response saying revoked is the CA's word, whatever

@@ -337,12 +337,17 @@ func TestManagerNoResponderURL(t *testing.T) {
 		}
 	}
 	st := e.status()
-	if st.Status != ocsp.StateNone || st.NextRefresh != nil || st.LastResult != "" {
+	if st.Status != ocsp.StateNotApplicable || st.StatusDetail != ocsp.DetailNotApplicable || st.NextRefresh != nil || st.LastResult != "" {
 		t.Errorf("status %+v", st)
 	}
 	logs := e.logs.String()
-	if strings.Count(logs, "no OCSP responder URL") != 1 || !strings.Contains(logs, "level=INFO") || strings.Contains(logs, "level=ERROR") {
-		t.Errorf("want one info line:\n%s", logs)
+	if strings.Count(logs, "no OCSP responder URL") != 1 || !strings.Contains(logs, "level=INFO") ||
+		strings.Contains(logs, "level=ERROR") || strings.Contains(logs, "level=WARN") {
+		t.Errorf("want one info line and no warning:\n%s", logs)
+	}
+	mt := gather(t, m)
+	if mt["dnsfront_ocsp_not_applicable"] != 1 || mt["dnsfront_ocsp_staple_present"] != 0 || mt["dnsfront_ocsp_consecutive_failures"] != 0 {
+		t.Errorf("metrics %v", mt)
 	}
 }
 

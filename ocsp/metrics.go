@@ -16,6 +16,10 @@ var (
 		"1 when the responder said the certificate is revoked.", []string{"cert", "serial"}, nil)
 	descFailures = prometheus.NewDesc("dnsfront_ocsp_consecutive_failures",
 		"Consecutive failed update attempts of the certificate.", []string{"cert", "serial"}, nil)
+	descUnverified = prometheus.NewDesc("dnsfront_ocsp_staple_unverified",
+		"1 when the served staple's signature is not verified: the issuer is unknown (set issuer:).", []string{"cert", "serial"}, nil)
+	descNotApplicable = prometheus.NewDesc("dnsfront_ocsp_not_applicable",
+		"1 when the certificate has no OCSP responder URL and no other source: nothing to staple, not a failure.", []string{"cert", "serial"}, nil)
 	descAttempts = prometheus.NewDesc("dnsfront_ocsp_update_attempts_total",
 		"Update attempts (fetch or generate) by source and result.", []string{"source", "result"}, nil)
 	descFailuresTotal = prometheus.NewDesc("dnsfront_ocsp_update_failures_total",
@@ -31,7 +35,7 @@ type collector struct{ m *Manager }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPresent, descUntilNext, descMustStapleMissing, descRevoked,
-		descFailures, descAttempts, descFailuresTotal} {
+		descFailures, descUnverified, descNotApplicable, descAttempts, descFailuresTotal} {
 		ch <- d
 	}
 }
@@ -59,6 +63,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			b(st.mustStaple && st.current == nil), st.name, serial)
 		ch <- prometheus.MustNewConstMetric(descRevoked, prometheus.GaugeValue, b(st.revoked != nil), st.name, serial)
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.GaugeValue, float64(st.failures), st.name, serial)
+		ch <- prometheus.MustNewConstMetric(descUnverified, prometheus.GaugeValue,
+			b(st.current != nil && st.current.Unverified), st.name, serial)
+		ch <- prometheus.MustNewConstMetric(descNotApplicable, prometheus.GaugeValue, b(st.notApplicable()), st.name, serial)
 	}
 	for k, n := range m.attempts {
 		ch <- prometheus.MustNewConstMetric(descAttempts, prometheus.CounterValue, float64(n), k[0], k[1])

@@ -9,30 +9,46 @@ const (
 	StateGood    = "good"    // a valid staple is served
 	StateNone    = "none"    // no valid staple: nothing stapled
 	StateRevoked = "revoked" // the responder said revoked: nothing stapled
+	// StateUnverified: a response file is stapled whose signature could not
+	// be checked, the issuer being unknown (ValidateUnverified).
+	StateUnverified = "unverified"
+	// StateNotApplicable: the certificate has no OCSP responder URL and no
+	// other source (no response file, no CA key): there is nothing to
+	// staple, and that is normal (Let's Encrypt dropped OCSP in 2025).
+	StateNotApplicable = "not_applicable"
+)
+
+// Status details, in words for the status API's status_detail and the CLI.
+const (
+	DetailUnverified    = ErrIssuerUnknown
+	DetailNotApplicable = "not applicable: the certificate has no OCSP responder URL and no other source"
 )
 
 // CertStatus is the state of one certificate's staple, as served at
 // GET /api/v1/ocsp and printed by `dnsfront ocsp status`. Times are absent
 // from the JSON when unknown.
 type CertStatus struct {
-	ID          string     `json:"id"`
-	Name        string     `json:"name"`
-	Subject     string     `json:"subject"`
-	Serial      string     `json:"serial"`
-	Source      string     `json:"source"` // file, cache, fetch, generate; "" without staple
-	Status      string     `json:"status"`
-	Responder   string     `json:"responder,omitempty"`
-	ThisUpdate  *time.Time `json:"this_update,omitempty"`
-	NextUpdate  *time.Time `json:"next_update,omitempty"`
-	NextRefresh *time.Time `json:"next_refresh,omitempty"`
-	LastAttempt *time.Time `json:"last_attempt,omitempty"`
-	LastResult  string     `json:"last_result,omitempty"`
-	LastError   string     `json:"last_error,omitempty"`
-	Failures    int        `json:"failures"`  // consecutive failed attempts
-	Successes   int        `json:"successes"` // successful attempts since start
-	MustStaple  bool       `json:"must_staple"`
-	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
-	Reason      string     `json:"revocation_reason,omitempty"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Subject string `json:"subject"`
+	Serial  string `json:"serial"`
+	Source  string `json:"source"` // file, cache, fetch, generate; "" without staple
+	Status  string `json:"status"`
+	// StatusDetail says Status in words when it needs them (unverified,
+	// not applicable).
+	StatusDetail string     `json:"status_detail,omitempty"`
+	Responder    string     `json:"responder,omitempty"`
+	ThisUpdate   *time.Time `json:"this_update,omitempty"`
+	NextUpdate   *time.Time `json:"next_update,omitempty"`
+	NextRefresh  *time.Time `json:"next_refresh,omitempty"`
+	LastAttempt  *time.Time `json:"last_attempt,omitempty"`
+	LastResult   string     `json:"last_result,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
+	Failures     int        `json:"failures"`  // consecutive failed attempts
+	Successes    int        `json:"successes"` // successful attempts since start
+	MustStaple   bool       `json:"must_staple"`
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	Reason       string     `json:"revocation_reason,omitempty"`
 }
 
 // Staple returns the staple currently served for certificate id, or nil.
@@ -74,7 +90,12 @@ func (m *Manager) Status() []CertStatus {
 		}
 		if s := st.current; s != nil {
 			cs.Status = StateGood
+			if s.Unverified {
+				cs.Status, cs.StatusDetail = StateUnverified, DetailUnverified
+			}
 			cs.ThisUpdate, cs.NextUpdate = timePtr(s.ThisUpdate), timePtr(s.NextUpdate)
+		} else if st.notApplicable() {
+			cs.Status, cs.StatusDetail = StateNotApplicable, DetailNotApplicable
 		}
 		if r := st.revoked; r != nil {
 			cs.Status = StateRevoked
@@ -91,4 +112,11 @@ func timePtr(t time.Time) *time.Time {
 	}
 	t = t.UTC()
 	return &t
+}
+
+// notApplicable says that nothing can ever be stapled for the certificate,
+// and normally so: its only source is fetch and it has no OCSP URL. Called
+// with Manager.mu held.
+func (st *certState) notApplicable() bool {
+	return st.current == nil && st.revoked == nil && st.url == "" && st.gen == nil && len(st.src.Files) == 0
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"time"
 
 	xocsp "golang.org/x/crypto/ocsp"
@@ -60,6 +59,10 @@ type Staple struct {
 	Delegated bool
 	// IssuerHash is the hash of the CertID (SHA-1 or SHA-256 in practice).
 	IssuerHash crypto.Hash
+	// Unverified is true for a response whose signature could not be
+	// checked because the issuer is unknown (ValidateUnverified): Signer is
+	// then empty.
+	Unverified bool
 }
 
 // Expiry is the instant the staple stops being served: nextUpdate less Skew,
@@ -313,9 +316,7 @@ func checkIssuerHashes(single *rawSingle, h crypto.Hash, issuer *x509.Certificat
 	if _, err := asn1.Unmarshal(issuer.RawSubjectPublicKeyInfo, &spki); err != nil {
 		return fmt.Errorf("ocsp: issuer public key: %v", err)
 	}
-	hn := h.New()
-	hn.Write(issuer.RawSubject)
-	if !bytes.Equal(hn.Sum(nil), single.CertID.NameHash) {
+	if !bytes.Equal(hashOf(h, issuer.RawSubject), single.CertID.NameHash) {
 		return fmt.Errorf("%w: issuer name hash does not match %q", ErrWrongCert, issuer.Subject.String())
 	}
 	hk := h.New()
@@ -324,6 +325,12 @@ func checkIssuerHashes(single *rawSingle, h crypto.Hash, issuer *x509.Certificat
 		return fmt.Errorf("%w: issuer key hash does not match %q", ErrWrongCert, issuer.Subject.String())
 	}
 	return nil
+}
+
+func hashOf(h crypto.Hash, b []byte) []byte {
+	hn := h.New()
+	hn.Write(b)
+	return hn.Sum(nil)
 }
 
 // checkSigner accepts a response signed by the issuer itself, or by an
@@ -362,12 +369,9 @@ func checkSigner(resp *xocsp.Response, issuer *x509.Certificate, now time.Time) 
 // LoadFile reads a DER OCSP response from path and validates it with
 // Validate. Its errors start with the file name.
 func LoadFile(path string, leaf, issuer *x509.Certificate, now time.Time) (*Staple, error) {
-	der, err := os.ReadFile(path)
+	der, err := readResponseFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("ocsp: %w", err)
-	}
-	if len(der) == 0 {
-		return nil, fmt.Errorf("ocsp: %s: %w: file is empty", path, ErrEmpty)
+		return nil, err
 	}
 	s, err := Validate(der, leaf, issuer, now)
 	if err != nil {

@@ -2,6 +2,7 @@ package ocsp
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"time"
@@ -10,6 +11,19 @@ import (
 // run is a certificate's worker: it sleeps until the next refresh or the
 // current staple's expiry, whichever comes first, and acts on it.
 func (m *Manager) run(ctx context.Context, st *certState) {
+	m.mu.Lock()
+	need := st.needIssuer
+	st.needIssuer = false
+	m.mu.Unlock()
+	if need {
+		// Once per start or reload, bounded by RequestTimeout: response files
+		// are served unverified meanwhile, so a slow CA delays nothing.
+		if _, err := m.learnIssuer(ctx, st); err != nil && ctx.Err() == nil {
+			m.mu.Lock()
+			m.warnUnverified(st, err.Error())
+			m.mu.Unlock()
+		}
+	}
 	for {
 		now := m.clock.Now()
 		m.mu.Lock()
@@ -103,30 +117,11 @@ func (m *Manager) attempt(ctx context.Context, st *certState) {
 	issuer := st.issuer
 	m.mu.Unlock()
 	if issuer == nil {
-		rctx, cancel := context.WithTimeout(ctx, m.opts.RequestTimeout)
-		issuer, err = FetchIssuer(rctx, m.client, st.leaf, m.opts.MaxResponseSize)
-		cancel()
-		if err == nil {
-			// Now that the issuer is known, the cache and the files can be
-			// checked; a valid one is served while the fetch goes on.
-			now := m.clock.Now()
+		issuer, err = m.learnIssuer(ctx, st)
+		if err != nil && ctx.Err() == nil {
 			m.mu.Lock()
-			st.issuer = issuer
-			before := st.current
-			if c, cerr := m.cache.load(st.id, st.leaf, issuer, now); cerr == nil {
-				st.offer(c, SourceCache)
-			}
-			m.loadFiles(st, now)
-			early, revoked := st.current, st.revoked != nil
+			m.warnUnverified(st, err.Error())
 			m.mu.Unlock()
-			if revoked {
-				m.cache.remove(st.id)
-			}
-			if early != before {
-				m.pubMu.Lock()
-				m.publish(st.id, early)
-				m.pubMu.Unlock()
-			}
 		}
 	}
 	if err == nil {
@@ -224,4 +219,70 @@ func (m *Manager) finish(st *certState, source string, s *Staple, err error, pub
 		m.log.Error("ocsp: must-staple certificate has no valid staple; clients will reject it",
 			"cert", st.name, "serial", FormatSerial(st.leaf.SerialNumber), "result", result)
 	}
+}
+
+// learnIssuer fetches the issuer from the certificate's caIssuers URL,
+// bounded by RequestTimeout, and, once it is known, checks the cache and
+// the response files again with it: a staple served unverified until now
+// is replaced by the verified one, or dropped when its signature is bad.
+func (m *Manager) learnIssuer(ctx context.Context, st *certState) (*x509.Certificate, error) {
+	rctx, cancel := context.WithTimeout(ctx, m.opts.RequestTimeout)
+	issuer, err := FetchIssuer(rctx, m.client, st.leaf, m.opts.MaxResponseSize)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	now := m.clock.Now()
+	m.mu.Lock()
+	st.issuer = issuer
+	before := st.current
+	if before != nil && before.Unverified {
+		st.current, st.source = nil, ""
+	}
+	st.unverifiedLogged = false
+	if c, cerr := m.cache.load(st.id, st.leaf, issuer, now); cerr == nil {
+		st.offer(c, SourceCache)
+	}
+	m.loadFiles(st, now)
+	early, revoked := st.current, st.revoked != nil
+	m.mu.Unlock()
+	m.log.Info("ocsp: issuer fetched from the caIssuers URL; responses are checked with it",
+		"cert", st.name, "serial", FormatSerial(st.leaf.SerialNumber), "issuer", issuer.Subject.String(),
+		"stapled", early != nil)
+	if revoked {
+		m.cache.remove(st.id)
+	}
+	if early != before {
+		m.pubMu.Lock()
+		m.publish(st.id, early)
+		m.pubMu.Unlock()
+	}
+	return issuer, nil
+}
+
+// noteUnverified runs at Commit for a certificate served with an unverified
+// staple: with a caIssuers URL the worker fetches the issuer (a fetch
+// source does so before its first request anyway); without one, nothing
+// will find it and the operator is told once. Called with m.mu held.
+func (m *Manager) noteUnverified(st *certState) {
+	if st.issuer != nil || st.current == nil || !st.current.Unverified {
+		return
+	}
+	if len(st.leaf.IssuingCertificateURL) > 0 {
+		st.needIssuer = !st.hasBackground()
+		return
+	}
+	m.warnUnverified(st, "the chain lacks the issuer, no issuer: is set, no CA file of the configuration issued it, and there is no caIssuers URL")
+}
+
+// warnUnverified logs, once per certificate until its issuer is found, that
+// its staple's signature is not verified and how to fix it. Called with
+// m.mu held.
+func (m *Manager) warnUnverified(st *certState, why string) {
+	if st.unverifiedLogged || st.current == nil || !st.current.Unverified {
+		return
+	}
+	st.unverifiedLogged = true
+	m.log.Warn("ocsp: stapling a response whose signature is not verified: issuer unknown",
+		"cert", st.name, "serial", FormatSerial(st.leaf.SerialNumber), "why", why, "fix", unverifiedHint(st.leaf))
 }

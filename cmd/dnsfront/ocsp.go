@@ -76,7 +76,10 @@ func newOCSPInspectCmd() *cobra.Command {
 		Long: `Print the response status, certificate status, serial, thisUpdate, nextUpdate,
 producedAt and signer of a DER OCSP response, then the verdict of each check dnsfront
 applies before stapling. With --cert (a chain file: its second certificate is taken as
-the issuer unless --issuer is given) the certificate checks run too.
+the issuer unless --issuer is given) the certificate checks run too. With --cert alone (a
+leaf without its issuer, as dnsdist configurations have it) everything but the signature is
+checked, as the server does: serial, issuer name hash, issuer key hash against the
+authority key identifier, status and time window.
 Exits non-zero when the response is not usable.`,
 		Args:         cobra.ExactArgs(1),
 		SilenceUsage: true,
@@ -158,6 +161,8 @@ func printReport(w io.Writer, file string, r *ocsp.Report) {
 		fmt.Fprintf(tw, "  [%s]\t%s\t%s\n", verdict, c.Name, c.Detail)
 	}
 	switch {
+	case r.Err == nil && r.Unverified:
+		fmt.Fprintf(tw, "Verdict:\tusable, %s: dnsfront staples it and reports it; pass --issuer (and set issuer: in the configuration) to check the signature\n", ocsp.ErrIssuerUnknown)
 	case r.Err == nil && skipped:
 		fmt.Fprintln(tw, "Verdict:\tusable as far as checked (pass --cert and --issuer for the certificate checks)")
 	case r.Err == nil:
@@ -283,7 +288,14 @@ func printStatus(w io.Writer, certs []ocsp.CertStatus, now time.Time) {
 		if c.MustStaple {
 			must = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Name, c.Serial, c.Status, dash(c.Source),
+		status := c.Status
+		switch c.Status {
+		case ocsp.StateNotApplicable:
+			status = "not applicable"
+		case ocsp.StateUnverified:
+			status = "good, " + ocsp.DetailUnverified
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Name, c.Serial, status, dash(c.Source),
 			relTime(c.NextUpdate, now), relTime(c.NextRefresh, now), c.Failures, dash(c.LastResult), must, dash(c.LastError))
 	}
 	tw.Flush()

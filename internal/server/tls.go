@@ -96,6 +96,9 @@ func stapleSources(cfg *config.Config, bi int, snap *tlsframe.Snapshot, store *t
 		}
 		ci := certs[i]
 		src := ocsp.CertSource{ID: ci.ID, Name: c.Certificate, Chain: ci.Chain}
+		if len(ci.Chain) < 2 && c.Issuer == "" {
+			src.IssuerFiles = caFiles(cfg, c.Certificate)
+		}
 		if c.Issuer != "" {
 			key := fmt.Sprintf("binds[%d].tls.certificates[%d].issuer", bi, i)
 			issuer, err := ocsp.ReadCertFile(c.Issuer)
@@ -129,6 +132,39 @@ func stapleSources(cfg *config.Config, bi int, snap *tlsframe.Snapshot, store *t
 	return nil
 }
 
+// caFiles lists the files of the configuration that may hold the issuer of a leaf whose
+// chain lacks it (dnsdist configurations point at the leaf alone): every certificate's
+// issuer, every generate CA, and the other certificate files (whose intermediates may be
+// the one). The ocsp manager takes the first certificate among them that signed the leaf.
+func caFiles(cfg *config.Config, self string) []string {
+	var files []string
+	add := func(f string) {
+		if f != "" && f != self && !slices.Contains(files, f) {
+			files = append(files, f)
+		}
+	}
+	for _, b := range cfg.Binds {
+		if b.TLS == nil {
+			continue
+		}
+		for _, c := range b.TLS.Certificates {
+			add(c.Issuer)
+			if c.OCSP != nil && c.OCSP.Generate != nil {
+				add(c.OCSP.Generate.CACertificate)
+			}
+		}
+	}
+	for _, b := range cfg.Binds {
+		if b.TLS == nil {
+			continue
+		}
+		for _, c := range b.TLS.Certificates {
+			add(c.Certificate)
+		}
+	}
+	return files
+}
+
 // mergeSources combines the staple sources of binds that serve the same certificate: a
 // valid response is a fact about the certificate, whichever bind's setting obtained it.
 func mergeSources(a, b ocsp.CertSource) ocsp.CertSource {
@@ -144,6 +180,12 @@ func mergeSources(a, b ocsp.CertSource) ocsp.CertSource {
 	a.Responder = cmp.Or(a.Responder, b.Responder)
 	if a.Generate == nil {
 		a.Generate = b.Generate
+	}
+	if len(a.Chain) < len(b.Chain) {
+		a.Chain = b.Chain // one bind names the issuer
+	}
+	if a.IssuerFiles == nil {
+		a.IssuerFiles = b.IssuerFiles
 	}
 	return a
 }
