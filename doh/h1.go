@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+
+	"github.com/valyala/bytebufferpool"
 )
 
 // HTTP/1.1 is parsed by hand rather than with http.ReadRequest: ReadRequest
@@ -23,8 +25,24 @@ type h1req struct {
 	done    bool // out holds the complete response
 	close   bool // close the connection after this response
 	head    bool // a HEAD request: its response carries no body (RFC 9110 §9.3.2)
+	// body and out are the storage of pooled buffers, returned once the
+	// response is written, so that an idle connection holds neither.
 	body    []byte
 	out     []byte
+	bodyBuf *bytebufferpool.ByteBuffer
+	outBuf  *bytebufferpool.ByteBuffer
+}
+
+func (r *h1req) takeBuffers() {
+	r.bodyBuf, r.outBuf = bytebufferpool.Get(), bytebufferpool.Get()
+	r.body, r.out = r.bodyBuf.B[:0], r.outBuf.B[:0]
+}
+
+func (r *h1req) releaseBuffers() {
+	r.bodyBuf.B, r.outBuf.B = r.body[:0], r.out[:0]
+	bytebufferpool.Put(r.bodyBuf)
+	bytebufferpool.Put(r.outBuf)
+	r.body, r.out, r.bodyBuf, r.outBuf = nil, nil, nil, nil
 }
 
 type h1state uint8
@@ -60,7 +78,6 @@ type h1conn struct {
 	xff       netip.Addr
 
 	heldBytes int
-	fields    []field
 }
 
 func newH1(s *Session) *h1conn {
@@ -361,10 +378,11 @@ func (c *h1conn) newReq() *h1req {
 	if n := len(c.free); n > 0 {
 		r = c.free[n-1]
 		c.free = c.free[:n-1]
-		*r = h1req{body: r.body[:0], out: r.out[:0]}
+		*r = h1req{}
 	} else {
 		r = &h1req{}
 	}
+	r.takeBuffers()
 	r.id = c.nextID
 	c.nextID++
 	c.queue = append(c.queue, r)
@@ -457,8 +475,8 @@ func (c *h1conn) answer(r *h1req, status int, body []byte, isDNS bool) {
 	o = append(o, ' ')
 	o = append(o, http.StatusText(status)...)
 	o = append(o, "\r\n"...)
-	c.fields = s.cfg.responseFields(c.fields[:0], status, body, isDNS)
-	for _, f := range c.fields {
+	var fb [8]field
+	for _, f := range s.cfg.responseFields(fb[:0], status, body, isDNS) {
 		o = append(o, f.name...)
 		o = append(o, ": "...)
 		o = append(o, f.value...)
@@ -490,9 +508,8 @@ func (c *h1conn) flush() {
 		c.heldBytes -= len(r.out)
 		n++
 		closing := r.close
-		if cap(r.out) <= 4096 && cap(r.body) <= 4096 {
-			c.free = append(c.free, r)
-		}
+		r.releaseBuffers()
+		c.free = append(c.free, r)
 		if closing {
 			s.closed = true
 			// Requests after a closing one were never read; queries the
