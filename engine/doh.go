@@ -8,6 +8,7 @@ import (
 	"github.com/dnsfront/dnsfront/doh"
 	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
 )
 
 // dohStream is DNS over HTTPS (RFC 8484): a doh.Session behind TLS (ALPN picks h2 or
@@ -18,7 +19,6 @@ type dohStream struct {
 	t    *tlsframe.Conn // nil in cleartext
 	opts *doh.Options
 	s    *doh.Session
-	out  []byte
 	bad  bool
 	// born bounds a TLS connection that completes its handshake and never sends a request
 	// (its session does not exist yet, so it has no idle deadline of its own).
@@ -87,16 +87,20 @@ func (d *dohStream) flush(gc gnet.Conn) error {
 	if d.s == nil {
 		return nil
 	}
-	d.out = d.s.AppendOutput(d.out[:0])
+	// A pooled buffer, not one per connection: both writes below copy it,
+	// and an idle connection should not keep its last output.
+	out := bytebufferpool.Get()
+	defer bytebufferpool.Put(out)
+	out.B = d.s.AppendOutput(out.B[:0])
 	d.l.foldDoH(d.s)
-	if len(d.out) == 0 {
+	if len(out.B) == 0 {
 		return nil
 	}
 	if d.t == nil {
-		_, err := gc.Write(d.out)
+		_, err := gc.Write(out.B)
 		return err
 	}
-	d.t.Write(d.out)
+	d.t.Write(out.B)
 	return d.t.Flush(gc)
 }
 
