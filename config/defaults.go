@@ -73,6 +73,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&g.LogLevel, "info")
 	orDefault(&g.GCPercent, DefaultGCPercent)
 	orDefault(&g.GCMinHeadroom, ByteSize(DefaultGCMinHeadroom))
+	c.Fleet.applyDefaults(filepath.Dir(c.Path))
 	if c.ACL == nil {
 		c.ACL = append([]string(nil), DefaultACL...)
 	}

@@ -26,6 +26,7 @@ type Config struct {
 	DemoBackend           *DemoBackend          `yaml:"demo_backend"`
 	DevPKI                *DevPKI               `yaml:"dev_pki"`
 	Tuning                Tuning                `yaml:"tuning"`
+	Fleet                 *Fleet                `yaml:"fleet"` // fleet.go; nil: this instance acts alone
 
 	// Rules holds query_rules, response_rules, cache_hit_response_rules,
 	// self_answered_response_rules, dynamic_rules and dynamic_rules_settings (rules.go).
