@@ -123,6 +123,27 @@ func (k *TicketKeys) Rotate() error {
 	return nil
 }
 
+// SetKeys replaces the ring with keys, the encrypting key first, as a fleet
+// hands them out: up to n+1 keys (the n the ring keeps, plus the next
+// epoch's key installed ahead of its use, decrypt-only until it encrypts).
+// The ring no longer reads a file. A ring fed this way is built with
+// rotation 0, so that local rotation never fights the fleet's. Empty keys
+// are ignored: dropping every key would end every session.
+func (k *TicketKeys) SetKeys(keys [][32]byte) {
+	if len(keys) == 0 {
+		return
+	}
+	if len(keys) > k.n+1 {
+		keys = keys[:k.n+1]
+	}
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
+	k.mu.Lock()
+	k.file, k.keys = "", append([][32]byte(nil), keys...)
+	k.mu.Unlock()
+	k.apply()
+}
+
 // TicketKeyUpdate is a ticket key file read and checked by Prepare, ready
 // to be installed by Install, which cannot fail.
 type TicketKeyUpdate struct {

@@ -79,3 +79,59 @@ func TestTicketRotationResumption(t *testing.T) {
 		t.Fatal("resumed with a ticket whose key was rotated out")
 	}
 }
+
+// A ring fed by a fleet takes the keys as given, the next epoch's key included, and no
+// longer reads its file.
+func TestTicketSetKeys(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tickets.key")
+	if err := os.WriteFile(file, bytes.Repeat([]byte{7}, TicketKeySize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewTicketKeys(2, 0, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := k.Keys()
+	k.SetKeys(nil)
+	if len(k.Keys()) != 1 || k.Keys()[0] != before[0] {
+		t.Fatal("empty SetKeys changed the ring")
+	}
+	keys := [][32]byte{{1}, {2}, {3}, {4}}
+	k.SetKeys(keys)
+	got := k.Keys()
+	if len(got) != 3 || got[0] != keys[0] || got[1] != keys[1] || got[2] != keys[2] {
+		t.Fatalf("ring %x, want the first n+1 keys in order", got)
+	}
+	keys[0] = [32]byte{9}
+	if k.Keys()[0] != ([32]byte{1}) {
+		t.Fatal("the ring shares the caller's slice")
+	}
+	// Rotation generates a key instead of re-reading the file it no longer follows.
+	if err := k.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if r := k.Keys(); r[0] == sha256.Sum256(bytes.Repeat([]byte{7}, TicketKeySize)) || r[1] != ([32]byte{1}) {
+		t.Fatal("rotation after SetKeys read the file")
+	}
+
+	// A ticket issued under the encrypting key resumes once the fleet makes it a previous key.
+	b := newBothPKI(t)
+	shared := [][32]byte{{0xaa}, {0xbb}}
+	b.tickets.SetKeys(shared)
+	s := startServer(t, b.snap, nil, 2)
+	cache := tls.NewLRUClientSessionCache(8)
+	connect := func(addr string) bool {
+		cfg := b.pki.clientConfig("both.test")
+		cfg.ClientSessionCache = cache
+		cfg.MaxVersion = tls.VersionTLS12
+		c := dialTLS(t, addr, cfg)
+		defer c.Close()
+		echo(t, c, "x")
+		return c.ConnectionState().DidResume
+	}
+	connect(s.addr)
+	b.tickets.SetKeys([][32]byte{{0xcc}, {0xaa}})
+	if !connect(s.addr) {
+		t.Fatal("no resumption under the previous fleet key")
+	}
+}
