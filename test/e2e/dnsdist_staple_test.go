@@ -249,3 +249,53 @@ func startDnsdist(t *testing.T, backend, listener string) string {
 	t.Fatal("dnsdist did not start")
 	return ""
 }
+
+// issuerConfig is a dnsdist-style bind (leaf-only certificate, a response file) beside a
+// second bind whose certificate names its issuer: the CA file the configuration names.
+const issuerConfig = `
+general:
+  event_loops: 1
+acl: ["127.0.0.0/8"]
+binds:
+  - listen_address: "127.0.0.1:{{port "dot"}}"
+    protocol: DoT
+    tls:
+      certificates:
+        - certificate: "{{.A}}"
+          key: "{{.AKey}}"
+      ocsp_response_files: ["{{.AResp}}"]
+  - listen_address: "127.0.0.1:{{port "dot2"}}"
+    protocol: DoT
+    tls:
+      certificates:
+        - certificate: "{{.B}}"
+          key: "{{.BKey}}"
+          issuer: "{{.CA}}"
+backends:
+  - address: "{{.Backend}}"
+    health_checks: { mode: up }
+webserver:
+  listen_addresses: ["127.0.0.1:{{port "admin"}}"]
+`
+
+// TestDnsdistConfigIssuerFromConfig: the issuer missing from a leaf-only certificate file
+// is found in a CA file the configuration names elsewhere (another certificate's
+// issuer:), and the response is then stapled fully verified, without a warning.
+func TestDnsdistConfigIssuerFromConfig(t *testing.T) {
+	t.Parallel()
+	p := newOpenSSLPKI(t)
+	aCert, aKey := p.leaf("dns.test", "2001")
+	bCert, bKey := p.leaf("other.test", "2002")
+	aResp := p.respond(aCert, filepath.Join(p.dir, "dns.test.ocsp"))
+	be := StartTestBackend(t)
+	d := Start(t, issuerConfig, map[string]string{"A": aCert, "AKey": aKey, "AResp": aResp, "B": bCert, "BKey": bKey,
+		"CA": p.ca, "Backend": be.Addr})
+	SClientStatus(t, d.Addr("dot"), "dns.test", "-CAfile", p.ca).RequireStaple(t, nil)
+	s := d.WaitOCSP(aCert, 10*time.Second, func(s OCSPStatus) bool { return s.Status != "" })
+	if s.Status != ocsp.StateGood || s.Source != ocsp.SourceFile {
+		t.Errorf("GET /api/v1/ocsp %s: %+v", aCert, s)
+	}
+	if strings.Contains(d.Log(), "signature is not verified") {
+		t.Errorf("warned although the issuer is in the configuration:\n%s", d.Log())
+	}
+}
