@@ -61,6 +61,9 @@ type Options struct {
 	Logger          *slog.Logger
 	Clock           Clock        // nil: the real clock
 	HTTPClient      *http.Client // nil: one built from HTTPProxy
+	// FetchGate, when set, is asked before each fetch from a responder; false puts the
+	// fetch off (shared.go). A fleet member fetches only while it leads or is cut off.
+	FetchGate func() bool
 }
 
 // Sources of a staple, as shown in status.

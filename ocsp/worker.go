@@ -91,6 +91,9 @@ func (m *Manager) dropExpired(st *certState, s *Staple) {
 // attempt gets one new response (mint or fetch), validates it and applies
 // the result. It never holds m.mu while on the network.
 func (m *Manager) attempt(ctx context.Context, st *certState) {
+	if m.gated(st) {
+		return
+	}
 	source := SourceFetch
 	if st.gen != nil {
 		source = SourceGenerate
