@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -131,6 +132,17 @@ func TestOCSPInspect(t *testing.T) {
 	if msg, err := runOCSP(t, "inspect", good); err != nil || !strings.Contains(msg, "[skip]  signature") {
 		t.Errorf("err %v\n%s", err, msg)
 	}
+	// With the leaf alone (a dnsdist configuration): everything but the signature, as the
+	// server checks it, and the verdict says so; another certificate's response still fails.
+	leafOnly := p.WriteFile("leaf.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Leaf.Cert.Raw}))
+	msg, err = runOCSP(t, "inspect", good, "--cert", leafOnly)
+	if err != nil || !strings.Contains(msg, "[ok]    issuer key hash") || !strings.Contains(msg, "usable, signature not verified: issuer unknown") {
+		t.Errorf("leaf alone: err %v\n%s", err, msg)
+	}
+	other := p.WriteFile("other2.ocsp", p.ForOtherCert())
+	if msg, err := runOCSP(t, "inspect", other, "--cert", leafOnly); err == nil || !strings.Contains(msg, "NOT usable") {
+		t.Errorf("leaf alone, other certificate: err %v\n%s", err, msg)
+	}
 }
 
 func TestOCSPFetch(t *testing.T) {
@@ -189,6 +201,8 @@ func TestOCSPStatus(t *testing.T) {
 	certs := []ocsp.CertStatus{
 		{ID: "a", Name: "server.chain.pem", Serial: "0x1a2b", Status: "good", Source: "fetch", NextUpdate: &next, Successes: 3},
 		{ID: "b", Name: "rsa.chain.pem", Serial: "0x3c4d", Status: "revoked", LastResult: "revoked", LastError: "ocsp: revoked", Failures: 2, MustStaple: true},
+		{ID: "c", Name: "leaf.pem", Serial: "0x5e6f", Status: ocsp.StateUnverified, StatusDetail: ocsp.DetailUnverified, Source: "file", NextUpdate: &next},
+		{ID: "d", Name: "le.pem", Serial: "0x7a8b", Status: ocsp.StateNotApplicable, StatusDetail: ocsp.DetailNotApplicable},
 	}
 	var gotKey, gotPath string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -208,11 +222,13 @@ func TestOCSPStatus(t *testing.T) {
 		t.Errorf("path %q", gotPath)
 	}
 	lines := strings.Split(strings.TrimSpace(msg), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "CERT") {
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "CERT") {
 		t.Fatalf("table:\n%s", msg)
 	}
 	for i, want := range [][]string{{"server.chain.pem", "0x1a2b", "good", "fetch", next.Format(time.RFC3339), "(in 3"},
-		{"rsa.chain.pem", "0x3c4d", "revoked", "yes", "ocsp: revoked"}} {
+		{"rsa.chain.pem", "0x3c4d", "revoked", "yes", "ocsp: revoked"},
+		{"leaf.pem", "0x5e6f", "good, signature not verified: issuer unknown", "file"},
+		{"le.pem", "0x7a8b", "not applicable"}} {
 		for _, w := range want {
 			if !strings.Contains(lines[i+1], w) {
 				t.Errorf("line %q lacks %q", lines[i+1], w)
