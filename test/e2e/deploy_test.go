@@ -61,7 +61,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 }
 
 // dashboardConfig serves every kind of metric the dashboard charts: Do53, DoT with a
-// stapled certificate, DoH, a pool with a packet cache, the admin API.
+// stapled certificate, DoH, a pool with a packet cache, a query rule, the admin API.
 const dashboardConfig = `
 general:
   event_loops: 2
@@ -92,6 +92,10 @@ pools:
     packet_cache: main
 packet_caches:
   - {name: main, size: 1000}
+query_rules:
+  - name: "no ANY over UDP"
+    selector: {type: And, selectors: [{type: QType, qtype: ANY}, {type: TCP, tcp: false}]}
+    action: {type: TC}
 webserver:
   listen_addresses: ["127.0.0.1:{{port "admin"}}"]
 `
@@ -132,7 +136,7 @@ func TestDashboardMetricsExported(t *testing.T) {
 	}
 	for _, want := range []string{"dnsfront_queries_total", "dnsfront_backend_latency_seconds_bucket", "dnsfront_backend_up",
 		"dnsfront_cache_hits_total", "dnsfront_tls_handshakes_negotiated_total", "dnsfront_ocsp_staple_next_update_seconds",
-		"dnsfront_ocsp_staple_present"} {
+		"dnsfront_ocsp_staple_present", "dnsfront_dynblock_active", "dnsfront_rule_matches_total"} {
 		if !slices.Contains(used, want) {
 			t.Errorf("the dashboard does not chart %s", want)
 		}
