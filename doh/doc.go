@@ -6,7 +6,9 @@
 // any order (Respond, Fail), and writes AppendOutput in one write per read
 // pass. HTTP/2 streams follow the RFC 9113 state table of h2streams.go;
 // frames and HPACK blocks are read by h2frames.go and h2hpack.go without
-// allocating, and written with golang.org/x/net/http2. HTTP/1.1 is parsed
+// allocating, and written in place into the output by h2write.go and
+// h2hpackenc.go. An idle session holds no buffer: input, output and
+// bodies come from a pool and go back to it once empty. HTTP/1.1 is parsed
 // by a small strict parser (see h1.go for why). Limits and abuse
 // defences (rapid reset, CONTINUATION floods, HPACK bombs, SETTINGS and PING
 // floods, zero-window stalls, memory) are enforced per session and counted

@@ -1,0 +1,5 @@
+//go:build !race
+
+package doh
+
+const raceEnabled = false
