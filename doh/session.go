@@ -70,8 +70,8 @@ func (o *outBuf) appendString(p string) {
 	o.buf.B = append(o.buf.B, p...)
 }
 
-// grow returns the buffer with room for n more bytes, for frame writers
-// that append in place.
+// bytes returns the buffer's contents for a writer that appends in place
+// (the response header block) and hands the result back with set.
 func (o *outBuf) bytes() []byte {
 	if o.buf == nil {
 		o.buf = bytebufferpool.Get()
