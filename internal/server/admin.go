@@ -48,6 +48,7 @@ func startAdmin(s *Server, ws config.Webserver) (*admin, error) {
 	mux.Handle("POST /api/v1/reload", api(s.handleReload))
 	s.registerAPI(mux, api)
 	s.registerBlocksAPI(mux, api)
+	s.registerFleetAPI(mux, api)
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		ip, err := netip.ParseAddr(host)

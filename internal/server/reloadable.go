@@ -11,7 +11,7 @@ import (
 
 // startOnlyUnchanged rejects a reload that changes settings which take effect only when
 // dnsfront starts: the listeners (gnet fixes them when it starts), what each listener's
-// connections are built with, the loops, and the admin server. Accepting such a reload
+// connections are built with, the loops, the admin server and the fleet. Accepting such a reload
 // would report success and change nothing; rejecting it keeps the old state serving and
 // says what needs a restart. Everything else (certificates, staples and their sources,
 // TLS versions and ciphers, ticket key files, ACL, backends, pools, policies, caches, the
@@ -32,6 +32,7 @@ func startOnlyUnchanged(old, cur *config.Config) error {
 		"general.max_tcp_in_flight": og.MaxTCPInFlight == cg.MaxTCPInFlight,
 		"webserver":                 reflect.DeepEqual(old.Webserver, cur.Webserver),
 		"demo_backend":              reflect.DeepEqual(old.DemoBackend, cur.DemoBackend),
+		"fleet":                     reflect.DeepEqual(old.Fleet, cur.Fleet),
 	} {
 		if !same {
 			changed = append(changed, key)

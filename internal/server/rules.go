@@ -26,9 +26,9 @@ type policy struct {
 	cancel context.CancelFunc
 }
 
-func newPolicy(loops int, log *slog.Logger) *policy {
+func newPolicy(loops int, log *slog.Logger, onBlock func(rules.BlockInfo)) *policy {
 	clock := rules.NewSystemClock()
-	return &policy{clock: clock, dyn: rules.NewDynBlocks(rules.DynOptions{Loops: loops, Clock: clock, Logger: log})}
+	return &policy{clock: clock, dyn: rules.NewDynBlocks(rules.DynOptions{Loops: loops, Clock: clock, Logger: log, OnBlock: onBlock})}
 }
 
 // run starts the once-a-second evaluator that turns counters into blocks.
@@ -142,6 +142,7 @@ func (s *Server) registerBlocksAPI(mux *http.ServeMux, api func(http.HandlerFunc
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
+		s.fm.shareAdded(req.BlockRequest)
 		writeJSON(w, http.StatusCreated, map[string]string{"result": "added"})
 	}))
 	mux.Handle("DELETE /api/v1/blocks", api(func(w http.ResponseWriter, r *http.Request) {
@@ -150,6 +151,7 @@ func (s *Server) registerBlocksAPI(mux *http.ServeMux, api func(http.HandlerFunc
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the key parameter names the block (a network as listed, or suffix:<name>)"})
 			return
 		}
+		s.fm.shareRemoved(key) // also when not in force here: another member may hold it
 		if !s.pol.dyn.Remove(key) {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no block %q", key)})
 			return

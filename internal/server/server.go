@@ -54,6 +54,7 @@ type Server struct {
 	dyn   dynamicCollector
 	gc    *memtune.Tuner // nil while GOGC is set or gc_percent is -1
 	pol   *policy        // dynamic blocks and the rules' clock (rules.go)
+	fm    *fleetMode     // nil: no fleet section (fleet.go)
 
 	reloads, reloadFailures prometheus.Counter
 }
@@ -81,12 +82,13 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		s.loops = runtime.NumCPU()
 	}
 	s.tls = map[string]*tlsBind{}
-	s.pol = newPolicy(s.loops, log)
+	s.fm = newFleetMode(cfg, log)
+	s.pol = newPolicy(s.loops, log, s.fm.shareBlock)
 	clock := ocsp.SystemClock()
 	s.st = newStaples(clock, log)
 	oo := withLogger(ocspOptions(cfg.OCSP), log)
-	oo.Clock = clock
-	s.st.mgr = ocsp.NewManager(oo, s.st.publish)
+	oo.Clock, oo.FetchGate = clock, s.fm.mayFetch
+	s.st.mgr = ocsp.NewManager(oo, s.fm.wrapPublish(s.st.publish))
 	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn, newHandshakeCollector(s))
 	s.reg.MustRegister(tlsframe.HandshakeCollector()) // dnsfront_tls_handshakes_negotiated_total, process-wide
 	fail := func(err error) (*Server, error) {
@@ -134,6 +136,10 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	s.pol.run()
 	for _, b := range cfg.Binds {
 		log.Info("listening", "listener", b.ListenAddress, "protocol", b.Protocol)
+	}
+	if err := s.startFleet(); err != nil {
+		_ = s.eng.Stop()
+		return fail(err)
 	}
 	if len(cfg.Webserver.ListenAddresses) > 0 {
 		if s.adm, err = startAdmin(s, cfg.Webserver); err != nil {
@@ -312,6 +318,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeTLS() {
+	s.fm.close() // first: its callbacks feed the rings and the manager closed below
 	if s.st != nil && s.st.mgr != nil {
 		_ = s.st.mgr.Close()
 		s.st.close()
