@@ -107,6 +107,12 @@ func Inspect(der []byte, leaf, issuer *x509.Certificate, now time.Time) *Report 
 	} else {
 		skip("serial matches certificate", "no --cert")
 	}
+	if leaf != nil && issuer == nil {
+		// As the server does for a leaf-only configuration.
+		if issuer = IssuerFromResponse(der, leaf); issuer != nil {
+			add("issuer found", nil, "embedded in the response: "+issuer.Subject.String())
+		}
+	}
 	if issuer != nil {
 		add("issuer name and key hashes", checkIssuerHashes(single, resp.IssuerHash, issuer), issuer.Subject.String())
 		signer, delegated, err := checkSigner(resp, issuer, now)

@@ -123,14 +123,21 @@ func checkKeyHashAKI(single *rawSingle, h crypto.Hash, leaf *x509.Certificate) (
 	}
 }
 
-// LoadFileUnverified reads a DER OCSP response from path and checks it
-// with ValidateUnverified. Its errors start with the file name.
+// LoadFileUnverified reads a DER OCSP response from path for a leaf whose
+// issuer is unknown: it is checked with Validate when the response embeds
+// the issuer (IssuerFromResponse), else with ValidateUnverified. Its errors
+// start with the file name.
 func LoadFileUnverified(path string, leaf *x509.Certificate, now time.Time) (*Staple, error) {
 	der, err := readResponseFile(path)
 	if err != nil {
 		return nil, err
 	}
-	s, err := ValidateUnverified(der, leaf, now)
+	var s *Staple
+	if issuer := IssuerFromResponse(der, leaf); issuer != nil {
+		s, err = Validate(der, leaf, issuer, now)
+	} else {
+		s, err = ValidateUnverified(der, leaf, now)
+	}
 	if err != nil {
 		return nil, &FileError{Path: path, Err: err}
 	}
@@ -168,6 +175,24 @@ func IssuerFromFiles(leaf *x509.Certificate, files []string, read map[string][]*
 		}
 	}
 	return nil
+}
+
+// IssuerFromResponse returns the certificate embedded in der when it is the
+// issuer of leaf (it signed leaf and carries leaf's issuer name), or nil.
+// `openssl ocsp` run as a responder with the CA as signer embeds it, so a
+// leaf-only configuration whose files come from such a responder is fully
+// checked: the embedded certificate is trusted for what its key proves
+// (that it signed the leaf), not for being there.
+func IssuerFromResponse(der []byte, leaf *x509.Certificate) *x509.Certificate {
+	resp, err := xocsp.ParseResponse(der, nil)
+	if err != nil || resp.Certificate == nil {
+		return nil
+	}
+	c := resp.Certificate
+	if !c.IsCA || !bytes.Equal(c.RawSubject, leaf.RawIssuer) || leaf.CheckSignatureFrom(c) != nil {
+		return nil
+	}
+	return c
 }
 
 // unverifiedHint is how the warning about an unverified staple tells the

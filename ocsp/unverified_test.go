@@ -202,8 +202,32 @@ func TestManagerUnverifiedFile(t *testing.T) {
 	if !strings.Contains(logs, "another certificate") {
 		t.Errorf("the wrong file is not reported:\n%s", logs)
 	}
+	// A response that embeds the issuer (openssl's responder signing with the CA) is
+	// checked with it: verified, no warning.
+	a := newSHA1CA(t, "Embedding CA", 7)
+	embedded, err := xocsp.CreateResponse(a.ca, a.ca, xocsp.Response{Status: xocsp.Good, SerialNumber: a.leaf.SerialNumber,
+		ThisUpdate: e.clk.Now().Add(-time.Minute), NextUpdate: e.clk.Now().Add(24 * time.Hour), Certificate: a.ca}, a.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs = append(srcs, ocsp.CertSource{ID: "embedded", Name: "embedded.pem", Chain: []*x509.Certificate{a.leaf},
+		Files: []string{e.pki.WriteFile("embedded.ocsp", embedded)}})
+	if err := m.Set(srcs); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.Staple("embedded"); s == nil || s.Unverified || s.Signer != a.ca.Subject.String() {
+		t.Errorf("staple of a response embedding its issuer: %+v", s)
+	}
+	forged, err := xocsp.CreateResponse(a.ca, e.pki.Issuer.Cert, xocsp.Response{Status: xocsp.Good, SerialNumber: a.leaf.SerialNumber,
+		ThisUpdate: e.clk.Now().Add(-time.Minute), NextUpdate: e.clk.Now().Add(24 * time.Hour), Certificate: e.pki.Issuer.Cert}, e.pki.Issuer.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ocsp.IssuerFromResponse(forged, a.leaf) != nil {
+		t.Error("an embedded certificate that did not sign the leaf is taken for its issuer")
+	}
 	reg := gatherByCert(t, m, "dnsfront_ocsp_staple_unverified")
-	if reg["leaf.pem"] != 1 || reg["other.pem"] != 0 {
+	if reg["leaf.pem"] != 1 || reg["other.pem"] != 0 || reg["embedded.pem"] != 0 {
 		t.Errorf("dnsfront_ocsp_staple_unverified %v", reg)
 	}
 }
