@@ -52,8 +52,9 @@ type Conn struct {
 	err     error                      // construction error, reported by OnTraffic
 
 	// guarded by hs.mu
-	job  jobState
-	elem any // *list.Element while queued
+	job     jobState
+	elem    any           // *list.Element while queued
+	limiter ClientLimiter // the per-client limits that admitted the handshake (limit.go)
 }
 
 // NewConn attaches TLS to a freshly accepted gnet connection. Call it in

@@ -89,6 +89,7 @@ type Handshaker struct {
 	queue     list.List // of *Conn
 	perClient map[netip.Addr]int
 	wg        sync.WaitGroup
+	limit     limiters // per-client TLS limits (limit.go)
 
 	started, succeeded, failed, shed, clientRejected, timedOut atomic.Uint64
 }
@@ -131,6 +132,10 @@ func (h *Handshaker) submit(c *Conn) error {
 		h.clientRejected.Add(1)
 		return fmt.Errorf("%w: %s has %d in progress", ErrClientHandshakes, ip, h.perClient[ip])
 	}
+	if !h.limitBegin(c) {
+		h.clientRejected.Add(1)
+		return fmt.Errorf("%w: %s is over its TLS session limits", ErrClientHandshakes, ip)
+	}
 	if h.running < h.opts.MaxConcurrent {
 		h.running++
 		h.perClient[ip]++
@@ -141,6 +146,7 @@ func (h *Handshaker) submit(c *Conn) error {
 	}
 	if h.queue.Len() >= h.opts.MaxQueue {
 		h.shed.Add(1)
+		c.limitEnd(false)
 		return fmt.Errorf("%w (%d waiting, peer %s)", ErrHandshakeQueueFull, h.queue.Len(), c.peer)
 	}
 	h.perClient[ip]++
@@ -161,6 +167,7 @@ func (h *Handshaker) cancel(c *Conn) {
 	c.elem = nil
 	c.job = jobDone
 	h.releaseClient(c)
+	c.limitEnd(false)
 }
 
 func (h *Handshaker) releaseClient(c *Conn) {
@@ -177,11 +184,14 @@ func (h *Handshaker) worker(c *Conn) {
 	for c != nil {
 		if c.ad.isShut() {
 			// Expired or closed while queued: its OnClose is on the way.
+			c.limitEnd(false)
 			c = h.next(c)
 			continue
 		}
 		h.started.Add(1)
-		if err := c.runHandshake(); err != nil {
+		err := c.runHandshake()
+		c.limitEnd(err == nil)
+		if err != nil {
 			h.failed.Add(1)
 			h.opts.Logger.Debug("tls handshake failed", "peer", c.peer.String(), "err", err)
 		} else {

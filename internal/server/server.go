@@ -111,6 +111,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		return fail(err)
 	}
 	s.commit(p)
+	s.applyTLSLimits(cfg)
 	binds, err := s.buildBinds(cfg)
 	if err != nil {
 		return fail(err)
@@ -184,6 +185,7 @@ func (s *Server) reload() error {
 		return err
 	}
 	s.commit(p)
+	s.applyTLSLimits(cfg)
 	s.eng.Publish(p.be.state)
 	s.useBackends(p.be)
 	s.tuneGC(cfg)

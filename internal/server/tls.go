@@ -23,7 +23,8 @@ type tlsBind struct {
 	store   *tlsframe.Store
 	hs      *tlsframe.Handshaker
 	tickets *tlsframe.TicketKeys
-	keyLog  *os.File // key_log_file, opened once for the life of the bind
+	keyLog  *os.File  // key_log_file, opened once for the life of the bind
+	limit   *tlsLimit // tuning.tcp's per-client limits in force (tlslimit.go)
 }
 
 // ensureDevPKI creates the development PKI the configuration asks for.

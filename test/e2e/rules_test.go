@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -63,11 +64,13 @@ dynamic_rules:
   - name: "random subdomains"
     rules:
       - { type: "suffix-match", rcode: "NXDOMAIN", rate: {{.SuffixRate}}, seconds: 2, action_duration: 120, action: "Refused", comment: "random subdomain flood" }
+{{.Tuning}}
 webserver:
   listen_addresses: ["127.0.0.1:{{port "admin"}}"]
 `
 
 type rulesData struct {
+	Tuning              string // a tuning section, or nothing
 	Chain, Key, Backend string
 	QPS, Rate           int
 	SuffixRate          int
@@ -82,13 +85,18 @@ type rulesServer struct {
 
 func startRulesServer(t *testing.T) *rulesServer {
 	t.Helper()
+	return startRulesServerTuned(t, "")
+}
+
+func startRulesServerTuned(t *testing.T, tuning string) *rulesServer {
+	t.Helper()
 	p := devpki.NewTestPKI(t, t.TempDir())
 	be := StartBackend(t, BackendOptions{Records: []string{
 		"ok.rules.test. 60 IN A 192.0.2.1",
 		"qps.rules.test. 60 IN A 192.0.2.2",
 		"tc.rules.test. 60 IN A 192.0.2.3",
 	}})
-	data := rulesData{Chain: p.Leaf.ChainFile, Key: p.Leaf.KeyFile, Backend: be.Addr, QPS: 100, Rate: 100, SuffixRate: 50}
+	data := rulesData{Tuning: tuning, Chain: p.Leaf.ChainFile, Key: p.Leaf.KeyFile, Backend: be.Addr, QPS: 100, Rate: 100, SuffixRate: 50}
 	return &rulesServer{d: Start(t, rulesConfig, data), pki: p, be: be, data: data}
 }
 
@@ -362,4 +370,39 @@ func TestRulesSuffixMatchFlood(t *testing.T) {
 	if r, err := exchangeFrom("127.0.0.8", s.d.Addr("dns"), NewQuery("ok.rules.test", dns.TypeA)); err != nil || r.Rcode != dns.RcodeSuccess {
 		t.Errorf("a name outside the zone: %v %v, want NOERROR", r, err)
 	}
+}
+
+// TestRulesDoTHandshakeFlood: with tuning.tcp limiting new TLS sessions to 5 a second per
+// client, a flood of 60 DoT handshakes from 127.0.0.2 is capped (the client is banned once
+// over the rate), while kdig from 127.0.0.3 still completes its handshake and gets its
+// answer.
+func TestRulesDoTHandshakeFlood(t *testing.T) {
+	RequireTool(t, "kdig", "knot-dnsutils")
+	s := startRulesServerTuned(t, `tuning:
+  tcp:
+    max_tls_new_session_rate_per_client: 5
+    ban_duration_for_exceeding_tcp_tls_rate: 30`)
+	roots := CertPool(t, s.pki.Root.Cert)
+	ok := 0
+	for range 60 {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", s.d.Addr("dot"), &tls.Config{RootCAs: roots, ServerName: "dns.test", ClientSessionCache: nil})
+		if err == nil {
+			ok++
+			c.Close()
+		}
+	}
+	// One second's worth (the burst), the one that went over, and what the rate refilled.
+	if ok < 5 || ok > 12 {
+		t.Errorf("flooder completed %d of 60 handshakes, want them capped near 5", ok)
+	}
+	out := Kdig(t, s.d.Addr("dot"), "-b", "127.0.0.3", "+tls", "+tls-ca="+s.pki.Root.CertFile, "+tls-hostname=dns.test", "ok.rules.test", "A")
+	if !strings.Contains(out, "192.0.2.1") {
+		t.Errorf("another client's DoT query failed during the ban:\n%s", out)
+	}
+	out = kdigNoFail(t, s.d.Addr("dot"), "-b", "127.0.0.2", "+tls", "+tls-ca="+s.pki.Root.CertFile, "+tls-hostname=dns.test", "ok.rules.test", "A")
+	if strings.Contains(out, "192.0.2.1") {
+		t.Errorf("the banned client completed a handshake:\n%s", out)
+	}
+	t.Logf("flooder: %d of 60 handshakes completed", ok)
 }
