@@ -29,6 +29,7 @@ func TestStartOnlyUnchanged(t *testing.T) {
 		{"backends and acl are reloadable", "acl: [\"10.0.0.0/8\"]\ngeneral: {gc_percent: 200}\n", nil},
 		{"event loops", "general: {event_loops: 7}\n", []string{"general.event_loops"}},
 		{"webserver", "webserver: {listen_addresses: [\"127.0.0.1:8080\"]}\n", []string{"webserver"}},
+		{"fleet", "fleet: {name: f, etcd: {endpoints: [\"http://127.0.0.1:2379\"]}}\n", []string{"fleet"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
