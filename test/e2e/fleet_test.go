@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/dnsfront/dnsfront/internal/devpki"
 	"github.com/dnsfront/dnsfront/internal/testutil"
 	"github.com/dnsfront/dnsfront/ocsp"
@@ -38,6 +40,12 @@ backends:
     name: b1
     health_checks:
       mode: up
+dynamic_rules:
+  - name: "floods"
+    mask_ipv4: 32
+    exclude_ranges: ["127.0.0.1/32", "127.0.0.2/32", "127.0.0.3/32"] # the tests' probes
+    rules:
+      - { type: "query-rate", rate: 50, seconds: 2, action_duration: 60, comment: "query rate", action: "Refused" }
 webserver:
   listen_addresses: ["127.0.0.1:{{port "admin"}}"]
 fleet:
@@ -100,11 +108,38 @@ func digStatus(t testing.TB, d *Dnsfront, src string) string {
 	return ""
 }
 
+// floodFrom sends n queries over UDP from the source address src to addr as fast as the
+// socket takes them, reading no answers.
+func floodFrom(t testing.TB, src, addr string, n int) {
+	t.Helper()
+	dst, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range n {
+		m := NewQuery(testName, dns.TypeA)
+		m.Id = uint16(i)
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestFleet runs three dnsfront processes as one fleet on a real etcd: the leader alone
 // asks the responder and the others staple what it shares; a session from one resumes on
-// another; a block added through one instance's admin API is refused by another within
-// 3 s and lifted everywhere through a third; when the leader crashes another takes over;
-// with etcd stopped every instance keeps answering and stapling.
+// the others; a client blocked on one (through its admin API, or by its rules for a
+// flood) is refused by another within 3 s, and a block lifted through any is lifted
+// everywhere; when the leader crashes another takes over; with etcd stopped every
+// instance keeps answering and stapling.
 func TestFleet(t *testing.T) {
 	t.Parallel()
 	etcd := StartEtcd(t)
@@ -194,6 +229,17 @@ func TestFleet(t *testing.T) {
 	if !testutil.Poll(3*time.Second, func() bool { return digStatus(t, ds[0], "127.0.0.2") == "NOERROR" }) {
 		t.Fatalf("a still refuses 127.0.0.2 3s after the block was removed on c")
 	}
+
+	// A client flooding A is blocked by A's rules and refused by B within 3 s.
+	if st := digStatus(t, ds[1], "127.0.0.4"); st != "NOERROR" {
+		t.Fatalf("127.0.0.4 before the flood: %q", st)
+	}
+	floodFrom(t, "127.0.0.4", ds[0].Addr("dns"), 400)
+	start = time.Now()
+	if !testutil.Poll(3*time.Second, func() bool { return digStatus(t, ds[1], "127.0.0.4") == "REFUSED" }) {
+		t.Fatalf("b does not refuse 127.0.0.4 within 3s of its flood on a")
+	}
+	t.Logf("measured: flood on a to REFUSED on b (a's evaluator, then the fleet): %v", time.Since(start).Round(time.Millisecond))
 
 	// Leader failover: the leader crashes (no lease revoked); another takes over once its
 	// lease expires.
