@@ -75,6 +75,9 @@ func (l *loop) decide(st *State, bind *BindOptions, msg []byte, p *pending, pool
 	rq.LocalAddr = bind.Addr.Addr()
 	rq.LocalPort = bind.Addr.Port()
 	rq.SNI, rq.HTTPPath, rq.Headers = "", "", nil
+	if p.client != nil {
+		rq.SNI = streamSNI(p.client.stream)
+	}
 	if p.proto == protoUDP {
 		rq.Client = p.peer.Addr().Unmap()
 	} else if l.forwardedFor.IsValid() {
@@ -267,4 +270,17 @@ func (e *Engine) PolicyStats() PolicyStats {
 		s.Delayed += c.delayed.Load()
 	}
 	return s
+}
+
+// streamSNI is the TLS server name of a DoT or DoH connection, for SNI selectors.
+func streamSNI(s stream) string {
+	switch x := s.(type) {
+	case *dotStream:
+		return x.t.ServerName()
+	case *dohStream:
+		if x.t != nil {
+			return x.t.ServerName()
+		}
+	}
+	return ""
 }

@@ -55,6 +55,9 @@ type Conn struct {
 	job     jobState
 	elem    any           // *list.Element while queued
 	limiter ClientLimiter // the per-client limits that admitted the handshake (limit.go)
+
+	sni    string // the client's server name, read once established (servername.go)
+	sniSet bool
 }
 
 // NewConn attaches TLS to a freshly accepted gnet connection. Call it in

@@ -52,6 +52,12 @@ query_rules:
   - name: "truncate"
     selector: { type: "QName", qname: "tc.rules.test." }
     action: { type: "TC" }
+  - name: "sni"
+    selector: { type: "And", selectors: [ { type: "SNI", server_name: "dns.test" }, { type: "QName", qname: "sni.rules.test." } ] }
+    action: { type: "Spoof", ips: ["192.0.2.77"] }
+  - name: "delay"
+    selector: { type: "QName", qname: "delay.rules.test." }
+    action: { type: "Delay", msec: 400 }
   - name: "greedy"
     selector: { type: "And", selectors: [ { type: "QNameSuffix", suffixes: ["qps.rules.test."] }, { type: "MaxQPSIP", qps: {{.QPS}} } ] }
     action: { type: "Drop" }
@@ -95,6 +101,8 @@ func startRulesServerTuned(t *testing.T, tuning string) *rulesServer {
 		"ok.rules.test. 60 IN A 192.0.2.1",
 		"qps.rules.test. 60 IN A 192.0.2.2",
 		"tc.rules.test. 60 IN A 192.0.2.3",
+		"delay.rules.test. 60 IN A 192.0.2.4",
+		"sni.rules.test. 60 IN A 192.0.2.5",
 	}})
 	data := rulesData{Tuning: tuning, Chain: p.Leaf.ChainFile, Key: p.Leaf.KeyFile, Backend: be.Addr, QPS: 100, Rate: 100, SuffixRate: 50}
 	return &rulesServer{d: Start(t, rulesConfig, data), pki: p, be: be, data: data}
@@ -154,6 +162,22 @@ func TestRulesActionsOverProtocols(t *testing.T) {
 				t.Errorf("Drop over %s: an answer came:\n%s", tr.name, out)
 			}
 		})
+	}
+	// SNI: the DoT client that names dns.test gets the rule's answer; Do53 has no name.
+	if out := Kdig(t, s.d.Addr("dot"), "+tls", "+tls-ca="+ca, "+tls-hostname=dns.test", "+tls-sni=dns.test", "sni.rules.test", "A"); !strings.Contains(out, "192.0.2.77") {
+		t.Errorf("SNI over DoT: no A 192.0.2.77:\n%s", out)
+	}
+	if out := Dig(t, s.d.Addr("dns"), "sni.rules.test", "A"); !strings.Contains(out, "192.0.2.5") {
+		t.Errorf("SNI over Do53: want the backend's answer:\n%s", out)
+	}
+	// Delay holds a UDP answer on the loop's timer.
+	start := time.Now()
+	ans, err := exchangeFrom("127.0.0.1", s.d.Addr("dns"), NewQuery("delay.rules.test", dns.TypeA))
+	if took := time.Since(start); err != nil || len(ans.Answer) != 1 || took < 400*time.Millisecond {
+		t.Errorf("Delay 400 ms over UDP: answer %v, err %v, after %v", ans, err, took)
+	}
+	if v := metricOf(t, s.d, "dnsfront_rule_outcomes_total", `outcome="delay"`); v < 1 {
+		t.Errorf(`dnsfront_rule_outcomes_total{outcome="delay"} = %v, want 1`, v)
 	}
 	// A dropped DoH query ends its stream with 403, as dnsdist's does.
 	wire := packDoH(t, NewQuery("x.drop.rules.test", dns.TypeA))
