@@ -59,15 +59,16 @@ func (p *opensslPKI) leaf(name, serial string) (cert, key string) {
 }
 
 // respond makes the response a dnsdist operator's cron job makes: `openssl ocsp` asks
-// with a SHA-1 CertID, the CA answers from its index (no certificates embedded, as a
-// public CA's responder signing with the issuer key answers).
-func (p *opensslPKI) respond(cert, out string) string {
+// with a SHA-1 CertID, the CA answers from its index. extra are options of the
+// answering side: "-resp_no_certs" leaves the CA's certificate out, as a public CA's
+// responder signing with the issuer key does.
+func (p *opensslPKI) respond(cert, out string, extra ...string) string {
 	p.t.Helper()
 	WriteFile(p.t, filepath.Join(p.dir, "index.txt"), []byte(p.index.String()))
 	req := out + ".req"
 	p.run("ocsp", "-issuer", p.ca, "-cert", cert, "-reqout", req, "-no_nonce")
-	p.run("ocsp", "-index", filepath.Join(p.dir, "index.txt"), "-rsigner", p.ca, "-rkey", p.key, "-CA", p.ca,
-		"-reqin", req, "-respout", out, "-ndays", "1", "-resp_no_certs")
+	p.run(append([]string{"ocsp", "-index", filepath.Join(p.dir, "index.txt"), "-rsigner", p.ca, "-rkey", p.key, "-CA", p.ca,
+		"-reqin", req, "-respout", out, "-ndays", "1"}, extra...)...)
 	return out
 }
 
@@ -84,8 +85,12 @@ func TestDnsdistConfigStaples(t *testing.T) {
 	bCert, bKey := p.leaf("other.test", "1002")
 	cCert, _ := p.leaf("third.test", "1003")
 	gCert, gKey := p.leaf("gen.test", "1004")
-	aResp := p.respond(aCert, filepath.Join(p.dir, "dns.test.ocsp"))
-	wrongResp := p.respond(cCert, filepath.Join(p.dir, "third.test.ocsp")) // configured for other.test
+	aResp := p.respond(aCert, filepath.Join(p.dir, "dns.test.ocsp"), "-resp_no_certs")
+	wrongResp := p.respond(cCert, filepath.Join(p.dir, "third.test.ocsp"), "-resp_no_certs") // configured for other.test
+	// openssl's default answer embeds the CA's certificate: dnsfront checks the signature
+	// with it.
+	eCert, eKey := p.leaf("emb.test", "1005")
+	eResp := p.respond(eCert, filepath.Join(p.dir, "emb.test.ocsp"))
 	gResp := filepath.Join(p.dir, "gen.test.ocsp")
 	bin := Binary(t)
 	if out, err := exec.Command(bin, "ocsp", "generate", "--cert", gCert, "--ca-cert", p.ca, "--ca-key", p.key,
@@ -94,8 +99,9 @@ func TestDnsdistConfigStaples(t *testing.T) {
 	}
 
 	be := StartTestBackend(t)
-	data := DoT(be.Addr, DoTCert{Chain: aCert, Key: aKey}, DoTCert{Chain: bCert, Key: bKey}, DoTCert{Chain: gCert, Key: gKey})
-	data.OCSPFiles = []string{aResp, wrongResp, gResp}
+	data := DoT(be.Addr, DoTCert{Chain: aCert, Key: aKey}, DoTCert{Chain: bCert, Key: bKey}, DoTCert{Chain: gCert, Key: gKey},
+		DoTCert{Chain: eCert, Key: eKey})
+	data.OCSPFiles = []string{aResp, wrongResp, gResp, eResp}
 	d := Start(t, DoTConfig, data)
 	addr := d.Addr("dot")
 	sclient := []string{"-CAfile", p.ca, "-alpn", "dot"}
@@ -107,6 +113,7 @@ func TestDnsdistConfigStaples(t *testing.T) {
 	}
 	SClientStatus(t, addr, "gen.test", sclient...).RequireStaple(t, nil)
 	SClientStatus(t, addr, "other.test", sclient...).RequireNoStaple(t)
+	SClientStatus(t, addr, "emb.test", sclient...).RequireStaple(t, nil)
 
 	byName := map[string]OCSPStatus{}
 	var raw []ocsp.CertStatus
@@ -118,6 +125,9 @@ func TestDnsdistConfigStaples(t *testing.T) {
 		if s := byName[c]; s.Status != ocsp.StateUnverified || s.Source != ocsp.SourceFile {
 			t.Errorf("GET /api/v1/ocsp %s: %+v", c, s)
 		}
+	}
+	if s := byName[eCert]; s.Status != ocsp.StateGood || s.Source != ocsp.SourceFile {
+		t.Errorf("GET /api/v1/ocsp %s (response embedding the CA): %+v", eCert, s)
 	}
 	if s := byName[bCert]; s.Status != ocsp.StateNone {
 		t.Errorf("GET /api/v1/ocsp %s (response for another certificate): %+v", bCert, s)
@@ -286,7 +296,7 @@ func TestDnsdistConfigIssuerFromConfig(t *testing.T) {
 	p := newOpenSSLPKI(t)
 	aCert, aKey := p.leaf("dns.test", "2001")
 	bCert, bKey := p.leaf("other.test", "2002")
-	aResp := p.respond(aCert, filepath.Join(p.dir, "dns.test.ocsp"))
+	aResp := p.respond(aCert, filepath.Join(p.dir, "dns.test.ocsp"), "-resp_no_certs")
 	be := StartTestBackend(t)
 	d := Start(t, issuerConfig, map[string]string{"A": aCert, "AKey": aKey, "AResp": aResp, "B": bCert, "BKey": bKey,
 		"CA": p.ca, "Backend": be.Addr})
