@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnsfront/dnsfront/internal/devpki"
 	"github.com/dnsfront/dnsfront/internal/testutil"
 	"github.com/dnsfront/dnsfront/ocsp"
 )
@@ -307,5 +309,32 @@ func TestDnsdistConfigIssuerFromConfig(t *testing.T) {
 	}
 	if strings.Contains(d.Log(), "signature is not verified") {
 		t.Errorf("warned although the issuer is in the configuration:\n%s", d.Log())
+	}
+}
+
+// TestDnsdistConfigIssuerFromAIA: a leaf-only certificate file with a response file and no
+// fetch source: the issuer comes from the leaf's caIssuers URL, in the background, and
+// the file is then stapled verified; the first handshakes are stapled (unverified) while
+// the issuer is fetched.
+func TestDnsdistConfigIssuerFromAIA(t *testing.T) {
+	t.Parallel()
+	r := NewResponder(t)
+	p := devpki.NewTestPKI(t, t.TempDir(), devpki.WithIssuerURL(r.IssuerURL())) // no OCSP URL
+	r.SetIssuer(p.Issuer)
+	r.Start()
+	leafOnly := filepath.Join(p.Dir, "leaf-only.pem")
+	WriteFile(t, leafOnly, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Leaf.Cert.Raw}))
+	be := StartTestBackend(t)
+	data := DoT(be.Addr, DoTCert{Chain: leafOnly, Key: p.Leaf.KeyFile})
+	data.OCSPFiles = []string{p.WriteFile("leaf.ocsp", p.Good())}
+	d := Start(t, DoTConfig, data)
+	SClientStatus(t, d.Addr("dot"), "dns.test", "-CAfile", p.Root.CertFile).RequireStaple(t, p.Leaf.Cert)
+	d.WaitOCSP(leafOnly, 10*time.Second, func(s OCSPStatus) bool { return s.Status == ocsp.StateGood })
+	SClientStatus(t, d.Addr("dot"), "dns.test", "-CAfile", p.Root.CertFile).RequireStaple(t, p.Leaf.Cert)
+	if n := r.IssuerRequests(); n != 1 {
+		t.Errorf("issuer fetched %d times, want once", n)
+	}
+	if strings.Contains(d.Log(), "signature is not verified") {
+		t.Errorf("warned although caIssuers gave the issuer:\n%s", d.Log())
 	}
 }
