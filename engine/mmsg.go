@@ -24,8 +24,9 @@ const (
 	// for the end of the pass.
 	sendBatch = 64
 	// recvSlot is the room for one datagram: the largest a UDP payload can be, so that no
-	// backend answer is cut. The kernel writes only what arrives, so a slot that holds
-	// small queries keeps only its first page resident.
+	// backend answer is cut (a client may ask for 65535 bytes over EDNS). 32 slots are
+	// 2 MiB per loop, allocated once; pages the kernel never writes stay unbacked when the
+	// runtime took them fresh from the OS.
 	recvSlot = 65535
 )
 
