@@ -197,3 +197,41 @@ func TestMmsgGroupsBySocket(t *testing.T) {
 		t.Fatalf("sent on %v, want %v", order, want)
 	}
 }
+
+// On a dual-stack socket an IPv4 client shows as an IPv4 address (unmapped), and the
+// answer to that address leaves from the IPv6 socket.
+func TestMmsgDualStackIPv4Client(t *testing.T) {
+	fd, addr := boundUDP(t, "::")
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(addr.Port())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	r, w := newMmsgReader(), newMmsgWriter()
+	var n int
+	for n == 0 {
+		// The datagram crosses loopback at once; a few empty reads at most.
+		if n, err = r.recv(fd); err != nil && err != unix.EAGAIN {
+			t.Fatal(err)
+		}
+	}
+	from := r.from(0)
+	if want := c.LocalAddr().(*net.UDPAddr).AddrPort(); from != want || !from.Addr().Is4() {
+		t.Fatalf("from %v, want %v", from, want)
+	}
+	w.add(fd, []byte("world"), from, nil, -1)
+	w.flush(func(_ *outMsg, err error) {
+		if err != nil {
+			t.Errorf("send to %v: %v", from, err)
+		}
+	})
+	buf := make([]byte, 16)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	k, err := c.Read(buf)
+	if err != nil || string(buf[:k]) != "world" {
+		t.Fatalf("got %q, %v", buf[:k], err)
+	}
+}
