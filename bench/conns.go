@@ -18,8 +18,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // ConnsOptions configure a connection ramp: Count connections opened as
@@ -59,7 +57,7 @@ type ConnsResults struct {
 // idleConn is one open connection of the ramp.
 type idleConn struct {
 	raw net.Conn
-	cc  *http2.ClientConn
+	cc  *http.ClientConn
 }
 
 // RunConns opens o.Count connections to o.Target and reports the server's
@@ -277,11 +275,7 @@ func askStream(rw io.ReadWriter, q *wireQuery, id uint16) error {
 }
 
 func (c *idleConn) askDoH(ctx context.Context, tc *tls.Conn, o ConnsOptions, cfg *tls.Config, q *wireQuery) error {
-	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
-		return fmt.Errorf("server negotiated ALPN %q, want h2", p)
-	}
-	tr := &http2.Transport{}
-	cc, err := tr.NewClientConn(tc)
+	cc, err := h2ClientConn(ctx, tc, o.Target)
 	if err != nil {
 		return err
 	}
@@ -329,7 +323,7 @@ func (c idleConn) alive() bool {
 		return false
 	}
 	if c.cc != nil {
-		return c.cc.CanTakeNewRequest()
+		return c.cc.Err() == nil
 	}
 	c.raw.SetReadDeadline(time.Now().Add(-time.Second))
 	var b [1]byte

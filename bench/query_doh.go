@@ -15,16 +15,14 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // dohConn drives one HTTP/2 connection with inflight stream loops, each
 // POSTing application/dns-message queries one after the other (RFC 8484).
 // Each loop is a queryWorker of its own, so no state is shared between
-// them; the http2.ClientConn is safe for concurrent use.
+// them; the http.ClientConn is safe for concurrent use.
 type dohConn struct {
-	cc      *http2.ClientConn
+	cc      *http.ClientConn
 	raw     net.Conn
 	url     string
 	qs      []wireQuery
@@ -45,12 +43,7 @@ func dialDoH(ctx context.Context, o QueryOptions, cfg *tls.Config, qs []wireQuer
 		return nil, err
 	}
 	tc.SetDeadline(time.Time{})
-	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
-		raw.Close()
-		return nil, fmt.Errorf("server negotiated ALPN %q, want h2", p)
-	}
-	tr := &http2.Transport{ReadIdleTimeout: 0}
-	cc, err := tr.NewClientConn(tc)
+	cc, err := h2ClientConn(ctx, tc, o.Target)
 	if err != nil {
 		raw.Close()
 		return nil, err
@@ -74,6 +67,22 @@ func dialDoH(ctx context.Context, o QueryOptions, cfg *tls.Config, qs []wireQuer
 		return nil, err
 	}
 	return c, nil
+}
+
+// h2ClientConn runs HTTP/2 over tc, a TLS connection whose handshake is
+// done (so that the caller has timed it and checked its staple). No pings:
+// a benchmark's connection is never idle long enough to need them.
+func h2ClientConn(ctx context.Context, tc *tls.Conn, target string) (*http.ClientConn, error) {
+	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+		return nil, fmt.Errorf("server negotiated ALPN %q, want h2", p)
+	}
+	var h2 http.Protocols
+	h2.SetHTTP2(true)
+	tr := &http.Transport{
+		Protocols:      &h2,
+		DialTLSContext: func(context.Context, string, string) (net.Conn, error) { return tc, nil },
+	}
+	return tr.NewClientConn(ctx, "https", target)
 }
 
 func (c *dohConn) workers() []*queryWorker { return c.loops }
@@ -110,7 +119,7 @@ func (c *dohConn) loop(ctx context.Context, w *queryWorker, end time.Time) {
 		next = (next + 1) % len(c.qs)
 		if err != nil {
 			w.fail(errorKind(err))
-			if !c.cc.CanTakeNewRequest() {
+			if c.cc.Err() != nil {
 				return
 			}
 			continue

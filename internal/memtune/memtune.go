@@ -78,10 +78,9 @@ type Tuner struct {
 	stopped sync.WaitGroup
 	samples []metrics.Sample
 
-	percent   atomic.Int64 // last value given to debug.SetGCPercent; read by Percent
-	cycles    uint64       // collections seen at the last idle check
-	released  uint64       // collections seen right after our own release
-	checkedAt time.Time
+	percent  atomic.Int64 // last value given to debug.SetGCPercent; read by Percent
+	cycles   uint64       // collections seen at the last idle check
+	released uint64       // collections seen right after our own release
 }
 
 const (

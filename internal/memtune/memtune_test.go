@@ -71,12 +71,7 @@ func TestIdleCheckReleasesOnlyWhenQuiet(t *testing.T) {
 	tu := Start(Options{Percent: -1, Log: slog.New(slog.DiscardHandler)})
 	defer debug.SetGCPercent(old)
 
-	garbage := make([][]byte, 0, 1024)
-	for range 1024 {
-		garbage = append(garbage, make([]byte, 64<<10))
-	}
-	garbage = nil
-	_ = garbage
+	allocate64MiB()
 	runtime.GC() // the 64 MiB are free but still retained
 
 	_, cycles, _ := tu.read()
@@ -114,3 +109,17 @@ func TestTunerUpdate(t *testing.T) {
 		t.Errorf("runtime's GC percent %d, want 250", got)
 	}
 }
+
+// allocate64MiB makes 64 MiB of garbage in 64 KiB pieces.
+//
+//go:noinline
+func allocate64MiB() {
+	var keep [][]byte
+	for range 1024 {
+		keep = append(keep, make([]byte, 64<<10))
+	}
+	sink = keep
+	sink = nil
+}
+
+var sink [][]byte

@@ -37,11 +37,6 @@ type luaTable struct {
 	fields map[string]luaValue
 }
 
-func (t *luaTable) get(k string) (luaValue, bool) {
-	v, ok := t.fields[k]
-	return v, ok
-}
-
 type luaCall struct {
 	fn   string
 	args []luaValue
@@ -63,7 +58,6 @@ type luaConv struct {
 	pools       []any
 	webserver   yaml.MapSlice
 	tcpIdle     string
-	cacheByVar  map[string]yaml.MapSlice
 	cacheNumber int
 }
 
@@ -711,7 +705,7 @@ func (p *luaParser) statement() (*statement, error) {
 	}
 	t := p.peek()
 	if t.kind == 'i' && blockOpeners[t.text] {
-		return nil, fmt.Errorf("Lua code (%s ... end)", t.text)
+		return nil, fmt.Errorf("a block of Lua code (%s ... end)", t.text)
 	}
 	p.accept("local")
 	name := p.next()

@@ -94,7 +94,7 @@ func TestFromLua(t *testing.T) {
 		{"dnsdist.conf:17:", "staleTTL"},
 		{"dnsdist.conf:22:", "controlSocket", "not carried over"},
 		{"dnsdist.conf:23:", "addAction"},
-		{"dnsdist.conf:24:", "function"},
+		{"dnsdist.conf:24:", "Lua code", "function"},
 		{"dnsdist.conf:29:", "setKey"},
 	} {
 		if !hasNote(r, want...) {
