@@ -8,7 +8,11 @@
 // generate): parses, successful, exactly one SingleResponse for this
 // certificate's serial and issuer, signed by the issuer or a delegated
 // responder it certified with the OCSPSigning EKU, status good, and
-// thisUpdate <= now+Skew < nextUpdate. Generate mints a response from a CA
+// thisUpdate <= now+Skew < nextUpdate. When the issuer cannot be found (a
+// leaf-only certificate file, as dnsdist configurations have), a response
+// file passes ValidateUnverified instead: every check but the signature, the
+// issuer key hash compared with the leaf's Authority Key Identifier, and the
+// staple is reported as unverified. Generate mints a response from a CA
 // key (dnsdist's generateOCSPResponse). The Manager (manager.go) runs the
 // life cycle; its timing rules, each with its reason, are in schedule.go.
 //
