@@ -22,7 +22,6 @@ import (
 type policy struct {
 	clock  rules.Clock
 	dyn    *rules.DynBlocks
-	tls    *rules.TLSLimiter // nil: no per-client TLS limit configured
 	cancel context.CancelFunc
 }
 
