@@ -21,6 +21,7 @@ type Etcd struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	log     string
+	args    []string
 	stopped bool
 }
 
@@ -39,28 +40,50 @@ func StartEtcd(t testing.TB) *Etcd {
 	}
 	e := &Etcd{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", client), exited: make(chan struct{}), log: filepath.Join(dir, "etcd.log")}
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	logf, err := os.Create(e.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cmd = exec.Command(bin, "--name", "e0", "--data-dir", filepath.Join(dir, "data"),
+	e.args = []string{"--name", "e0", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", e.URL, "--advertise-client-urls", e.URL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "e0="+peerURL, "--initial-cluster-state", "new",
+		"--initial-cluster", "e0=" + peerURL, "--initial-cluster-state", "new",
 		// Fast elections on loopback.
 		"--heartbeat-interval", "50", "--election-timeout", "500",
-		"--log-level", "warn", "--logger", "zap")
+		"--log-level", "warn", "--logger", "zap"}
+	e.start(bin)
+	t.Cleanup(e.Stop)
+	e.waitHealthy()
+	return e
+}
+
+// Restart starts a stopped etcd again on the same ports and data and waits until it is
+// healthy.
+func (e *Etcd) Restart() {
+	e.t.Helper()
+	e.exited, e.stopped = make(chan struct{}), false
+	e.start(testutil.Tool(e.t, "etcd"))
+	e.waitHealthy()
+}
+
+func (e *Etcd) start(bin string) {
+	e.t.Helper()
+	logf, err := os.OpenFile(e.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.cmd = exec.Command(bin, e.args...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	if err := e.cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatalf("etcd: %v", err)
+		e.t.Fatalf("etcd: %v", err)
 	}
-	go func() {
-		_ = e.cmd.Wait()
+	exited := e.exited
+	go func(cmd *exec.Cmd) {
+		_ = cmd.Wait()
 		logf.Close()
-		close(e.exited)
-	}()
-	t.Cleanup(e.Stop)
+		close(exited)
+	}(e.cmd)
+}
+
+func (e *Etcd) waitHealthy() {
+	e.t.Helper()
 	if !testutil.Poll(30*time.Second, func() bool {
 		select {
 		case <-e.exited:
@@ -75,9 +98,8 @@ func StartEtcd(t testing.TB) *Etcd {
 		return resp.StatusCode == http.StatusOK
 	}) {
 		b, _ := os.ReadFile(e.log)
-		t.Fatalf("etcd did not become healthy within 30s; its log:\n%s", b)
+		e.t.Fatalf("etcd did not become healthy within 30s; its log:\n%s", b)
 	}
-	return e
 }
 
 // Stop ends etcd (SIGTERM, then SIGKILL after 10 s). It is idempotent.

@@ -139,7 +139,7 @@ func floodFrom(t testing.TB, src, addr string, n int) {
 // the others; a client blocked on one (through its admin API, or by its rules for a
 // flood) is refused by another within 3 s, and a block lifted through any is lifted
 // everywhere; when the leader crashes another takes over; with etcd stopped every
-// instance keeps answering and stapling.
+// instance keeps answering and stapling, and when it returns they share again.
 func TestFleet(t *testing.T) {
 	t.Parallel()
 	etcd := StartEtcd(t)
@@ -282,5 +282,21 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s without etcd: dig status %q, want NOERROR", d.Config, st)
 		}
 		SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, p.Leaf.Cert)
+	}
+
+	// etcd returns: every instance reconnects, and blocks are shared again.
+	etcd.Restart()
+	start = time.Now()
+	for _, d := range rest {
+		if !testutil.Poll(30*time.Second, func() bool { s := fleetOf(t, d); return s.Connected && s.Leader != "" }) {
+			t.Fatalf("%s not reconnected 30s after etcd returned: %+v", d.Config, fleetOf(t, d))
+		}
+	}
+	t.Logf("measured: every instance reconnected %v after etcd returned", time.Since(start).Round(time.Millisecond))
+	if code, body := postJSON(t, rest[0], "/api/v1/blocks", `{"network":"127.0.0.5","action":"Refused","seconds":120,"reason":"e2e"}`); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/blocks: %d %s", code, body)
+	}
+	if !testutil.Poll(3*time.Second, func() bool { return digStatus(t, rest[1], "127.0.0.5") == "REFUSED" }) {
+		t.Fatalf("after etcd returned, a block added on one instance is not refused by another within 3s")
 	}
 }
