@@ -131,7 +131,7 @@ func TestValidateUnverified(t *testing.T) {
 
 // mintSHA1 is a good response for p's leaf with a SHA-1 CertID, as
 // `openssl ocsp` asks for by default.
-func mintSHA1(t *testing.T, p *devpki.TestPKI) []byte {
+func mintSHA1(t testing.TB, p *devpki.TestPKI) []byte {
 	der, err := xocsp.CreateResponse(p.Issuer.Cert, p.Issuer.Cert, xocsp.Response{Status: xocsp.Good,
 		SerialNumber: p.Leaf.Cert.SerialNumber, ThisUpdate: p.Now.Add(-time.Minute), NextUpdate: p.Now.Add(24 * time.Hour),
 		IssuerHash: crypto.SHA1}, p.Issuer.Key)
@@ -314,4 +314,23 @@ func gatherByCert(t *testing.T, m *ocsp.Manager, name string) map[string]float64
 		}
 	}
 	return out
+}
+
+// FuzzValidateUnverified: no input panics, and whatever passes is for the certificate's
+// serial and issuer name.
+func FuzzValidateUnverified(f *testing.F) {
+	p := devpki.NewTestPKI(f, f.TempDir())
+	f.Add(p.Good())
+	f.Add(p.ForOtherCert())
+	f.Add(mintSHA1(f, p))
+	f.Add([]byte{0x30, 0x03, 0x0a, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		s, err := ocsp.ValidateUnverified(der, p.Leaf.Cert, p.Now)
+		if err != nil {
+			return
+		}
+		if !s.Unverified || s.Serial.Cmp(p.Leaf.Cert.SerialNumber) != 0 {
+			t.Fatalf("accepted %+v", s)
+		}
+	})
 }
