@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/dnsfront/dnsfront/config"
 	"github.com/dnsfront/dnsfront/engine/rules"
@@ -79,5 +82,56 @@ func TestHotPathRulesAllocs(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(1000, h.roundTrip); a != 0 {
 		t.Errorf("%v allocations per query with rules, want 0", a)
+	}
+}
+
+// TestPolicyVerdicts drives one loop's UDP path with rules: a spoofed name is answered on
+// the loop without reaching the backend, a dropped one gets nothing, and a name no rule
+// matches is forwarded as before.
+func TestPolicyVerdicts(t *testing.T) {
+	fd, client := udpPair(t)
+	h := newHotPath(t, fd, client)
+	cfg, err := config.ParseRules("t.yaml", []byte(`query_rules:
+  - {name: spoof, selector: {type: QName, qname: "www.example.com."}, action: {type: Spoof, ips: ["192.0.2.99"]}}
+  - {name: drop, selector: {type: QName, qname: "drop.example.com."}, action: {type: Drop}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.Compile(cfg, rules.Options{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.l.e.state.Load().Rules = rs
+
+	// Spoofed: the answer comes back at once, and the backend has nothing to read.
+	h.listener.in = h.query
+	h.l.onUDP(h.listener, h.bind)
+	buf := make([]byte, 512)
+	_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, _, err := client.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no answer to the spoofed name: %v", err)
+	}
+	var m dns.Msg
+	if err := m.Unpack(buf[:n]); err != nil || len(m.Answer) != 1 || !strings.Contains(m.Answer[0].String(), "192.0.2.99") || m.Id != 0x1234 {
+		t.Fatalf("spoofed answer: %v (%v)", &m, err)
+	}
+	if len(h.sock.pending) != 0 {
+		t.Fatalf("%d queries sent to the backend for a spoofed name", len(h.sock.pending))
+	}
+
+	// Dropped: nothing is sent, nothing is pending, and the pending entry is recycled.
+	q := new(dns.Msg)
+	q.SetQuestion("drop.example.com.", dns.TypeA)
+	wire, _ := q.Pack()
+	free := len(h.l.free)
+	h.listener.in = wire
+	h.l.onUDP(h.listener, h.bind)
+	if len(h.sock.pending) != 0 || len(h.l.free) != free {
+		t.Fatalf("dropped query: %d pending, free list %d → %d", len(h.sock.pending), free, len(h.l.free))
+	}
+	if d, a := h.l.pol.stats.drops.Load(), h.l.pol.stats.answered.Load(); d != 1 || a != 1 {
+		t.Errorf("%d drops and %d answers counted, want one each", d, a)
 	}
 }
