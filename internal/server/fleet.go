@@ -44,7 +44,8 @@ type fleetMode struct {
 	once   sync.Once
 
 	mu     sync.Mutex
-	shared map[string][32]byte // certificate ID → SHA-256 of the staple DER last shared, either way
+	shared map[string][32]byte        // certificate ID → SHA-256 of the staple DER last shared, either way
+	blocks map[netip.Prefix]time.Time // the end of each block as last shared by this member
 }
 
 type fleetJob struct {
@@ -67,7 +68,8 @@ func newFleetMode(cfg *config.Config, log *slog.Logger) *fleetMode {
 		member, _ = os.Hostname()
 	}
 	fm := &fleetMode{cfg: cfg.Fleet, log: log, started: time.Now(), member: member,
-		jobs: make(chan fleetJob, fleetQueue), done: make(chan struct{}), shared: map[string][32]byte{}}
+		jobs: make(chan fleetJob, fleetQueue), done: make(chan struct{}), shared: map[string][32]byte{},
+		blocks: map[netip.Prefix]time.Time{}}
 	fm.ctx, fm.cancel = context.WithCancel(context.Background())
 	go fm.writer()
 	return fm
@@ -158,11 +160,37 @@ func (fm *fleetMode) shareStaple(id string, der []byte, unverified bool) {
 // shareBlock is the rules' OnBlock: a block the rules raised or extended here is written
 // for the others. It runs on the evaluator and only queues. Suffix blocks and warnings
 // stay local: the fleet shares client networks.
+//
+// The evaluator extends a block every second while its client stays over the rate; the
+// extension is written only once the block's end has moved by half its duration, so a
+// flood from many sources costs etcd a write per source every half block, not every
+// second, and the other members' copies never end more than half a duration early.
 func (fm *fleetMode) shareBlock(b rules.BlockInfo) {
 	if fm == nil || b.Warning || b.Network == "" {
 		return
 	}
-	fm.putBlock(b.Network, b.Until, b.Reason, b.Action)
+	p, err := config.ParsePrefix(b.Network)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	fm.mu.Lock()
+	last, had := fm.blocks[p]
+	share := !had || !now.Before(last) || b.Until.Sub(last) >= b.Remaining/2
+	if share {
+		fm.blocks[p] = b.Until
+	}
+	if len(fm.blocks) > fleetQueue {
+		for q, until := range fm.blocks {
+			if !now.Before(until) {
+				delete(fm.blocks, q)
+			}
+		}
+	}
+	fm.mu.Unlock()
+	if share {
+		fm.putBlock(b.Network, b.Until, b.Reason, b.Action)
+	}
 }
 
 // shareAdded shares a block added through the admin API.
@@ -195,6 +223,9 @@ func (fm *fleetMode) shareRemoved(key string) {
 	if err != nil {
 		return // a suffix block: local only
 	}
+	fm.mu.Lock()
+	delete(fm.blocks, p)
+	fm.mu.Unlock()
 	fm.enqueue("unblock "+p.String(), func(ctx context.Context, f *fleet.Fleet) error {
 		return f.DeleteBlock(ctx, p)
 	})

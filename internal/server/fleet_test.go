@@ -1,0 +1,83 @@
+package server
+
+import (
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/dnsfront/dnsfront/config"
+	"github.com/dnsfront/dnsfront/engine/rules"
+)
+
+// newTestFleetMode is a fleetMode without etcd or writer: what it would write stays in
+// its queue.
+func newTestFleetMode(t *testing.T) *fleetMode {
+	t.Helper()
+	cfg := &config.Fleet{Name: "t"}
+	cfg.Etcd.DialTimeout = config.Duration(time.Hour)
+	return &fleetMode{cfg: cfg, log: slog.New(slog.DiscardHandler), started: time.Now(), member: "m",
+		jobs: make(chan fleetJob, 16), shared: map[string][32]byte{}, blocks: map[netip.Prefix]time.Time{}}
+}
+
+func drain(fm *fleetMode) []string {
+	var out []string
+	for {
+		select {
+		case j := <-fm.jobs:
+			out = append(out, j.what)
+		default:
+			return out
+		}
+	}
+}
+
+// A block the rules extend every second is written again only once its end has moved by
+// half its duration; suffix blocks and warnings stay local; an admin removal is shared.
+func TestFleetShareBlocks(t *testing.T) {
+	fm := newTestFleetMode(t)
+	now := time.Now()
+	b := rules.BlockInfo{Network: "192.0.2.1/32", Action: "Refused", Remaining: 60 * time.Second, Until: now.Add(60 * time.Second)}
+	fm.shareBlock(b)
+	for i := 1; i < 30; i++ { // extended every second, for 29 s
+		b.Until = now.Add(time.Duration(60+i) * time.Second)
+		fm.shareBlock(b)
+	}
+	b.Until = now.Add(90 * time.Second)
+	fm.shareBlock(b)
+	if got := drain(fm); len(got) != 2 || got[0] != "block 192.0.2.1/32" {
+		t.Fatalf("writes %q, want the block and one extension after half its duration", got)
+	}
+	fm.shareBlock(rules.BlockInfo{Suffix: "example.", Until: now.Add(time.Minute), Remaining: time.Minute})
+	fm.shareBlock(rules.BlockInfo{Network: "192.0.2.2/32", Warning: true, Until: now.Add(time.Minute), Remaining: time.Minute})
+	fm.shareRemoved("suffix:example.")
+	if got := drain(fm); len(got) != 0 {
+		t.Fatalf("writes %q for a suffix block and a warning, want none", got)
+	}
+	fm.shareRemoved("192.0.2.1")
+	fm.shareBlock(b) // raised again after the removal: written at once
+	if got := drain(fm); len(got) != 2 || got[0] != "unblock 192.0.2.1/32" || got[1] != "block 192.0.2.1/32" {
+		t.Fatalf("writes %q, want the removal then the block again", got)
+	}
+	fm.shareAdded(rules.BlockRequest{Network: "2001:db8::/48", Duration: time.Minute})
+	if got := drain(fm); len(got) != 1 || got[0] != "block 2001:db8::/48" {
+		t.Fatalf("writes %q for an admin block", got)
+	}
+}
+
+// Without a fleet everything fetches; in a fleet nobody fetches before the first session
+// had its chance, nor a member that is not the leader.
+func TestFleetMayFetch(t *testing.T) {
+	var none *fleetMode
+	if !none.mayFetch() {
+		t.Error("an instance alone may not fetch")
+	}
+	fm := newTestFleetMode(t)
+	if fm.mayFetch() {
+		t.Error("fetching during the first dial timeout")
+	}
+	fm.started = time.Now().Add(-2 * time.Hour)
+	if !fm.mayFetch() {
+		t.Error("not fetching with no fleet session after the dial timeout")
+	}
+}
