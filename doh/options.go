@@ -40,7 +40,8 @@ func (p Proto) String() string {
 
 // Options configure a Session. A zero number or duration means its default;
 // the booleans are taken as given, so start from DefaultOptions. One Options
-// value is shared, read-only, by every session of a bind.
+// value is shared, read-only, by every session of a bind: do not change it
+// once a session uses it (copy it instead).
 type Options struct {
 	// Paths are the URL paths that serve DNS queries. Default ["/dns-query"].
 	Paths []string
