@@ -185,6 +185,9 @@ func (l *loop) ruledResponse(p *pending, m []byte) bool {
 	}
 	st := l.state
 	dyn := l.e.opts.Dyn
+	if dyn != nil && !dyn.Active() {
+		dyn = nil // no dynamic rule counts answers
+	}
 	hasRules := st != nil && st.Rules != nil && st.Rules.HasResponseRules()
 	if !hasRules && dyn == nil {
 		return true
