@@ -150,3 +150,42 @@ func FuzzHPACKDecoder(f *testing.F) {
 		}
 	})
 }
+
+// Through many evictions in a small table, including fields whose name is
+// that of the entry their insertion evicts (RFC 7541 4.4), our decoder's
+// one-buffer table reads what x/net's encoder wrote.
+func TestHPACKDecoderEvictionAgainstXNet(t *testing.T) {
+	for _, size := range []uint32{64, 100, 256, 4096} {
+		var buf bytes.Buffer
+		enc := hpack.NewEncoder(&buf)
+		enc.SetMaxDynamicTableSizeLimit(size)
+		sink := &collect{}
+		dec := newHPACKDecoder(4096, 8192, sink)
+		r := rand.New(rand.NewPCG(uint64(size), 7))
+		names := []string{"x-a", "x-bb", "user-agent", "x-a-much-longer-name-for-the-table"}
+		for block := range 3000 {
+			buf.Reset()
+			var want []hpack.HeaderField
+			for range 1 + r.IntN(4) {
+				f := hpack.HeaderField{Name: names[r.IntN(len(names))], Value: strings.Repeat("v", r.IntN(40))}
+				want = append(want, f)
+				enc.WriteField(f)
+			}
+			sink.fields = sink.fields[:0]
+			if err := dec.decode(buf.Bytes()); err != nil {
+				t.Fatalf("table %d, block %d: %v", size, block, err)
+			}
+			if len(sink.fields) != len(want) {
+				t.Fatalf("table %d, block %d: %d fields, want %d", size, block, len(sink.fields), len(want))
+			}
+			for i, f := range want {
+				if sink.fields[i].Name != f.Name || sink.fields[i].Value != f.Value {
+					t.Fatalf("table %d, block %d, field %d: %v, want %v", size, block, i, sink.fields[i], f)
+				}
+			}
+			if dec.size > dec.max || len(dec.buf) > 3*dec.max {
+				t.Fatalf("table %d: size %d, buffer %d", size, dec.size, len(dec.buf))
+			}
+		}
+	}
+}
