@@ -50,7 +50,10 @@ wait_port() {
 		if [ "$proto" = tcp ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
 			return 0
 		fi
-		if [ "$proto" = udp ] && dig +time=1 +tries=1 -p "${addr##*:}" @"${addr%:*}" www.dnsfront.test A >/dev/null 2>&1; then
+		# NOERROR, not just an answer: a frontend whose backend has not passed its first
+		# health check answers SERVFAIL, and a run started then measures nothing.
+		if [ "$proto" = udp ] && dig +time=1 +tries=1 -p "${addr##*:}" @"${addr%:*}" www.dnsfront.test A 2>/dev/null |
+			grep -q 'status: NOERROR'; then
 			return 0
 		fi
 		sleep 0.1
