@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -250,13 +251,11 @@ func (s *Server) startFleet() error {
 		Log:         s.log,
 	}
 	opt.RotationDelay, opt.NumberOfKeys = s.cfg.FleetTicketSettings()
-	if t := c.Etcd.TLS; t != nil {
-		tc, err := fleet.TLSConfig(t.CA, t.Certificate, t.Key)
-		if err != nil {
-			return s.cfg.At("fleet.etcd.tls", err)
-		}
-		opt.TLS = tc
+	tc, err := fleetTLS(s.cfg)
+	if err != nil {
+		return err
 	}
+	opt.TLS = tc
 	// The fleet rotates the keys: local rotation would fight it.
 	for _, tb := range s.tls {
 		tb.tickets.Stop()
@@ -314,6 +313,20 @@ func (s *Server) startFleet() error {
 	s.reg.MustRegister(f.Collector())
 	s.log.Info("fleet: joining", "fleet", c.Name, "member", fm.member, "endpoints", c.Etcd.Endpoints)
 	return nil
+}
+
+// fleetTLS loads the CA and client certificate that reach etcd; nil without fleet.etcd.tls.
+// check-config calls it too, so that a bad file is found before a start.
+func fleetTLS(cfg *config.Config) (*tls.Config, error) {
+	if cfg.Fleet == nil || cfg.Fleet.Etcd.TLS == nil {
+		return nil, nil
+	}
+	t := cfg.Fleet.Etcd.TLS
+	tc, err := fleet.TLSConfig(t.CA, t.Certificate, t.Key)
+	if err != nil {
+		return nil, cfg.At("fleet.etcd.tls", err)
+	}
+	return tc, nil
 }
 
 // registerFleetAPI serves GET /api/v1/fleet: this member's view of the fleet.
