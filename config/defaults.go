@@ -81,6 +81,7 @@ func (c *Config) applyDefaults() {
 		b := &c.Binds[i]
 		orDefault(&b.Protocol, "Do53")
 		b.Protocol = canonicalProtocol(b.Protocol)
+		applyQUICDefaults(b)
 		if b.TLS != nil {
 			t := b.TLS
 			orDefault(&t.MinimumVersion, DefaultMinimumTLS)

@@ -52,7 +52,7 @@ func TestErrorsCarryPositions(t *testing.T) {
 	}{
 		{"typo suggests key", "binds:\n  - listen_adress: \"127.0.0.1:53\"\n", []string{"typo.yaml:2:5", `unknown key "listen_adress"`, `did you mean "listen_address"`}},
 		{"wrong type", "binds:\n  - listen_address: \"127.0.0.1:53\"\ngeneral:\n  event_loops: many\n", []string{"typo.yaml:4:16"}},
-		{"bad protocol", "binds:\n  - listen_address: \"127.0.0.1:53\"\n    protocol: DoQ\n", []string{"typo.yaml:3:15", "binds[0].protocol", `unknown protocol "DoQ"`}},
+		{"bad protocol", "binds:\n  - listen_address: \"127.0.0.1:53\"\n    protocol: DNSCrypt\n", []string{"typo.yaml:3:15", "binds[0].protocol", `unknown protocol "DNSCrypt"`}},
 		{"bad address", "binds:\n  - listen_address: \"localhost\"\n", []string{"typo.yaml:2:21", "binds[0].listen_address"}},
 		{"dot without tls", "binds:\n  - listen_address: \"127.0.0.1:853\"\n    protocol: DoT\n", []string{"binds[0].tls", "needs a tls block"}},
 		{"bad acl", "acl: [\"10.0.0.0/33\"]\nbinds: [{listen_address: \"127.0.0.1:53\"}]\n", []string{"typo.yaml:1:7", "acl[0]"}},

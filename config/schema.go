@@ -71,6 +71,10 @@ type Bind struct {
 	TLS  *BindTLS `yaml:"tls"`
 	DoH  *BindDoH `yaml:"doh"`
 	TCP  *BindTCP `yaml:"tcp"`
+
+	// DoQ and DoH3 (quic.go).
+	QUIC *BindQUIC `yaml:"quic"`
+	DoQ  *BindDoQ  `yaml:"doq"`
 }
 
 // BindTCP tunes the stream side of a bind.

@@ -103,11 +103,12 @@ func (c *Config) validateBind(v *validator, i int, seen map[string]int) {
 	if err != nil {
 		v.errorf(p+".listen_address", "%q is not an IP:port (e.g. \"127.0.0.1:53\" or \"[::1]:53\")", b.ListenAddress)
 	} else {
-		key := ap.String()
-		if j, dup := seen[key]; dup {
-			v.errorf(p+".listen_address", "%s is already used by binds[%d]", key, j)
+		for _, key := range bindKeys(b.Protocol, ap) {
+			if j, dup := seen[key]; dup {
+				v.errorf(p+".listen_address", "%s is already used by binds[%d]", key, j)
+			}
+			seen[key] = i
 		}
-		seen[key] = i
 	}
 	switch b.Protocol {
 	case "Do53":
@@ -118,11 +119,12 @@ func (c *Config) validateBind(v *validator, i int, seen map[string]int) {
 		if b.TLS == nil {
 			v.errorf(p+".tls", "protocol DoT needs a tls block with certificates")
 		}
-	case "DoH":
+	case "DoH", "DoQ", "DoH3":
 	default:
-		v.errorf(p+".protocol", "unknown protocol %q (want Do53, DoT or DoH)", b.Protocol)
+		v.errorf(p+".protocol", "unknown protocol %q (want Do53, DoT, DoH, DoQ or DoH3)", b.Protocol)
 	}
-	if b.DoH != nil && b.Protocol != "DoH" {
+	validateQUICBind(v, p, b)
+	if b.DoH != nil && b.Protocol != "DoH" && b.Protocol != "DoH3" {
 		v.errorf(p+".doh", "a doh block needs protocol DoH")
 	}
 	if t := b.TLS; t != nil {

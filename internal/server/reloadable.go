@@ -62,6 +62,7 @@ func bindChanges(i int, a, b config.Bind) []string {
 	if !reflect.DeepEqual(a.DoH, b.DoH) {
 		out = append(out, p+".doh")
 	}
+	out = append(out, quicChanges(p, a, b)...)
 	if (a.TLS == nil) != (b.TLS == nil) {
 		return append(out, p+".tls")
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/dnsfront/dnsfront/engine/rules"
 	"github.com/dnsfront/dnsfront/internal/demobackend"
 	"github.com/dnsfront/dnsfront/internal/memtune"
+	"github.com/dnsfront/dnsfront/internal/quic"
 	"github.com/dnsfront/dnsfront/ocsp"
 	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +48,8 @@ type Server struct {
 	adm   *admin
 	reg   *prometheus.Registry
 	loops int
-	tls   map[string]*tlsBind // by listen address
+	tls   map[string]*tlsBind // by tlsKey
+	quic  []*quic.Listener
 	st    *staples
 	be    *backends // current backend set and caches
 	hc    health
@@ -92,6 +94,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn, newHandshakeCollector(s))
 	s.reg.MustRegister(tlsframe.HandshakeCollector()) // dnsfront_tls_handshakes_negotiated_total, process-wide
 	fail := func(err error) (*Server, error) {
+		s.closeQUIC()
 		s.closeTLS()
 		s.stopDemo()
 		return nil, err
@@ -104,7 +107,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		if err != nil {
 			return fail(cfg.At(fmt.Sprintf("binds[%d].tls", i), err))
 		}
-		s.tls[b.ListenAddress] = tb
+		s.tls[tlsKey(b)] = tb
 	}
 	p, err := s.prepare(cfg)
 	if err != nil {
@@ -118,7 +121,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	}
 	s.eng, err = engine.New(engine.Options{
 		Loops:          s.loops,
-		Binds:          binds,
+		Binds:          engineBinds(cfg, binds),
 		TCPIdleTimeout: cfg.General.TCPIdleTimeout.D(),
 		MaxTCPInFlight: cfg.General.MaxTCPInFlight,
 		Logger:         log,
@@ -132,6 +135,10 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	s.reg.MustRegister(s.eng.Collector(), s.pol.dyn.Collector(), newPolicyCollector(s.eng),
 		rules.RuleCollector(func() *rules.RuleSet { return s.eng.CurrentState().Rules }))
 	if err := s.eng.Start(); err != nil {
+		return fail(err)
+	}
+	if err := s.startQUIC(cfg, binds); err != nil {
+		_ = s.eng.Stop()
 		return fail(err)
 	}
 	s.pol.run()
@@ -237,7 +244,7 @@ func (s *Server) prepare(cfg *config.Config) (*plan, error) {
 		if b.TLS == nil {
 			continue
 		}
-		tb := s.tls[b.ListenAddress]
+		tb := s.tls[tlsKey(b)]
 		// The ticket key file is read at every reload, changed or not: rewriting it and
 		// reloading is how keys from a file rotate (as with dnsdist). An absent key keeps
 		// the ring: dropping keys would end every session.
@@ -305,7 +312,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.mu.Unlock()
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.General.DrainTimeout.D())
 	defer cancel()
-	err := s.eng.Drain(dctx)
+	err := errors.Join(s.stopQUIC(dctx), s.eng.Drain(dctx))
 	if s.adm != nil {
 		s.adm.shutdown(ctx)
 	}
@@ -393,7 +400,7 @@ func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {
 		if b.TCP != nil {
 			bo.MaxConns = b.TCP.MaxConcurrentConnections
 		}
-		if tb := s.tls[b.ListenAddress]; tb != nil {
+		if tb := s.tls[tlsKey(b)]; tb != nil {
 			bo.TLSStore, bo.Handshaker = tb.store, tb.hs
 		}
 		if d := b.DoH; d != nil {

@@ -55,11 +55,11 @@ backends:
 			name: "bad protocol",
 			yaml: `binds:
   - listen_address: "127.0.0.1:5353"
-    protocol: DoQ
+    protocol: DNSCrypt
 backends:
   - address: "127.0.0.1:53"
 `,
-			want: []string{"%s:3:15:", "binds[0].protocol", `"DoQ"`},
+			want: []string{"%s:3:15:", "binds[0].protocol", `"DNSCrypt"`},
 		},
 		{
 			name: "bad value",
@@ -103,7 +103,7 @@ backends:
 func TestServeRejectsBrokenConfig(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "broken.yaml")
-	yaml := "binds:\n  - listen_address: \"127.0.0.1:5353\"\n    protocol: DoQ\nbackends:\n  - address: \"127.0.0.1:53\"\n"
+	yaml := "binds:\n  - listen_address: \"127.0.0.1:5353\"\n    protocol: DNSCrypt\nbackends:\n  - address: \"127.0.0.1:53\"\n"
 	WriteFile(t, path, []byte(yaml))
 	out, code := RunCLI(t, "serve", "--config", path)
 	if code == 0 || !strings.Contains(out, path+":3:15:") || !strings.Contains(out, "binds[0].protocol") {
