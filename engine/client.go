@@ -282,6 +282,9 @@ func (l *loop) handleQuery(st *State, bind *BindOptions, msg []byte, q question,
 			return
 		}
 	}
+	if st.DDR != nil && l.answerDDR(st.DDR, msg, q, p) {
+		return
+	}
 	p.pool = pool
 	if pool != nil && pool.Cache != nil && !p.pol.skipCache {
 		if r, ok := pool.Cache.Get(msg, l.resp[:0], time.Now()); ok {

@@ -18,6 +18,8 @@ type State struct {
 	NewLoopObserver func() LoopObserver
 	// Rules is the compiled traffic policy (policy.go); nil: none.
 	Rules *rules.RuleSet
+	// DDR answers Discovery of Designated Resolvers queries (ddr.go); nil: none.
+	DDR *DDR
 }
 
 // Backend is one downstream resolver as the loops see it.

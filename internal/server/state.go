@@ -122,6 +122,9 @@ func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 		pools[name] = ep
 	}
 	out.state = engine.NewState(acl, ebs, pools)
+	if out.state.DDR, err = buildDDR(cfg); err != nil {
+		return nil, err
+	}
 	out.state.NewLoopObserver = func() engine.LoopObserver { return set.NewLoop() }
 	return out, nil
 }
