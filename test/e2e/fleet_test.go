@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -298,5 +299,14 @@ func TestFleet(t *testing.T) {
 	}
 	if !testutil.Poll(3*time.Second, func() bool { return digStatus(t, rest[1], "127.0.0.5") == "REFUSED" }) {
 		t.Fatalf("after etcd returned, a block added on one instance is not refused by another within 3s")
+	}
+
+	// No key material in the logs: they name epochs, never keys (32 bytes: 64 hex digits
+	// or 43 base64 characters).
+	keyLike := regexp.MustCompile(`[0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=`)
+	for _, d := range ds {
+		if k := keyLike.FindString(d.Log()); k != "" {
+			t.Errorf("%s logged something shaped like a key: %s", d.Config, k)
+		}
 	}
 }
