@@ -3,6 +3,9 @@ package server
 import (
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +82,26 @@ func TestFleetMayFetch(t *testing.T) {
 	fm.started = time.Now().Add(-2 * time.Hour)
 	if !fm.mayFetch() {
 		t.Error("not fetching with no fleet session after the dial timeout")
+	}
+}
+
+// check-config loads the etcd TLS files and names the key of a bad one.
+func TestCheckFleetTLS(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dnsfront.yaml")
+	doc := `
+binds: [{listen_address: "127.0.0.1:53"}]
+backends: [{address: "127.0.0.1:5353"}]
+fleet:
+  name: f
+  etcd:
+    endpoints: ["https://127.0.0.1:2379"]
+    tls: {ca: missing-ca.pem}
+`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := Check(path)
+	if err == nil || !strings.Contains(err.Error(), "fleet.etcd.tls") || !strings.Contains(err.Error(), "missing-ca.pem") {
+		t.Fatalf("check-config: %v; want an error at fleet.etcd.tls naming the file", err)
 	}
 }

@@ -362,6 +362,9 @@ func Check(path string) error {
 	if _, err := compileRules(cfg, be.state, 1, nil, nil); err != nil {
 		return err
 	}
+	if _, err := fleetTLS(cfg); err != nil {
+		return err
+	}
 	sources, keys := map[string]ocsp.CertSource{}, map[string]string{}
 	for i, b := range cfg.Binds {
 		if b.TLS == nil {
