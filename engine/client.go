@@ -276,6 +276,7 @@ func (l *loop) onStreamQuery(cc *clientConn, msg []byte, tag uint64) {
 // handleQuery answers from the pool's cache or forwards to a backend.
 func (l *loop) handleQuery(st *State, bind *BindOptions, msg []byte, q question, p *pending) {
 	pool := st.Pools[bind.Pool]
+	p.ext = queryExt(msg, q, p.proto)
 	if l.rulesActive(st) {
 		var ok bool
 		if pool, ok = l.decide(st, bind, msg, p, pool); !ok {
@@ -339,6 +340,9 @@ func (l *loop) deliver(p *pending, m []byte, kind failKind) {
 	c.inflight--
 	if c.closed || c.lingering {
 		return
+	}
+	if p.ext != 0 && kind == failNone {
+		m = l.addEDNSOptions(p.ext, m)
 	}
 	switch {
 	case c.stream == nil:

@@ -44,6 +44,7 @@ type loop struct {
 
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop
+	ext     []byte // answers with padding or edns-tcp-keepalive added (ednsopts.go)
 	// Batched datagram I/O (mmsg.go): what the loop reads from its UDP sockets, and the
 	// datagrams a pass produced, sent at its end (flushDatagrams).
 	rd     *mmsgReader
@@ -75,6 +76,7 @@ type pending struct {
 	sent    time.Time
 	query   []byte // kept for stream clients: a truncated UDP answer is retried over TCP
 	pol     policyState
+	ext     uint8 // EDNS options its answer carries (ednsopts.go)
 }
 
 // timeoutQueue holds the deadlines of the queries sent to backends that share one
