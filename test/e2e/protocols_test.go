@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dnsfront/dnsfront/config"
+)
+
+// The protocol features answered by dnsfront itself (docs/protocols.md): DDR (RFC 9462),
+// EDNS padding (RFC 7830, RFC 8467) and edns-tcp-keepalive (RFC 7828), under the
+// configuration of `make run`.
+
+// TestProtocolsDDR: _dns.resolver.arpa SVCB, over Do53, lists the DoT and DoH binds of
+// examples/dev.yaml with their ports, ALPNs, address hints and the DoH path; the HTTPS
+// type, asked over DoT, gets the same records.
+func TestProtocolsDDR(t *testing.T) {
+	t.Parallel()
+	d, _ := startDevConfig(t)
+	dot, doh := d.Port("dot"), d.Port("doh")
+	for _, flag := range []string{"+notcp", "+tcp"} {
+		out := Dig(t, d.Addr("dns"), flag, "_dns.resolver.arpa", "SVCB")
+		if !strings.Contains(out, "status: NOERROR") || !strings.Contains(out, "flags: qr aa") {
+			t.Fatalf("dig %s _dns.resolver.arpa SVCB: want an authoritative NOERROR answer, got\n%s", flag, out)
+		}
+		for _, want := range []string{
+			fmt.Sprintf(`alpn="dot" port=%d ipv4hint=127.0.0.1`, dot),
+			fmt.Sprintf(`alpn="h2,http/1.1" port=%d ipv4hint=127.0.0.1`, doh),
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("dig %s _dns.resolver.arpa SVCB: no record with %s in\n%s", flag, want, out)
+			}
+		}
+		// bind9 9.18 prints the dohpath key by number; newer versions by name.
+		if !strings.Contains(out, `key7="/dns-query{?dns}"`) && !strings.Contains(out, `dohpath="/dns-query{?dns}"`) {
+			t.Errorf("dig %s _dns.resolver.arpa SVCB: no dohpath /dns-query{?dns} in\n%s", flag, out)
+		}
+	}
+	out := Kdig(t, d.Addr("dot"), "+tls", "_dns.resolver.arpa", "HTTPS")
+	if want := fmt.Sprintf("HTTPS\t1 . alpn=dot port=%d", dot); !strings.Contains(out, want) {
+		t.Errorf("kdig +tls _dns.resolver.arpa HTTPS: no %q in\n%s", want, out)
+	}
+	// Other names are not DDR's: the demo backend answers them.
+	if out := Dig(t, d.Addr("dns"), "_dns.example.arpa", "SVCB"); strings.Contains(out, "alpn=") {
+		t.Errorf("_dns.example.arpa SVCB got DDR records:\n%s", out)
+	}
+}
+
+var kdigReceived = regexp.MustCompile(`Received (\d+) B`)
+
+// TestProtocolsPadding: over DoT and DoH a padded query gets an answer padded to a
+// multiple of 468 octets; over Do53 (UDP and TCP) answers are never padded.
+func TestProtocolsPadding(t *testing.T) {
+	t.Parallel()
+	d, _ := startDevConfig(t)
+	for _, c := range []struct {
+		addr string
+		args []string
+		pad  bool
+	}{
+		{d.Addr("dot"), []string{"+tls"}, true},
+		{d.Addr("doh"), []string{"+https"}, true},
+		{d.Addr("dns"), []string{"+notcp"}, false},
+		{d.Addr("dns"), []string{"+tcp"}, false},
+	} {
+		for _, name := range []string{"www.dnsfront.test", "_dns.resolver.arpa"} {
+			args := append(append([]string(nil), c.args...), "+padding", name, "A")
+			out := Kdig(t, c.addr, args...)
+			m := kdigReceived.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("kdig %v: no answer size in\n%s", args, out)
+			}
+			n, _ := strconv.Atoi(m[1])
+			padded := strings.Contains(out, "PADDING:")
+			switch {
+			case c.pad && (!padded || n%468 != 0):
+				t.Errorf("kdig %v: PADDING=%v, %d octets, want padded to a multiple of 468:\n%s", args, padded, n, out)
+			case !c.pad && padded:
+				t.Errorf("kdig %v: a cleartext answer is padded:\n%s", args, out)
+			}
+		}
+	}
+}
+
+// TestProtocolsKeepalive: over Do53 TCP and DoT the edns-tcp-keepalive option is
+// answered with the idle timeout that closes the connection (general.tcp_idle_timeout,
+// the default under examples/dev.yaml); over UDP it is not.
+func TestProtocolsKeepalive(t *testing.T) {
+	t.Parallel()
+	d, _ := startDevConfig(t)
+	want := fmt.Sprintf("TCP KEEPALIVE: %.1f secs", config.DefaultTCPIdleTimeout.Seconds())
+	for _, c := range []struct {
+		addr string
+		flag string
+		ka   bool
+	}{
+		{d.Addr("dns"), "+tcp", true},
+		{d.Addr("dot"), "+tls", true},
+		{d.Addr("dns"), "+notcp", false},
+	} {
+		out := Dig(t, c.addr, c.flag, "+keepalive", "www.dnsfront.test", "A")
+		if got := strings.Contains(out, want); got != c.ka {
+			t.Errorf("dig %s +keepalive: %q in the answer = %v, want %v:\n%s", c.flag, want, got, c.ka, out)
+		}
+		if !c.ka && strings.Contains(out, "KEEPALIVE") {
+			t.Errorf("dig %s +keepalive: a UDP answer carries the option:\n%s", c.flag, out)
+		}
+	}
+}
