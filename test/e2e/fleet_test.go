@@ -139,8 +139,9 @@ func floodFrom(t testing.TB, src, addr string, n int) {
 // asks the responder and the others staple what it shares; a session from one resumes on
 // the others; a client blocked on one (through its admin API, or by its rules for a
 // flood) is refused by another within 3 s, and a block lifted through any is lifted
-// everywhere; when the leader crashes another takes over; with etcd stopped every
-// instance keeps answering and stapling, and when it returns they share again.
+// everywhere; when the leader crashes another takes over, keys and fetching; with etcd
+// stopped every instance keeps answering and stapling and fetches on its own, and when
+// etcd returns they share again.
 func TestFleet(t *testing.T) {
 	t.Parallel()
 	etcd := StartEtcd(t)
@@ -272,6 +273,18 @@ func TestFleet(t *testing.T) {
 		t.Fatal("no new leader within 30s of the leader's crash")
 	}
 	t.Logf("measured: leader failover after a crash of %s: %v (new leader %s)", leader, time.Since(start).Round(time.Millisecond), next)
+	// The new leader fetches: a refresh asked of it reaches the responder.
+	for _, d := range rest {
+		if fleetOf(t, d).IsLeader {
+			n := r.Requests()
+			if code, body := d.Post("/api/v1/ocsp/refresh"); code != http.StatusAccepted {
+				t.Fatalf("POST /api/v1/ocsp/refresh: %d %s", code, body)
+			}
+			if !testutil.Poll(stapleWait, func() bool { return r.Requests() > n }) {
+				t.Errorf("the new leader %s did not fetch when asked to refresh", next)
+			}
+		}
+	}
 
 	// etcd stops: every instance notices, keeps answering and stapling.
 	etcd.Stop()
@@ -283,6 +296,14 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s without etcd: dig status %q, want NOERROR", d.Config, st)
 		}
 		SClientStatus(t, d.Addr("dot"), "dns.test").RequireStaple(t, p.Leaf.Cert)
+		// Cut off from the fleet, each member fetches on its own.
+		n := r.Requests()
+		if code, body := d.Post("/api/v1/ocsp/refresh"); code != http.StatusAccepted {
+			t.Fatalf("POST /api/v1/ocsp/refresh: %d %s", code, body)
+		}
+		if !testutil.Poll(stapleWait, func() bool { return r.Requests() > n }) {
+			t.Errorf("%s without etcd did not fetch when asked to refresh", d.Config)
+		}
 	}
 
 	// etcd returns: every instance reconnects, and blocks are shared again.
