@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/dnsfront/dnsfront/internal/testutil"
+	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	quicgo "github.com/quic-go/quic-go"
 	"golang.org/x/crypto/ocsp"
 )
@@ -256,4 +258,31 @@ func TestDoQGracefulShutdown(t *testing.T) {
 	if code := closedWith(t, c); code != DoQNoError {
 		t.Fatalf("closed with %#x, want DOQ_NO_ERROR", code)
 	}
+}
+
+// QUIC handshakes are counted with the TCP ones, by version and key exchange.
+func TestQUICHandshakesCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(tlsframe.HandshakeCollector())
+	count := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n float64
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == "version" && lp.GetValue() == "tls1.3" {
+						n += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return n
+	}
+	h := newHarness(t, Options{})
+	before := count()
+	exchange(t, h.dial(), query("www.example.", 0))
+	testutil.Eventually(t, 5*time.Second, "the QUIC handshake counted", func() bool { return count() > before })
 }

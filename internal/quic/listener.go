@@ -329,6 +329,7 @@ func (l *Listener) accept(qc *quicgo.Conn, info *connInfo) {
 	l.served.Add(1)
 	l.mu.Unlock()
 	l.stats.accepted.Add(1)
+	l.countHandshake(qc)
 	go func() {
 		defer l.served.Done()
 		defer l.forget(c)
@@ -337,6 +338,25 @@ func (l *Listener) accept(qc *quicgo.Conn, info *connInfo) {
 			return
 		}
 		l.serveDoQ(ctx, c)
+	}()
+}
+
+// countHandshake counts the connection's handshake in dnsfront_tls_handshakes_negotiated_total
+// with the TCP binds' handshakes. An early (0-RTT) connection is accepted before its
+// handshake completes: it is counted when it does.
+func (l *Listener) countHandshake(qc *quicgo.Conn) {
+	select {
+	case <-qc.HandshakeComplete():
+		tlsframe.CountHandshake(qc.ConnectionState().TLS)
+		return
+	default:
+	}
+	go func() {
+		select {
+		case <-qc.HandshakeComplete():
+			tlsframe.CountHandshake(qc.ConnectionState().TLS)
+		case <-qc.Context().Done():
+		}
 	}()
 }
 
