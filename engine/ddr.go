@@ -27,11 +27,15 @@ type DDR struct {
 	rrs [][]byte
 }
 
-// NewDDR packs records (their owner and type are ignored) for the owner names given:
-// _dns.resolver.arpa is always answered.
+// NewDDR packs records (their owner and type are ignored), answered at
+// _dns.resolver.arpa and at _dns.<name> for each of the resolver's names.
 func NewDDR(names []string, records []*dns.SVCB, ttl uint32) (*DDR, error) {
 	d := &DDR{}
-	for _, n := range append([]string{"_dns.resolver.arpa."}, names...) {
+	owners := []string{"_dns.resolver.arpa."}
+	for _, n := range names {
+		owners = append(owners, "_dns."+n)
+	}
+	for _, n := range owners {
 		buf := make([]byte, 256)
 		off, err := dns.PackDomainName(dns.Fqdn(strings.ToLower(n)), buf, 0, nil, false)
 		if err != nil {
