@@ -256,12 +256,11 @@ func (s *Server) startFleet() error {
 		return err
 	}
 	opt.TLS = tc
-	// The fleet rotates the keys: local rotation would fight it.
-	for _, tb := range s.tls {
-		tb.tickets.Stop()
-	}
+	// From the fleet's first keys on, the fleet rotates them and local rotation would fight
+	// it; until then (etcd unreachable since start) the rings keep rotating on their own.
 	opt.OnTicketKeys = func(keys [][32]byte) {
 		for _, tb := range s.tls {
+			tb.tickets.Stop()
 			tb.tickets.SetKeys(keys)
 		}
 	}
