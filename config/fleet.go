@@ -8,12 +8,7 @@ import (
 	"time"
 )
 
-// The fleet section (docs/fleet.md). It is wired into Config by one field:
-//
-//	Fleet *Fleet `yaml:"fleet"`
-//
-// with c.Fleet.applyDefaults(dir) among the defaults and
-// c.validateFleet(v, c.Fleet) among the checks.
+// The fleet section (docs/fleet.md): Config.Fleet, nil when the instance acts alone.
 
 // DefaultFleetDialTimeout bounds a connection attempt and each request to
 // etcd: etcd answers on a LAN within milliseconds, and a fleet member that
