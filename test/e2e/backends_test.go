@@ -308,7 +308,9 @@ func TestPolicyFirstAvailable(t *testing.T) {
 	d, bes := policyFront(t, "first_available", 3, func(i int, b *feBackend) {
 		// Listed out of order: the order key decides, not the place in the file.
 		b.Order = orders[(i+1)%3]
-		b.Health = autoHealth(300, 1, 1, "")
+		// A check timeout of 1 s: with max_failures 1, one answer late on a loaded machine
+		// would take a healthy backend down.
+		b.Health = autoHealth(1000, 1, 1, "")
 	})
 	// bes[2] has order 1, bes[0] order 2, bes[1] order 3.
 	first, second := bes[2], bes[0]
@@ -332,7 +334,7 @@ func TestPolicyFirstAvailable(t *testing.T) {
 // goes down only its names move, spread over the others.
 func TestPolicyConsistentHash(t *testing.T) {
 	t.Parallel()
-	d, bes := policyFront(t, "consistent_hash", 3, func(_ int, b *feBackend) { b.Health = autoHealth(300, 1, 1, "") })
+	d, bes := policyFront(t, "consistent_hash", 3, func(_ int, b *feBackend) { b.Health = autoHealth(1000, 1, 1, "") })
 	addr := d.Addr("dns")
 	ns := names("ch", 150)
 	owner := func() map[string]int {

@@ -68,7 +68,8 @@ func startDoHFront(t *testing.T, records []string) *dohFront {
 			{Port: "slow", Protocol: "DoH", Pool: "slow", DoH: dohBlock},
 		},
 		Backends: []feBackend{
-			{Name: "main", Addr: be.Addr},
+			// 10 s: an answer late on a loaded machine is not a 504.
+			{Name: "main", Addr: be.Addr, UDPTimeout: 10},
 			{Name: "dead", Addr: fmt.Sprintf("127.0.0.1:%d", deadPort), Pools: []string{"dead"}, Health: "{mode: down}", UDPTimeout: 10},
 			{Name: "slow", Addr: slow.Addr, Pools: []string{"slow"}, UDPTimeout: 1},
 		},
