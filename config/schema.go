@@ -27,6 +27,7 @@ type Config struct {
 	DevPKI                *DevPKI               `yaml:"dev_pki"`
 	Tuning                Tuning                `yaml:"tuning"`
 	Fleet                 *Fleet                `yaml:"fleet"` // fleet.go; nil: this instance acts alone
+	DDR                   *DDR                  `yaml:"ddr"`   // ddr.go; nil: no DDR answers
 
 	// Rules holds query_rules, response_rules, cache_hit_response_rules,
 	// self_answered_response_rules, dynamic_rules and dynamic_rules_settings (rules.go).
@@ -75,6 +76,9 @@ type Bind struct {
 	// DoQ and DoH3 (quic.go).
 	QUIC *BindQUIC `yaml:"quic"`
 	DoQ  *BindDoQ  `yaml:"doq"`
+	// PadResponses pads every answer to a query with EDNS on an encrypted transport
+	// (RFC 7830), not only answers to padded queries.
+	PadResponses bool `yaml:"pad_responses"`
 }
 
 // BindTCP tunes the stream side of a bind.

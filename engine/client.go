@@ -276,7 +276,7 @@ func (l *loop) onStreamQuery(cc *clientConn, msg []byte, tag uint64) {
 // handleQuery answers from the pool's cache or forwards to a backend.
 func (l *loop) handleQuery(st *State, bind *BindOptions, msg []byte, q question, p *pending) {
 	pool := st.Pools[bind.Pool]
-	p.ext = queryExt(msg, q, p.proto)
+	p.ext = queryExt(msg, q, p.proto, bind.PadResponses)
 	if l.rulesActive(st) {
 		var ok bool
 		if pool, ok = l.decide(st, bind, msg, p, pool); !ok {

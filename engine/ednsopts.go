@@ -26,20 +26,24 @@ const (
 )
 
 // queryExt reads the padding and keepalive options of the query in msg, as they apply
-// to transport pr: the bits of the options that its answer must carry.
-func queryExt(msg []byte, q question, pr proto) uint8 {
+// to transport pr: the bits of the options that its answer must carry. padAll (the
+// bind's pad_responses) pads every answer to a query with EDNS on an encrypted transport.
+func queryExt(msg []byte, q question, pr proto, padAll bool) uint8 {
 	if pr == protoUDP || q.optOff < 0 {
 		return 0
 	}
+	var ext uint8
+	if padAll && pr != protoTCP {
+		ext = extPadding
+	}
 	off, err := skipName(msg, q.optOff)
 	if err != nil || off+10 > len(msg) {
-		return 0
+		return ext
 	}
 	end := off + 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
 	if end > len(msg) {
-		return 0
+		return ext
 	}
-	var ext uint8
 	for o := off + 10; o+4 <= end; {
 		code := binary.BigEndian.Uint16(msg[o:])
 		n := int(binary.BigEndian.Uint16(msg[o+2:]))

@@ -62,8 +62,15 @@ func TestQueryExt(t *testing.T) {
 		{"doq", both, qb, protoDoQ, extPadding},
 		{"dot without options", none, qn, protoDoT, 0},
 	} {
-		if got := queryExt(c.msg, c.q, c.pr); got != c.want {
+		if got := queryExt(c.msg, c.q, c.pr, false); got != c.want {
 			t.Errorf("%s: queryExt = %b, want %b", c.name, got, c.want)
+		}
+		want := c.want
+		if c.pr != protoUDP && c.pr != protoTCP {
+			want |= extPadding
+		}
+		if got := queryExt(c.msg, c.q, c.pr, true); got != want {
+			t.Errorf("%s with pad_responses: queryExt = %b, want %b", c.name, got, want)
 		}
 	}
 }
@@ -125,7 +132,7 @@ func TestEDNSOptionsNoAlloc(t *testing.T) {
 	ans := ednsAnswer(t, true)
 	l.addEDNSOptions(extPadding|extKeepalive, ans)
 	if n := testing.AllocsPerRun(100, func() {
-		l.addEDNSOptions(queryExt(msg, q, protoDoT), ans)
+		l.addEDNSOptions(queryExt(msg, q, protoDoT, false), ans)
 	}); n != 0 {
 		t.Errorf("%v allocations per answer, want 0", n)
 	}

@@ -64,6 +64,9 @@ type BindOptions struct {
 	Handshaker *tlsframe.Handshaker
 	// DoH configures a DoH bind's HTTP side; with no TLSStore it serves cleartext.
 	DoH *doh.Options
+	// PadResponses pads every answer to a query with EDNS on an encrypted transport
+	// (ednsopts.go), not only answers to padded queries.
+	PadResponses bool
 
 	// newStream builds the DoT/DoH layer of a new connection on loop l.
 	newStream func(gc gnet.Conn, l *loop, peer netip.AddrPort) stream

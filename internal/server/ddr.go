@@ -9,15 +9,32 @@ import (
 	"github.com/miekg/dns"
 )
 
-// ddrTTL is the TTL of the DDR records: they change only with the binds.
-const ddrTTL = 300
-
-// buildDDR derives the DDR answer (RFC 9462) from the encrypted binds: one SVCB record
-// per DoT, DoH, DoQ and DoH3 bind, in bind order, with its ALPN, port, DoH path and the
-// listen address as a hint (a wildcard address gives no hint). nil when no bind is
-// encrypted.
+// buildDDR builds the DDR answer (RFC 9462) when ddr.enabled: ddr.parameters as written,
+// or else derived from the encrypted binds, one SVCB record per DoT, DoH (over TLS), DoQ
+// and DoH3 bind, in bind order, with its ALPN, port, DoH path and the listen address as
+// a hint (a wildcard address gives none) unless ddr.ipv4_hints/ipv6_hints are set. nil
+// when DDR is off or there is nothing to announce.
 func buildDDR(cfg *config.Config) (*engine.DDR, error) {
+	d := cfg.DDR
+	if d == nil || !d.Enabled {
+		return nil, nil
+	}
 	var recs []*dns.SVCB
+	if len(d.Parameters) > 0 {
+		for i := range d.Parameters {
+			r, err := d.Parameters[i].SVCB()
+			if err != nil {
+				return nil, err
+			}
+			recs = append(recs, r)
+		}
+		return engine.NewDDR(d.ResolverNames, recs, d.DDRTTL())
+	}
+	target := "."
+	if len(d.ResolverNames) > 0 {
+		target = dns.Fqdn(d.ResolverNames[0])
+	}
+	h4, h6 := d.DDRHints()
 	for _, b := range cfg.Binds {
 		var alpn []string
 		switch b.Protocol {
@@ -39,9 +56,11 @@ func buildDDR(cfg *config.Config) (*engine.DDR, error) {
 		if err != nil {
 			continue
 		}
-		r := &dns.SVCB{Priority: uint16(len(recs) + 1), Target: "."}
+		r := &dns.SVCB{Priority: uint16(len(recs) + 1), Target: target}
 		r.Value = append(r.Value, &dns.SVCBAlpn{Alpn: alpn}, &dns.SVCBPort{Port: ap.Port()})
-		if a := ap.Addr().Unmap(); !a.IsUnspecified() {
+		if len(h4)+len(h6) > 0 {
+			r.Value = append(append(r.Value, h4...), h6...)
+		} else if a := ap.Addr().Unmap(); !a.IsUnspecified() {
 			if a.Is4() {
 				r.Value = append(r.Value, &dns.SVCBIPv4Hint{Hint: []net.IP{a.AsSlice()}})
 			} else {
@@ -60,5 +79,5 @@ func buildDDR(cfg *config.Config) (*engine.DDR, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	return engine.NewDDR(nil, recs, ddrTTL)
+	return engine.NewDDR(d.ResolverNames, recs, d.DDRTTL())
 }

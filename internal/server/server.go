@@ -399,7 +399,7 @@ func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: binds[%d]: %w", cfg.Path, i, err)
 		}
-		bo := engine.BindOptions{Addr: ap, Protocol: b.Protocol, Pool: b.Pool}
+		bo := engine.BindOptions{Addr: ap, Protocol: b.Protocol, Pool: b.Pool, PadResponses: b.PadResponses}
 		if b.TCP != nil {
 			bo.MaxConns = b.TCP.MaxConcurrentConnections
 		}
