@@ -10,7 +10,7 @@ RACE_PKGS := ./...
 STATICCHECK         ?= staticcheck
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build run test test-short bench bench-compare lint staticcheck fmt clean
+.PHONY: build run test test-short bench bench-compare bench-rules lint vet staticcheck fmt clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dnsfront
@@ -30,8 +30,14 @@ bench: build
 bench-compare: build
 	./scripts/bench/compare.sh
 
-# lint: gofmt, go vet, a tidy go.mod (direct dependencies not marked indirect).
-lint:
+# bench-rules: Do53 UDP throughput with 100 query rules and dynamic rules against none.
+bench-rules: build
+	./scripts/bench/rules.sh
+
+# lint: gofmt, go vet, a tidy go.mod (direct dependencies not marked indirect), staticcheck.
+lint: vet staticcheck
+
+vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
