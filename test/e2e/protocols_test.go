@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dnsfront/dnsfront/config"
+	"github.com/dnsfront/dnsfront/internal/devpki"
 )
 
 // The protocol features answered by dnsfront itself (docs/protocols.md): DDR (RFC 9462),
@@ -108,5 +109,118 @@ func TestProtocolsKeepalive(t *testing.T) {
 		if !c.ka && strings.Contains(out, "KEEPALIVE") {
 			t.Errorf("dig %s +keepalive: a UDP answer carries the option:\n%s", c.flag, out)
 		}
+	}
+}
+
+// protocolsConfig serves Do53 and DoT (with pad_responses) and DDR with a resolver name
+// and hints, or with explicit SpoofSVC parameters when .Explicit.
+const protocolsConfig = `
+general:
+  event_loops: 2
+  tcp_idle_timeout: "2500ms"
+acl: ["127.0.0.0/8", "::1/128"]
+ddr:
+  enabled: true
+  resolver_names: ["dns.test"]
+{{- if .Explicit}}
+  parameters:
+    - priority: 1
+      target: "dot.example.net."
+      alpns: ["dot"]
+      port: 853
+      ipv6_hints: ["2001:db8::53"]
+    - priority: 2
+      target: "doh.example.net."
+      alpns: ["h2"]
+      additional_params: [{key: 7, value: "/q{?dns}"}]
+{{- else}}
+  ipv4_hints: ["192.0.2.53"]
+{{- end}}
+binds:
+  - listen_address: "127.0.0.1:{{port "dns"}}"
+    protocol: Do53
+  - listen_address: "127.0.0.1:{{port "dot"}}"
+    protocol: DoT
+    pad_responses: true
+    tls:
+      certificates:
+        - certificate: "{{.Cert.Chain}}"
+          key: "{{.Cert.Key}}"
+backends:
+  - address: "{{.Backend}}"
+    name: b1
+    health_checks: { mode: up }
+webserver:
+  listen_addresses: ["127.0.0.1:{{port "admin"}}"]
+`
+
+type protocolsData struct {
+	Backend  string
+	Cert     DoTCert
+	Explicit bool
+}
+
+// TestProtocolsSettings: ddr.resolver_names, ddr.ipv4_hints and ddr.parameters (the
+// latter through a reload), a bind's pad_responses and a non-default
+// general.tcp_idle_timeout, seen by dig and kdig.
+func TestProtocolsSettings(t *testing.T) {
+	t.Parallel()
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	data := protocolsData{Backend: be.Addr, Cert: CertOf(devpki.NewTestPKI(t, t.TempDir()).Leaf)}
+	d := Start(t, protocolsConfig, data)
+
+	for _, name := range []string{"_dns.resolver.arpa", "_dns.dns.test"} {
+		out := Dig(t, d.Addr("dns"), name, "SVCB")
+		want := fmt.Sprintf(`1 dns.test. alpn="dot" port=%d ipv4hint=192.0.2.53`, d.Port("dot"))
+		if !strings.Contains(out, want) {
+			t.Errorf("dig %s SVCB: no %q in\n%s", name, want, out)
+		}
+	}
+
+	// pad_responses: a query with EDNS but no Padding option gets a padded answer on DoT,
+	// not on Do53.
+	for _, c := range []struct {
+		addr string
+		flag string
+		pad  bool
+	}{{d.Addr("dot"), "+tls", true}, {d.Addr("dns"), "+tcp", false}} {
+		out := Kdig(t, c.addr, c.flag, "+edns", testName, "A")
+		m := kdigReceived.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("kdig %s: no answer size in\n%s", c.flag, out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		if padded := strings.Contains(out, "PADDING:") && n%468 == 0; padded != c.pad {
+			t.Errorf("kdig %s +edns with pad_responses: padded = %v (%d octets), want %v:\n%s", c.flag, padded, n, c.pad, out)
+		}
+	}
+
+	// The keepalive answer is general.tcp_idle_timeout: 2.5 s.
+	for _, flag := range []string{"+tcp", "+tls"} {
+		addr := d.Addr("dns")
+		if flag == "+tls" {
+			addr = d.Addr("dot")
+		}
+		if out := Dig(t, addr, flag, "+keepalive", testName, "A"); !strings.Contains(out, "TCP KEEPALIVE: 2.5 secs") {
+			t.Errorf("dig %s +keepalive: want TCP KEEPALIVE: 2.5 secs in\n%s", flag, out)
+		}
+	}
+
+	// Explicit parameters replace the derived records, from the next reload on.
+	data.Explicit = true
+	d.Rewrite(protocolsConfig, data)
+	reload(t, d)
+	out := Dig(t, d.Addr("dns"), "_dns.resolver.arpa", "SVCB")
+	for _, want := range []string{
+		`1 dot.example.net. alpn="dot" port=853 ipv6hint=2001:db8::53`,
+		`2 doh.example.net. alpn="h2"`,
+		`"/q{?dns}"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("after the reload, no %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "192.0.2.53") {
+		t.Errorf("after the reload, the derived records are still served:\n%s", out)
 	}
 }
