@@ -52,7 +52,7 @@ func TestProtocolsDDR(t *testing.T) {
 
 var kdigReceived = regexp.MustCompile(`Received (\d+) B`)
 
-// TestProtocolsPadding: over DoT and DoH a padded query gets an answer padded to a
+// TestProtocolsPadding: over DoT, DoH and DoQ a padded query gets an answer padded to a
 // multiple of 468 octets; over Do53 (UDP and TCP) answers are never padded.
 func TestProtocolsPadding(t *testing.T) {
 	t.Parallel()
@@ -64,6 +64,7 @@ func TestProtocolsPadding(t *testing.T) {
 	}{
 		{d.Addr("dot"), []string{"+tls"}, true},
 		{d.Addr("doh"), []string{"+https"}, true},
+		{d.Addr("dot"), []string{"+quic"}, true}, // DoQ shares the DoT port number
 		{d.Addr("dns"), []string{"+notcp"}, false},
 		{d.Addr("dns"), []string{"+tcp"}, false},
 	} {
