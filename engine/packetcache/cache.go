@@ -147,6 +147,17 @@ func (c *Cache) Get(query []byte, dst []byte, now time.Time) ([]byte, bool) {
 // MaxTTL; lifetimes under MinTTL or of zero are not cached. Neither slice is
 // retained.
 func (c *Cache) Insert(query, response []byte, now time.Time) {
+	c.insert(query, response, now, c.opts.TemporaryFailureTTL)
+}
+
+// InsertTempFailureTTL is Insert with tempFailTTL in place of the cache's
+// TemporaryFailureTTL for this one answer (a rule's SetTempFailureCacheTTL);
+// 0 keeps a SERVFAIL or REFUSED answer out of the cache.
+func (c *Cache) InsertTempFailureTTL(query, response []byte, now time.Time, tempFailTTL uint32) {
+	c.insert(query, response, now, tempFailTTL)
+}
+
+func (c *Cache) insert(query, response []byte, now time.Time, tempFailTTL uint32) {
 	var kb [maxKeyLen]byte
 	kl, _, ok := queryKey(query, &kb)
 	if !ok || len(response) > c.opts.MaximumEntrySize {
@@ -159,7 +170,7 @@ func (c *Cache) Insert(query, response []byte, now time.Time) {
 
 	// Parse before locking: the write lock is held only to copy.
 	var offBuf [64]uint16
-	ttl, offs, err := analyze(response, key, &c.opts, offBuf[:0])
+	ttl, offs, err := analyze(response, key, &c.opts, tempFailTTL, offBuf[:0])
 	if err != nil || ttl == 0 {
 		s.uncacheable.Add(1)
 		return

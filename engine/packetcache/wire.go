@@ -199,7 +199,7 @@ func queryKey(q []byte, kb *[maxKeyLen]byte) (keyLen, nameEnd int, ok bool) {
 // analyze walks every record of a response, checks that it answers the
 // question in key, decides its lifetime under o, and appends the offsets of
 // its TTL fields to offs. Compressed owner names are skipped, not followed.
-func analyze(resp []byte, key []byte, o *Options, offs []uint16) (uint32, []uint16, error) {
+func analyze(resp []byte, key []byte, o *Options, tempFailTTL uint32, offs []uint16) (uint32, []uint16, error) {
 	if len(resp) < headerLen {
 		return 0, offs, errShort
 	}
@@ -256,7 +256,7 @@ func analyze(resp []byte, key []byte, o *Options, offs []uint16) (uint32, []uint
 	var ttl uint32
 	switch rcode {
 	case rcodeServFail, rcodeRefused:
-		return o.TemporaryFailureTTL, offs, nil
+		return tempFailTTL, offs, nil
 	case rcodeNXDomain, rcodeNoError:
 		if minTTL == math.MaxUint32 {
 			return 0, offs, nil // no record carries a TTL
