@@ -6,9 +6,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dnsfront/dnsfront/config"
 	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/miekg/dns"
 )
 
 // The protocol features answered by dnsfront itself (docs/protocols.md): DDR (RFC 9462),
@@ -223,5 +225,51 @@ func TestProtocolsSettings(t *testing.T) {
 	}
 	if strings.Contains(out, "192.0.2.53") {
 		t.Errorf("after the reload, the derived records are still served:\n%s", out)
+	}
+}
+
+// TestProtocolsKeepaliveHonoured: a Do53 TCP connection that asked for edns-tcp-keepalive
+// is closed by dnsfront once idle for the timeout it was told, and not before.
+func TestProtocolsKeepaliveHonoured(t *testing.T) {
+	t.Parallel()
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	d := Start(t, protocolsConfig, protocolsData{Backend: be.Addr, Cert: CertOf(devpki.NewTestPKI(t, t.TempDir()).Leaf)})
+	c, err := dns.Dial("tcp", d.Addr("dns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q := NewQuery(testName, dns.TypeA)
+	q.SetEdns0(1232, false)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE})
+	if err := c.WriteMsg(q); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r, err := c.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := time.Now()
+	var timeout time.Duration
+	if opt := r.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if ka, ok := o.(*dns.EDNS0_TCP_KEEPALIVE); ok {
+				timeout = time.Duration(ka.Timeout) * 100 * time.Millisecond
+			}
+		}
+	}
+	if timeout != 2500*time.Millisecond {
+		t.Fatalf("keepalive timeout %v in the answer, want 2.5s (general.tcp_idle_timeout)", timeout)
+	}
+	// The next read ends when dnsfront closes the idle connection.
+	_ = c.SetReadDeadline(answered.Add(timeout + 3*time.Second))
+	_, err = c.ReadMsg()
+	closed := time.Since(answered)
+	if err == nil || isTimeout(err) {
+		t.Fatalf("connection still open %v after the answer (err %v), want it closed after %v", closed, err, timeout)
+	}
+	if closed < timeout-200*time.Millisecond {
+		t.Errorf("connection closed %v after the answer, before the %v it was told", closed, timeout)
 	}
 }
