@@ -359,6 +359,6 @@ func (l *loop) deliver(p *pending, m []byte, kind failKind) {
 
 func (l *loop) cacheInsert(p *pending, m []byte) {
 	if p.pool != nil && p.pool.Cache != nil && !p.pol.skipCache {
-		p.pool.Cache.Insert(p.query, m, time.Now())
+		l.insertCached(p, m, time.Now())
 	}
 }

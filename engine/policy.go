@@ -20,6 +20,13 @@ type policyState struct {
 	maxTTL    uint32
 	ede       *rules.EDE // points into the immutable rule set
 	delay     time.Duration
+	// hasTempFailTTL: a SetTempFailureCacheTTL rule gave the cache lifetime of a
+	// SERVFAIL or REFUSED answer to this query (tempFailTTL).
+	hasTempFailTTL bool
+	tempFailTTL    uint32
+	// tags are the query rules' tags, for the response rules (their strings point into
+	// the immutable rule set or the block set).
+	tags rules.Tags
 	// client is the address the rules saw (the forwarded-for one behind a trusted proxy),
 	// for the response rules and the dynamic rules' response counts.
 	client netip.Addr
@@ -137,6 +144,8 @@ func (l *loop) decide(st *State, bind *BindOptions, msg []byte, p *pending, pool
 	p.pol.hasMaxTTL, p.pol.maxTTL = v.HasMaxReturnedTTL, v.MaxReturnedTTL
 	p.pol.ede = v.EDE
 	p.pol.delay = v.Delay
+	p.pol.hasTempFailTTL, p.pol.tempFailTTL = v.HasTempFailureTTL, v.TempFailureCacheTTL
+	p.pol.tags = rq.Tags
 	return pool, true
 }
 
@@ -200,6 +209,7 @@ func (l *loop) ruledResponse(p *pending, m []byte) bool {
 	rq.Loop = l.idx
 	rq.Proto = ruleProtos[p.proto]
 	rq.SNI, rq.HTTPPath, rq.Headers = "", "", nil
+	rq.Tags = p.pol.tags // ParseQuery cleared them
 	if hasRules {
 		rq.Resp = m
 		v := st.Rules.EvalResponse(rq)
@@ -217,6 +227,24 @@ func (l *loop) ruledResponse(p *pending, m []byte) bool {
 		dyn.CountResponse(rq, int(m[3]&0xf), len(m), false)
 	}
 	return true
+}
+
+// tempFailureCache is a Cache that takes a temporary-failure lifetime for one answer
+// (packetcache.Cache does).
+type tempFailureCache interface {
+	InsertTempFailureTTL(query, response []byte, now time.Time, tempFailTTL uint32)
+}
+
+// insertCached stores the backend's answer m to p in its pool's cache, for the
+// lifetime a SetTempFailureCacheTTL rule gave a temporary failure.
+func (l *loop) insertCached(p *pending, m []byte, now time.Time) {
+	if p.pol.hasTempFailTTL {
+		if c, ok := p.pool.Cache.(tempFailureCache); ok {
+			c.InsertTempFailureTTL(p.query, m, now, p.pol.tempFailTTL)
+			return
+		}
+	}
+	p.pool.Cache.Insert(p.query, m, now)
 }
 
 func (l *loop) applyResponseVerdict(p *pending, v *rules.Verdict) {
