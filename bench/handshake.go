@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,9 +18,12 @@ import (
 
 // HandshakeOptions configure a handshake load: Concurrency workers, each
 // opening a new TCP connection, doing one TLS handshake (and optionally one
-// DoT query), and closing, for Duration.
+// DoT query), and closing, for Duration. With Proto "quic", each operation
+// is a new QUIC connection (ALPN doq unless TLS.ALPN says otherwise) and the
+// optional query is a DoQ query.
 type HandshakeOptions struct {
 	Target      string // host:port
+	Proto       string // "tls" (default) or "quic"
 	TLS         TLSOptions
 	Resume      bool // share one session cache; a handshake before the run primes it
 	Concurrency int
@@ -46,12 +50,29 @@ func RunHandshake(ctx context.Context, o HandshakeOptions) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: target %q: %w", o.Target, err)
 	}
-	if o.TLS.ALPN == nil {
-		o.TLS.ALPN = []string{"dot"}
+	o.Proto = strings.ToLower(o.Proto)
+	switch o.Proto {
+	case "", "tls":
+		o.Proto = "tls"
+		if o.TLS.ALPN == nil {
+			o.TLS.ALPN = []string{"dot"}
+		}
+	case "quic":
+		if o.TLS.ALPN == nil {
+			o.TLS.ALPN = []string{"doq"}
+		}
+	default:
+		return nil, fmt.Errorf("bench: handshake protocol %q: want tls or quic", o.Proto)
 	}
 	cfg, roots, err := clientTLS(o.TLS, host)
 	if err != nil {
 		return nil, err
+	}
+	if o.Proto == "quic" {
+		if cfg, err = quicTLS(cfg, o.TLS.ALPN[0]); err != nil {
+			return nil, err
+		}
+		cfg.NextProtos = o.TLS.ALPN
 	}
 	if o.Resume {
 		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(16)
@@ -59,6 +80,12 @@ func RunHandshake(ctx context.Context, o HandshakeOptions) (*Report, error) {
 		cfg.SessionTicketsDisabled = true
 	}
 	h := &handshaker{o: o, cfg: cfg, staples: &stapleChecker{roots: roots}}
+	if o.Proto == "quic" {
+		if h.quic, err = newQUICHandshaker(cfg, o.Timeout); err != nil {
+			return nil, err
+		}
+		defer h.quic.close()
+	}
 	if o.Query != "" {
 		qs, err := packQuestions([]Question{{Name: dns.Fqdn(o.Query), Type: dns.TypeA}})
 		if err != nil {
@@ -119,7 +146,7 @@ func RunHandshake(ctx context.Context, o HandshakeOptions) (*Report, error) {
 		version = "any"
 	}
 	p := Params{
-		Protocol:    "tls",
+		Protocol:    o.Proto,
 		DurationS:   o.Duration.Seconds(),
 		TLSVersion:  version,
 		Resume:      o.Resume,
@@ -137,6 +164,7 @@ type handshaker struct {
 	cfg     *tls.Config
 	staples *stapleChecker
 	query   *wireQuery
+	quic    *quicHandshaker // set for Proto "quic"
 }
 
 // hsWorker is one handshake loop's counters: owned by its goroutine, except
@@ -149,6 +177,10 @@ type hsWorker struct {
 }
 
 func (h *handshaker) prime(ctx context.Context) error {
+	if h.quic != nil {
+		_, err := h.quic.handshake(ctx, h.o.Target, time.Now(), h.o.Timeout, h.query)
+		return err
+	}
 	conn, err := h.handshake(ctx, time.Now())
 	if err != nil {
 		return err
@@ -199,27 +231,22 @@ func (h *handshaker) loop(ctx context.Context, w *hsWorker, end time.Time) {
 		if !t0.Before(end) {
 			return
 		}
-		conn, err := h.handshake(ctx, t0)
-		if err == nil && h.query != nil {
-			buf, err = h.ask(conn, rng, buf)
+		var cs tls.ConnectionState
+		var err error
+		if h.quic != nil {
+			cs, err = h.quic.handshake(ctx, h.o.Target, t0, h.o.Timeout, h.query)
+		} else {
+			cs, buf, err = h.tlsOnce(ctx, t0, rng, buf)
 		}
 		done := time.Now()
 		if done.After(end) || ctx.Err() != nil {
 			// Completed outside the measurement window: not counted.
-			if conn != nil {
-				conn.Close()
-			}
 			return
 		}
 		if err != nil {
 			w.fail(errorKind(err))
-			if conn != nil {
-				conn.Close()
-			}
 			continue
 		}
-		cs := conn.ConnectionState()
-		conn.Close()
 		w.hist.record(done.Sub(t0))
 		w.ok.Add(1)
 		if cs.DidResume {
@@ -241,6 +268,22 @@ func (h *handshaker) loop(ctx context.Context, w *hsWorker, end time.Time) {
 			}
 		}
 	}
+}
+
+// tlsOnce does one TLS handshake (and the query, if any) on a new TCP
+// connection, and closes it.
+func (h *handshaker) tlsOnce(ctx context.Context, t0 time.Time, rng *rand.Rand, buf []byte) (tls.ConnectionState, []byte, error) {
+	conn, err := h.handshake(ctx, t0)
+	if err != nil {
+		return tls.ConnectionState{}, buf, err
+	}
+	defer conn.Close()
+	if h.query != nil {
+		if buf, err = h.ask(conn, rng, buf); err != nil {
+			return tls.ConnectionState{}, buf, err
+		}
+	}
+	return conn.ConnectionState(), buf, nil
 }
 
 // ask sends one DoT query on conn and checks the answer.

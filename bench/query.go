@@ -14,14 +14,14 @@ import (
 // sockets for udp), each keeping Inflight queries outstanding, for Duration.
 type QueryOptions struct {
 	Target      string // host:port
-	Proto       string // "udp", "tcp", "dot" or "doh"
+	Proto       string // "udp", "tcp", "dot", "doh", "doq" or "doh3"
 	Connections int
 	Inflight    int
 	Duration    time.Duration
 	Timeout     time.Duration // an unanswered query counts as lost after this; 0: 2 s
 	Questions   []Question    // asked in turn; nil: DefaultQuestions
-	TLS         TLSOptions    // dot and doh
-	Path        string        // doh: the URL path; "": /dns-query
+	TLS         TLSOptions    // dot, doh, doq and doh3
+	Path        string        // doh and doh3: the URL path; "": /dns-query
 	RunInfo
 }
 
@@ -105,8 +105,25 @@ func RunQuery(ctx context.Context, o QueryOptions) (*Report, error) {
 			return nil, err
 		}
 		dial = func(int) (loadConn, error) { return dialDoH(ctx, o, cfg, qs) }
+	case "doq", "doh3":
+		alpn := "doq"
+		if o.Proto == "doh3" {
+			alpn = "h3"
+		}
+		cfg, _, err := clientTLS(o.TLS, host)
+		if err != nil {
+			return nil, err
+		}
+		if cfg, err = quicTLS(cfg, alpn); err != nil {
+			return nil, err
+		}
+		if o.Proto == "doq" {
+			dial = func(int) (loadConn, error) { return dialDoQ(ctx, o, cfg, qs) }
+		} else {
+			dial = func(int) (loadConn, error) { return dialDoH3(ctx, o, cfg, qs) }
+		}
 	default:
-		return nil, fmt.Errorf("bench: protocol %q: want udp, tcp, dot or doh", o.Proto)
+		return nil, fmt.Errorf("bench: protocol %q: want udp, tcp, dot, doh, doq or doh3", o.Proto)
 	}
 
 	conns := make([]loadConn, 0, o.Connections)
@@ -172,12 +189,12 @@ func RunQuery(ctx context.Context, o QueryOptions) (*Report, error) {
 		Names:       len(o.Questions),
 		ServerPID:   o.ServerPID,
 	}
-	if o.Proto == "dot" || o.Proto == "doh" {
+	if o.Proto == "dot" || o.Proto == "doh" || o.Proto == "doq" || o.Proto == "doh3" {
 		p.TLSVersion = o.TLS.Version
 		p.SNI = o.TLS.SNI
 		p.Curves = o.TLS.Curves
 	}
-	if o.Proto == "doh" {
+	if o.Proto == "doh" || o.Proto == "doh3" {
 		p.Path = o.Path
 	}
 	return newReport("query", o.Target, o.Version, o.Label, start, p, res), ctx.Err()

@@ -98,24 +98,32 @@ func splitList(s string) []string {
 
 func newBenchHandshakeCmd() *cobra.Command {
 	var (
-		o      bench.HandshakeOptions
-		out    benchOutput
-		curves string
-		alpn   string
+		o       bench.HandshakeOptions
+		out     benchOutput
+		curves  string
+		alpn    string
+		useQUIC bool
 	)
 	cmd := &cobra.Command{
 		Use:   "handshake --target HOST:PORT [flags]",
-		Short: "Full TLS handshakes per second, a new TCP connection each, and the fraction with a valid OCSP staple",
+		Short: "Full TLS handshakes per second, a new TCP connection (or QUIC connection with --proto quic) each, and the fraction with a valid OCSP staple",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.TLS.Curves = splitList(curves)
-			o.TLS.ALPN = splitList(alpn)
+			if useQUIC {
+				o.Proto = "quic"
+			}
+			if o.Proto != "quic" || cmd.Flags().Changed("alpn") {
+				o.TLS.ALPN = splitList(alpn)
+			}
 			o.RunInfo = out.runInfo(cmd)
 			return out.run(cmd, func(ctx context.Context) (*bench.Report, error) { return bench.RunHandshake(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Target, "target", "", "server address HOST:PORT (required)")
+	f.StringVar(&o.Proto, "proto", "tls", "tls: TLS over TCP; quic: a QUIC connection per handshake (ALPN doq unless --alpn is given)")
+	f.BoolVar(&useQUIC, "quic", false, "same as --proto quic")
 	f.StringVar(&o.TLS.SNI, "sni", "", "server name to send and verify (default: the target's host)")
 	f.StringVar(&o.TLS.CAFile, "ca", "", "PEM file of CA certificates: verify the server and find the staple's issuer (default: no verification)")
 	f.StringVar(&o.TLS.Version, "tls", "1.3", "TLS version: 1.2 or 1.3")
@@ -125,7 +133,7 @@ func newBenchHandshakeCmd() *cobra.Command {
 	f.IntVar(&o.Concurrency, "concurrency", 16, "handshakes in flight")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "length of the run")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Second, "per-handshake timeout, connect included")
-	f.StringVar(&o.Query, "query", "", "after each handshake, send one DoT query for this name (type A) and check the answer")
+	f.StringVar(&o.Query, "query", "", "after each handshake, send one DoT (DoQ with --proto quic) query for this name (type A) and check the answer")
 	out.flags(cmd)
 	cmd.MarkFlagRequired("target")
 	return cmd
@@ -139,7 +147,7 @@ func newBenchQueryCmd() *cobra.Command {
 		curves string
 	)
 	cmd := &cobra.Command{
-		Use:   "query --target HOST:PORT --proto udp|tcp|dot|doh [flags]",
+		Use:   "query --target HOST:PORT --proto udp|tcp|dot|doh|doq|doh3 [flags]",
 		Short: "Queries per second on warm connections, every answer checked",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -157,17 +165,17 @@ func newBenchQueryCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Target, "target", "", "server address HOST:PORT (required)")
-	f.StringVar(&o.Proto, "proto", "udp", "protocol: udp, tcp, dot or doh")
-	f.IntVar(&o.Connections, "connections", 4, "connections (UDP sockets for udp)")
-	f.IntVar(&o.Inflight, "inflight", 16, "queries outstanding per connection (pipelined on tcp/dot, HTTP/2 streams on doh)")
+	f.StringVar(&o.Proto, "proto", "udp", "protocol: udp, tcp, dot, doh, doq (RFC 9250) or doh3 (DoH over HTTP/3)")
+	f.IntVar(&o.Connections, "connections", 4, "connections (UDP sockets for udp, QUIC connections for doq/doh3)")
+	f.IntVar(&o.Inflight, "inflight", 16, "queries outstanding per connection (pipelined on tcp/dot, HTTP/2 streams on doh, QUIC streams on doq/doh3)")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "length of the run")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Second, "a query unanswered after this counts as lost")
 	f.StringVar(&names, "names", "", `file of "qname [qtype]" lines, dnsperf's format (default: names of the demo backend)`)
-	f.StringVar(&o.TLS.SNI, "sni", "", "dot/doh: server name to send and verify (default: the target's host)")
-	f.StringVar(&o.TLS.CAFile, "ca", "", "dot/doh: PEM file of CA certificates to verify the server (default: no verification)")
-	f.StringVar(&o.TLS.Version, "tls", "", "dot/doh: TLS version 1.2 or 1.3 (default: either)")
-	f.StringVar(&curves, "curves", "", "dot/doh: key exchange groups, comma-separated")
-	f.StringVar(&o.Path, "path", "/dns-query", "doh: URL path")
+	f.StringVar(&o.TLS.SNI, "sni", "", "dot/doh/doq/doh3: server name to send and verify (default: the target's host)")
+	f.StringVar(&o.TLS.CAFile, "ca", "", "dot/doh/doq/doh3: PEM file of CA certificates to verify the server (default: no verification)")
+	f.StringVar(&o.TLS.Version, "tls", "", "dot/doh/doq/doh3: TLS version 1.2 or 1.3 (default: either)")
+	f.StringVar(&curves, "curves", "", "dot/doh/doq/doh3: key exchange groups, comma-separated")
+	f.StringVar(&o.Path, "path", "/dns-query", "doh/doh3: URL path")
 	out.flags(cmd)
 	cmd.MarkFlagRequired("target")
 	return cmd
@@ -195,10 +203,10 @@ func newBenchConnsCmd() *cobra.Command {
 	f.DurationVar(&o.Settle, "settle", 30*time.Second, "how long the connections stay idle after the ramp; the last RSS reading is the steady state")
 	f.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per connection: connect, handshake and first answer")
 	f.StringVar(&o.Query, "query", "", "name asked on each connection (default: the demo backend's www name)")
-	f.StringVar(&o.TLS.SNI, "sni", "", "dot/doh: server name to send and verify (default: the target's host)")
-	f.StringVar(&o.TLS.CAFile, "ca", "", "dot/doh: PEM file of CA certificates to verify the server (default: no verification)")
-	f.StringVar(&o.TLS.Version, "tls", "", "dot/doh: TLS version 1.2 or 1.3 (default: either)")
-	f.StringVar(&o.Path, "path", "/dns-query", "doh: URL path")
+	f.StringVar(&o.TLS.SNI, "sni", "", "dot/doh/doq/doh3: server name to send and verify (default: the target's host)")
+	f.StringVar(&o.TLS.CAFile, "ca", "", "dot/doh/doq/doh3: PEM file of CA certificates to verify the server (default: no verification)")
+	f.StringVar(&o.TLS.Version, "tls", "", "dot/doh/doq/doh3: TLS version 1.2 or 1.3 (default: either)")
+	f.StringVar(&o.Path, "path", "/dns-query", "doh/doh3: URL path")
 	out.flags(cmd)
 	cmd.MarkFlagRequired("target")
 	return cmd
