@@ -62,6 +62,9 @@ func bindChanges(i int, a, b config.Bind) []string {
 	if !reflect.DeepEqual(a.DoH, b.DoH) {
 		out = append(out, p+".doh")
 	}
+	if a.PadResponses != b.PadResponses {
+		out = append(out, p+".pad_responses")
+	}
 	out = append(out, quicChanges(p, a, b)...)
 	if (a.TLS == nil) != (b.TLS == nil) {
 		return append(out, p+".tls")
