@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnsfront/dnsfront/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -135,13 +136,9 @@ func negotiatedCount(t testing.TB, version, group string) float64 {
 // its echo first.
 func waitNegotiated(t testing.TB, version, group string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for negotiatedCount(t, version, group) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("handshakes{version=%s,group=%s} = %v, want at least %v", version, group,
-				negotiatedCount(t, version, group), want)
-		}
-		time.Sleep(time.Millisecond)
+	if !testutil.Poll(10*time.Second, func() bool { return negotiatedCount(t, version, group) >= want }) {
+		t.Fatalf("handshakes{version=%s,group=%s} = %v, want at least %v", version, group,
+			negotiatedCount(t, version, group), want)
 	}
 }
 
