@@ -76,6 +76,10 @@ type h1conn struct {
 	isPost    bool
 	discarded int
 	xff       netip.Addr
+	// hdrs are the current request's path and header fields for the rules, copied
+	// from the head (its bytes may be gone before a POST's body has arrived) into a
+	// pooled buffer returned when the request reaches the engine or is refused.
+	hdrs Headers
 
 	heldBytes int
 }
@@ -284,6 +288,7 @@ func (c *h1conn) head(h []byte) {
 		xff            []byte
 	)
 	c.expect = false
+	c.hdrs.release()
 	for {
 		line, rest = nextLine(rest)
 		if len(line) == 0 {
@@ -299,6 +304,7 @@ func (c *h1conn) head(h []byte) {
 			return
 		}
 		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		c.hdrs.add(name, value)
 		switch {
 		case bytes.EqualFold(name, []byte("content-length")):
 			n, ok := parseDecimal(value)
@@ -331,6 +337,7 @@ func (c *h1conn) head(h []byte) {
 		c.fatal(reject{400, "bad request: both content-length and transfer-encoding\n"})
 		return
 	}
+	c.hdrs.setPath(target)
 	r := c.newReq()
 	r.head = m == methodHEAD
 	c.cur = r
@@ -419,13 +426,15 @@ func (c *h1conn) endOfRequest(emit func(Query)) {
 		rj = checkBody(r.body)
 	}
 	if !rj.ok() {
+		c.hdrs.release()
 		c.heldBytes -= len(r.body)
 		c.answer(r, rj.status, []byte(rj.body), false)
 		return
 	}
 	r.emitted = true
 	c.s.stats.Queries++
-	emit(Query{ID: r.id, Msg: r.body, ForwardedFor: c.xff})
+	emit(Query{ID: r.id, Msg: r.body, ForwardedFor: c.xff, Path: c.hdrs.Path(), Headers: &c.hdrs})
+	c.hdrs.release()
 }
 
 // fatal answers with an error and closes the connection after it: the

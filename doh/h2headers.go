@@ -51,10 +51,12 @@ type head struct {
 	declLen                                  int64
 	target                                   []byte // :path
 	xff                                      []byte
+	fields                                   Headers // the regular fields, for the rules; request moves them to the stream
 }
 
 func (h *head) reset(trailers bool) {
 	target, xff := h.target[:0], h.xff[:0]
+	h.fields.release()
 	*h = head{trailers: trailers, declLen: -1, target: target, xff: xff}
 }
 
@@ -89,6 +91,9 @@ func (c *h2conn) field(name, value []byte) bool {
 	if !validFieldName(name) {
 		h.malformed("invalid field name " + strconv.Quote(string(name)))
 		return true
+	}
+	if !h.trailers {
+		h.fields.add(name, value)
 	}
 	switch string(name) {
 	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":

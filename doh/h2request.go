@@ -25,7 +25,11 @@ import (
 func (c *h2conn) request(id uint32, next streamState) error {
 	s := c.s
 	h := &c.head
+	// The fields go to the stream, or back to the pool when there is none.
+	fields := h.fields
+	h.fields = Headers{}
 	if c.closing() || len(c.streams) >= int(s.cfg.maxStreams) {
+		fields.release()
 		if !c.closing() {
 			s.stats.Abuse[AbuseRefusedStream]++
 		}
@@ -38,10 +42,13 @@ func (c *h2conn) request(id uint32, next streamState) error {
 	if !h.tooLarge {
 		h.checkRequest()
 		if h.bad != "" {
+			fields.release()
 			return c.fail(streamErr(id, http2.ErrCodeProtocol, h.bad))
 		}
 	}
 	st := c.newStream(id, next)
+	st.hdrs = fields
+	st.hdrs.setPath(h.target)
 	st.declLen = h.declLen
 	st.xff = append(st.xff[:0], h.xff...)
 	if h.tooLarge {
@@ -156,7 +163,7 @@ func (c *h2conn) query(st *h2stream) error {
 		c.reject(st, rj)
 		return nil
 	}
-	q := Query{ID: uint64(st.id), Msg: st.body}
+	q := Query{ID: uint64(st.id), Msg: st.body, Path: st.hdrs.Path(), Headers: &st.hdrs}
 	if len(st.xff) > 0 {
 		q.ForwardedFor = forwardedFor(st.xff)
 	}

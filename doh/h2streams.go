@@ -255,6 +255,9 @@ type h2stream struct {
 	bodyBuf *bytebufferpool.ByteBuffer
 	pendBuf *bytebufferpool.ByteBuffer
 	xff     []byte
+	// hdrs are the request's path and header fields for the rules, moved from the head
+	// (a POST's body comes after other streams' heads); pooled like body.
+	hdrs    Headers
 	counted int // body bytes counted in h2conn.bodyBytes
 }
 
@@ -332,6 +335,7 @@ func (st *h2stream) releaseBuffers() {
 		bytebufferpool.Put(st.pendBuf)
 	}
 	st.body, st.pending, st.bodyBuf, st.pendBuf = nil, nil, nil, nil
+	st.hdrs.release()
 }
 
 // resetStream sends RST_STREAM: the stream is closed by us, its queued

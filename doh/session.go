@@ -20,6 +20,11 @@ type Query struct {
 	// ForwardedFor is the right-most X-Forwarded-For address when
 	// Options.TrustForwardedFor is set and the header parses; else invalid.
 	ForwardedFor netip.Addr
+	// Path is the request's path without its query string, and Headers its header
+	// fields, for the rules' HTTPPath and HTTPHeader selectors. Both are views into the
+	// session's buffers, valid until emit returns.
+	Path    []byte
+	Headers *Headers
 }
 
 // Session is one DoH connection's HTTP state. It is not safe for concurrent
