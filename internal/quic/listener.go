@@ -90,6 +90,7 @@ type Listener struct {
 
 	handshaking atomic.Int64
 	requests    atomic.Int64 // DoH3 requests being handled
+	limit       atomic.Pointer[limiterBox]
 	stats       counters
 
 	mu        sync.Mutex
@@ -124,15 +125,25 @@ type infoKey struct{}
 // flight until the handshake completes or fails, whichever comes first, and then carries
 // the established connection.
 type connInfo struct {
-	l    *Listener
-	peer netip.Addr
-	done atomic.Bool
-	stop func() bool // the context.AfterFunc that ends the handshake on failure
-	conn atomic.Pointer[conn]
+	l       *Listener
+	peer    netip.Addr
+	limiter tlsframe.ClientLimiter // the per-client limiter that admitted it, if any
+	done    atomic.Bool
+	stop    func() bool // the context.AfterFunc that ends the handshake on failure
+	conn    atomic.Pointer[conn]
 }
 
-func (h *connInfo) end() {
+// end takes the handshake off the ones in flight, once: ok when it completed (qc is then
+// the connection), a failure otherwise. The per-client limiter hears Done or Abort.
+func (h *connInfo) end(ok bool, qc *quicgo.Conn) {
 	if h.done.CompareAndSwap(false, true) {
+		if h.limiter != nil {
+			if ok {
+				h.limiter.Done(h.peer, qc.ConnectionState().TLS.DidResume)
+			} else {
+				h.limiter.Abort(h.peer)
+			}
+		}
 		h.l.handshaking.Add(-1)
 		l := h.l
 		l.mu.Lock()
@@ -219,6 +230,19 @@ func Listen(eng *engine.Engine, o Options) (*Listener, error) {
 	return l, nil
 }
 
+type limiterBox struct{ l tlsframe.ClientLimiter }
+
+// SetClientLimiter puts l, the per-client TLS limiter the DoT binds use, in force for the
+// connections admitted from now on; nil removes the limits. A connection's handshake
+// reports its end to the limiter that admitted it.
+func (l *Listener) SetClientLimiter(lim tlsframe.ClientLimiter) {
+	if lim == nil {
+		l.limit.Store(nil)
+		return
+	}
+	l.limit.Store(&limiterBox{lim})
+}
+
 // Addr is the bound UDP address (with the port chosen when Options.Addr had 0).
 func (l *Listener) Addr() netip.AddrPort {
 	return l.udp.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -258,10 +282,23 @@ func (l *Listener) connContext(ctx context.Context, ci *quicgo.ClientInfo) (cont
 		return nil, errors.New("too many handshakes in flight")
 	}
 	h := &connInfo{l: l, peer: peer.Addr().Unmap()}
+	if b := l.limit.Load(); b != nil {
+		// The per-client TLS limits shared with DoT (tuning.tcp): a banned client, or one
+		// with too many handshakes in flight over TCP and QUIC together, is refused here.
+		if !b.l.Begin(h.peer) {
+			l.stats.clientLimited.Add(1)
+			l.stats.refused.Add(1)
+			return nil, errors.New("client over its TLS limits")
+		}
+		h.limiter = b.l
+	}
 	l.mu.Lock()
 	if l.closing || l.opts.MaxHandshakesPerClient > 0 && l.perClient[h.peer] >= l.opts.MaxHandshakesPerClient {
 		closing := l.closing
 		l.mu.Unlock()
+		if h.limiter != nil {
+			h.limiter.Abort(h.peer)
+		}
 		l.stats.refused.Add(1)
 		if closing {
 			return nil, errors.New("closing")
@@ -271,7 +308,7 @@ func (l *Listener) connContext(ctx context.Context, ci *quicgo.ClientInfo) (cont
 	l.perClient[h.peer]++
 	l.mu.Unlock()
 	l.handshaking.Add(1)
-	h.stop = context.AfterFunc(ctx, h.end)
+	h.stop = context.AfterFunc(ctx, func() { h.end(false, nil) })
 	return context.WithValue(ctx, infoKey{}, h), nil
 }
 
@@ -285,7 +322,7 @@ func (l *Listener) acceptLoop() {
 		info, _ := qc.Context().Value(infoKey{}).(*connInfo)
 		if info != nil {
 			info.stop()
-			info.end()
+			info.end(true, qc)
 		}
 		l.accept(qc, info)
 	}

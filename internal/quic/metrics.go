@@ -17,12 +17,16 @@ type counters struct {
 	protoErrs atomic.Uint64 // connections closed with DOQ_PROTOCOL_ERROR
 	cancelled atomic.Uint64 // streams reset with DOQ_REQUEST_CANCELLED (stalled, dropped)
 	badReqs   atomic.Uint64 // DoH3 requests refused before the engine (4xx)
+	// connection attempts refused by the per-client TLS limits shared with DoT (also
+	// counted in refused)
+	clientLimited atomic.Uint64
 }
 
 // Stats is a snapshot of a listener's counters.
 type Stats struct {
 	Accepted, Refused, ACLDrops, Retries, ZeroRTT uint64
 	ProtocolErrors, CancelledStreams, BadRequests uint64
+	ClientLimited                                 uint64
 	Connections, Handshaking                      int64
 }
 
@@ -32,7 +36,7 @@ func (l *Listener) Stats() Stats {
 	return Stats{
 		Accepted: c.accepted.Load(), Refused: c.refused.Load(), ACLDrops: c.aclDrops.Load(),
 		Retries: c.retries.Load(), ZeroRTT: c.zeroRTT.Load(), ProtocolErrors: c.protoErrs.Load(),
-		CancelledStreams: c.cancelled.Load(), BadRequests: c.badReqs.Load(),
+		CancelledStreams: c.cancelled.Load(), BadRequests: c.badReqs.Load(), ClientLimited: c.clientLimited.Load(),
 		Connections: int64(l.Connections()), Handshaking: l.handshaking.Load(),
 	}
 }
@@ -63,7 +67,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for kind, v := range map[string]uint64{
 			"accepted": s.Accepted, "refused": s.Refused, "acl": s.ACLDrops, "retry": s.Retries,
 			"zero_rtt": s.ZeroRTT, "protocol_error": s.ProtocolErrors, "stream_cancelled": s.CancelledStreams,
-			"bad_request": s.BadRequests,
+			"bad_request": s.BadRequests, "client_limited": s.ClientLimited,
 		} {
 			ch <- prometheus.MustNewConstMetric(descEvent, prometheus.CounterValue, float64(v), name, proto, kind)
 		}

@@ -130,6 +130,7 @@ func (s *Server) startQUIC(cfg *config.Config, all []engine.BindOptions) error {
 	if len(s.quic) > 0 {
 		s.reg.MustRegister(quic.Collector(s.quic...))
 	}
+	s.applyQUICLimits()
 	return nil
 }
 

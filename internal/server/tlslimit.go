@@ -45,4 +45,24 @@ func (s *Server) applyTLSLimits(cfg *config.Config) {
 			tb.hs.SetClientLimiter(cur)
 		}
 	}
+	s.applyQUICLimits()
+}
+
+// applyQUICLimits puts the TLS binds' limiter in force on the QUIC listeners too: a
+// client's handshakes and sessions count across DoT, DoH, DoQ and DoH3. It runs after
+// applyTLSLimits and once the QUIC listeners have started.
+func (s *Server) applyQUICLimits() {
+	var cur *tlsLimit
+	for _, tb := range s.tls {
+		if tb.limit != nil {
+			cur = tb.limit
+		}
+	}
+	for _, l := range s.quic {
+		if cur == nil {
+			l.SetClientLimiter(nil)
+		} else {
+			l.SetClientLimiter(cur)
+		}
+	}
 }
