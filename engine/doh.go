@@ -41,8 +41,9 @@ func (d *dohStream) read(gc gnet.Conn, query func([]byte, uint64)) error {
 	emit := func(q doh.Query) {
 		// Set only from a bind that trusts X-Forwarded-For (doh.Options).
 		d.l.forwardedFor = q.ForwardedFor
+		d.l.dohReq = q.Headers
 		query(q.Msg, q.ID)
-		d.l.forwardedFor = netip.Addr{}
+		d.l.forwardedFor, d.l.dohReq = netip.Addr{}, nil
 	}
 	if d.t == nil {
 		buf, _ := gc.Next(-1)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/dnsfront/dnsfront/doh"
 )
 
 // loop is one event loop's private state. Only that loop's goroutine touches it, except
@@ -41,6 +43,9 @@ type loop struct {
 	// forwardedFor is the X-Forwarded-For address of the DoH query being handed to the
 	// loop, from a bind that trusts the header; invalid otherwise.
 	forwardedFor netip.Addr
+	// dohReq is the request of the DoH query being handed to the loop (its path and
+	// header fields, for the rules), valid only while it is; nil otherwise.
+	dohReq *doh.Headers
 
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop

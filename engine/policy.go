@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/dnsfront/dnsfront/engine/rules"
 )
@@ -84,6 +85,11 @@ func (l *loop) decide(st *State, bind *BindOptions, msg []byte, p *pending, pool
 	rq.SNI, rq.HTTPPath, rq.Headers = "", "", nil
 	if p.client != nil {
 		rq.SNI = streamSNI(p.client.stream)
+	}
+	if h := l.dohReq; h != nil && p.proto == protoDoH {
+		// Views into the DoH session's buffers, valid while the query is being handed
+		// over: the query rules, the only readers, run before it returns.
+		rq.HTTPPath, rq.Headers = viewString(h.Path()), h
 	}
 	if p.proto == protoUDP {
 		rq.Client = p.peer.Addr().Unmap()
@@ -301,6 +307,14 @@ func (e *Engine) PolicyStats() PolicyStats {
 		s.Delayed += c.delayed.Load()
 	}
 	return s
+}
+
+// viewString is b as a string without a copy, for views that outlive no callback.
+func viewString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // streamSNI is the TLS server name of a DoT or DoH connection, for SNI selectors.
