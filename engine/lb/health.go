@@ -198,11 +198,21 @@ func Probe(ctx context.Context, b *Backend) error {
 	cl := &dns.Client{Net: network, Timeout: hc.Timeout}
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
-	r, _, err := cl.ExchangeContext(ctx, q, b.Addr.String())
+	var r *dns.Msg
+	co, err := cl.DialContext(ctx, b.Addr.String())
+	if err == nil {
+		// The exchange watches only ctx's deadline: close the socket when
+		// ctx ends so that Checker.Stop does not wait out a probe in flight.
+		stop := context.AfterFunc(ctx, func() { co.Close() })
+		r, _, err = cl.ExchangeWithConnContext(ctx, q, co)
+		stop()
+		co.Close()
+	}
 	if err != nil {
 		var ne net.Error
 		switch {
-		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded),
+			errors.Is(err, net.ErrClosed) && errors.Is(ctx.Err(), context.DeadlineExceeded): // closed at the deadline
 			return fmt.Errorf("%w: timeout after %v over %s", ErrCheckFailed, hc.Timeout, network)
 		case errors.Is(err, dns.ErrId):
 			return fmt.Errorf("%w: answer ID does not match the query's", ErrCheckFailed)

@@ -29,13 +29,13 @@ type testBackend struct {
 	addr    string
 	mode    atomic.Int32
 	queries atomic.Int64
-	delay   time.Duration
 	seen    chan struct{} // receives (without blocking the server) when a query arrives
+	release chan struct{} // closed when the test ends: a slow backend answers then
 }
 
-func startBackend(t *testing.T, mode behaviour, delay time.Duration) *testBackend {
+func startBackend(t *testing.T, mode behaviour) *testBackend {
 	t.Helper()
-	tb := &testBackend{delay: delay, seen: make(chan struct{}, 1)}
+	tb := &testBackend{seen: make(chan struct{}, 1), release: make(chan struct{})}
 	tb.mode.Store(int32(mode))
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		n := tb.queries.Add(1)
@@ -51,7 +51,9 @@ func startBackend(t *testing.T, mode behaviour, delay time.Duration) *testBacken
 		case nxdomain:
 			m.Rcode = dns.RcodeNameError
 		case slow:
-			<-time.After(tb.delay) // a slow server: the probe's timeout is what is tested
+			// A server that answers only when the test ends: the probe's
+			// timeout is what is tested, however late the prober runs.
+			<-tb.release
 		case wrongID:
 			m.Id = r.Id + 1
 		case alternate:
@@ -89,6 +91,7 @@ func startBackend(t *testing.T, mode behaviour, delay time.Duration) *testBacken
 	go us.ActivateAndServe()
 	go ts.ActivateAndServe()
 	t.Cleanup(func() { us.Shutdown(); ts.Shutdown() })
+	t.Cleanup(func() { close(tb.release) }) // runs first: no handler holds up Shutdown
 	return tb
 }
 
@@ -113,10 +116,9 @@ func fastCheck(maxFailures, rise int) HealthCheckConfig {
 	return HealthCheckConfig{Interval: 20 * time.Millisecond, Timeout: 5 * time.Second, MaxFailures: maxFailures, Rise: rise, QName: "A.Root-Servers.NET"}
 }
 
-// slowDelay is how late the slow test backend answers, and slowCheck a check
-// that gives up long before: the probe fails however loaded the machine is.
-const slowDelay = 2 * time.Second
-
+// slowCheck is a check with a short timeout, for the slow test backend,
+// which answers only when the test ends: the probe fails however loaded the
+// machine is.
 func slowCheck(maxFailures, rise int) HealthCheckConfig {
 	hc := fastCheck(maxFailures, rise)
 	hc.Timeout = 100 * time.Millisecond
@@ -124,7 +126,7 @@ func slowCheck(maxFailures, rise int) HealthCheckConfig {
 }
 
 func TestProbeReasons(t *testing.T) {
-	ok := startBackend(t, healthy, 0)
+	ok := startBackend(t, healthy)
 	tests := []struct {
 		name string
 		addr string
@@ -135,14 +137,14 @@ func TestProbeReasons(t *testing.T) {
 		{"healthy over tcp", ok.addr, func(h *HealthCheckConfig) { h.UseTCP = true }, ""},
 		{"closed port", closedPort(t), nil, "udp"},
 		{"closed port tcp", closedPort(t), func(h *HealthCheckConfig) { h.UseTCP = true }, "refused"},
-		{"slow", startBackend(t, slow, slowDelay).addr, func(h *HealthCheckConfig) { h.Timeout = slowCheck(1, 1).Timeout }, "timeout after 100ms"},
-		{"servfail", startBackend(t, servfail, 0).addr, nil, "rcode SERVFAIL"},
-		{"nxdomain accepted", startBackend(t, nxdomain, 0).addr, nil, ""},
-		{"nxdomain with must_resolve", startBackend(t, nxdomain, 0).addr, func(h *HealthCheckConfig) { h.MustResolve = true }, "rcode NXDOMAIN with must_resolve"},
+		{"slow", startBackend(t, slow).addr, func(h *HealthCheckConfig) { h.Timeout = slowCheck(1, 1).Timeout }, "timeout after 100ms"},
+		{"servfail", startBackend(t, servfail).addr, nil, "rcode SERVFAIL"},
+		{"nxdomain accepted", startBackend(t, nxdomain).addr, nil, ""},
+		{"nxdomain with must_resolve", startBackend(t, nxdomain).addr, func(h *HealthCheckConfig) { h.MustResolve = true }, "rcode NXDOMAIN with must_resolve"},
 		// Over UDP an answer with another ID is ignored (it may be a late
 		// answer to an earlier probe, or spoofed): the probe times out.
-		{"id mismatch udp", startBackend(t, wrongID, 0).addr, func(h *HealthCheckConfig) { h.Timeout = slowCheck(1, 1).Timeout }, "timeout"},
-		{"id mismatch tcp", startBackend(t, wrongID, 0).addr, func(h *HealthCheckConfig) { h.UseTCP = true }, "ID does not match"},
+		{"id mismatch udp", startBackend(t, wrongID).addr, func(h *HealthCheckConfig) { h.Timeout = slowCheck(1, 1).Timeout }, "timeout"},
+		{"id mismatch tcp", startBackend(t, wrongID).addr, func(h *HealthCheckConfig) { h.UseTCP = true }, "ID does not match"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,12 +320,12 @@ func waitChange(t *testing.T, ch chan change, name string, up bool) change {
 }
 
 func TestCheckerFaultyBackends(t *testing.T) {
-	good := startBackend(t, healthy, 0)
+	good := startBackend(t, healthy)
 	cfgs := []BackendConfig{
 		{Name: "good", Address: good.addr, HealthCheck: fastCheck(2, 2)},
 		{Name: "down", Address: closedPort(t), HealthCheck: fastCheck(2, 2)},
-		{Name: "slow", Address: startBackend(t, slow, slowDelay).addr, HealthCheck: slowCheck(2, 2)},
-		{Name: "servfail", Address: startBackend(t, servfail, 0).addr, HealthCheck: fastCheck(2, 2)},
+		{Name: "slow", Address: startBackend(t, slow).addr, HealthCheck: slowCheck(2, 2)},
+		{Name: "servfail", Address: startBackend(t, servfail).addr, HealthCheck: fastCheck(2, 2)},
 		{Name: "forced-down", Address: good.addr, HealthCheck: HealthCheckConfig{Mode: ModeDown}},
 		{Name: "forced-up", Address: closedPort(t), HealthCheck: HealthCheckConfig{Mode: ModeUp}},
 	}
@@ -373,7 +375,7 @@ func TestCheckerFaultyBackends(t *testing.T) {
 func TestDetectionAndRecovery(t *testing.T) {
 	const maxFailures, rise = 3, 2
 	hc := fastCheck(maxFailures, rise)
-	tb := startBackend(t, healthy, 0)
+	tb := startBackend(t, healthy)
 	s, err := NewSet([]BackendConfig{{Name: "flappy", Address: tb.addr, HealthCheck: hc}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -422,7 +424,7 @@ func TestDetectionAndRecovery(t *testing.T) {
 // consecutive failures or successes: with max_failures and rise of 2 it keeps
 // its state instead of flapping.
 func TestAlternatingBackendDoesNotFlap(t *testing.T) {
-	tb := startBackend(t, alternate, 0)
+	tb := startBackend(t, alternate)
 	s, err := NewSet([]BackendConfig{{Name: "alt", Address: tb.addr, HealthCheck: fastCheck(2, 2)}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -437,7 +439,7 @@ func TestAlternatingBackendDoesNotFlap(t *testing.T) {
 		t.Fatal("alternating backend is down")
 	}
 	// With max_failures 1 the same backend does flap: each failure takes it down.
-	tb1 := startBackend(t, alternate, 0) // its own: the answers alternate per server
+	tb1 := startBackend(t, alternate) // its own: the answers alternate per server
 	s1, _ := NewSet([]BackendConfig{{Name: "alt1", Address: tb1.addr, HealthCheck: fastCheck(1, 1)}}, nil)
 	r1 := startChecker(t, s1, nil)
 	r1.results(t, 1)
@@ -454,7 +456,7 @@ func TestAlternatingBackendDoesNotFlap(t *testing.T) {
 // reload does not take a backend down.
 func TestReloadKeepsCheckProgress(t *testing.T) {
 	hc := fastCheck(3, 1)
-	tb := startBackend(t, healthy, 0)
+	tb := startBackend(t, healthy)
 	cfg := []BackendConfig{{Name: "b", Address: tb.addr, HealthCheck: hc}}
 	old, err := NewSet(cfg, nil)
 	if err != nil {
@@ -563,9 +565,9 @@ func TestInheritKeepsCounters(t *testing.T) {
 }
 
 func TestCheckerStopReturns(t *testing.T) {
-	tb := startBackend(t, slow, time.Second)
+	tb := startBackend(t, slow)
 	s, _ := NewSet([]BackendConfig{{Name: "slow", Address: tb.addr,
-		HealthCheck: HealthCheckConfig{Interval: time.Hour, Timeout: 10 * time.Second}}}, nil)
+		HealthCheck: HealthCheckConfig{Interval: time.Hour, Timeout: time.Hour}}}, nil)
 	c := NewChecker(s, nil)
 	c.Start(context.Background())
 	select { // the probe is in flight
@@ -577,7 +579,7 @@ func TestCheckerStopReturns(t *testing.T) {
 	go func() { c.Stop(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second): // not interrupted, Stop would wait out the hour-long timeout
 		t.Fatal("Stop did not interrupt an in-flight probe")
 	}
 }
