@@ -166,12 +166,15 @@ type responder struct {
 	requests []string // methods
 	issuerN  int
 	served   chan struct{}
+	release  chan struct{} // closed when the test ends: a slow responder answers then
 }
 
 func newResponder(t *testing.T, clk *fakeClock) *responder {
-	r := &responder{t: t, clk: clk, mode: "good", window: 4 * 24 * time.Hour, served: make(chan struct{}, 100)}
+	r := &responder{t: t, clk: clk, mode: "good", window: 4 * 24 * time.Hour, served: make(chan struct{}, 100),
+		release: make(chan struct{})}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
+	t.Cleanup(func() { close(r.release) }) // runs first: no handler holds up Close
 	return r
 }
 
@@ -244,9 +247,11 @@ func (r *responder) serve(w http.ResponseWriter, req *http.Request) {
 		w.Write([]byte("<html>not ocsp</html>"))
 		return
 	case "slow":
+		// Nothing until the client gives up or the test ends: the request
+		// times out however late the Manager's worker runs.
 		select {
 		case <-req.Context().Done():
-		case <-time.After(5 * time.Second):
+		case <-r.release:
 		}
 		return
 	case "wrong":
@@ -301,9 +306,12 @@ func newEnv(t *testing.T, pkiOpts ...devpki.Option) *env {
 		MinRefreshDelay: time.Minute,
 		MaxRefreshDelay: 30 * 24 * time.Hour,
 		BackoffCap:      time.Hour,
-		RequestTimeout:  500 * time.Millisecond,
-		Logger:          slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Clock:           clk,
+		// Generous: on a loaded machine a good answer must never become a
+		// timeout, whose retry waits for the fake clock and so never comes.
+		// The test of timeouts sets a short one against the slow responder.
+		RequestTimeout: 5 * time.Second,
+		Logger:         slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:          clk,
 	}
 	return e
 }

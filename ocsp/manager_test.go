@@ -53,7 +53,10 @@ func TestManagerRefreshAtScheduledTime(t *testing.T) {
 	e.pubs.next(t) // nil
 	first := e.pubs.next(t).s
 	st := e.waitStatus("scheduled", func(s ocsp.CertStatus) bool { return s.Successes == 1 })
-	window := first.NextUpdate.Sub(first.ThisUpdate)
+	// The window ends at the staple's expiry (nextUpdate less Skew): from
+	// nextUpdate, the middle would be 2.5 minutes late and the test would
+	// fail whenever the jitter is that small.
+	window := first.Expiry().Sub(first.ThisUpdate)
 	lo, hi := first.ThisUpdate.Add(window/2), first.ThisUpdate.Add(window/2+window/10)
 	if st.NextRefresh.Before(lo) || st.NextRefresh.After(hi) {
 		t.Fatalf("next refresh %s outside the middle of the window [%s, %s]", st.NextRefresh, lo, hi)
@@ -92,6 +95,9 @@ func TestManagerFailuresKeepStapleAndBackOff(t *testing.T) {
 			src := e.source()
 			src.Files = []string{file}
 			e.resp.setMode(c.mode)
+			if c.mode == "slow" {
+				e.opts.RequestTimeout = 200 * time.Millisecond
+			}
 			if c.mode == "down" {
 				e.resp.srv.Close()
 			}
@@ -258,7 +264,7 @@ func TestManagerReloadKeepsState(t *testing.T) {
 	}
 	// Removing a certificate unpublishes it.
 	m.Set([]ocsp.CertSource{{ID: "second", Chain: other.Chain}})
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for e.pubs.get("leaf") != nil {
 		select {
 		case <-e.pubs.events:
@@ -488,8 +494,13 @@ func TestManagerSchedulesByCertificateExpiry(t *testing.T) {
 		t.Fatalf("response ending after the certificate not accepted: %+v", s)
 	}
 	st := e.waitStatus("scheduled", func(s ocsp.CertStatus) bool { return s.Successes == 1 })
-	if d := st.NextRefresh.Sub(now); d < 24*time.Hour || d > 30*time.Hour {
-		t.Errorf("refresh in %s, want the middle of the certificate's remaining two days", d)
+	// The middle of [thisUpdate, notAfter], plus up to a tenth of it: the
+	// response's thisUpdate is a minute before now, so a bound at now+24h
+	// would fail whenever the jitter is under 30 seconds.
+	window := e.pki.Leaf.Cert.NotAfter.Sub(s.ThisUpdate)
+	lo, hi := s.ThisUpdate.Add(window/2), s.ThisUpdate.Add(window/2+window/10)
+	if st.NextRefresh.Before(lo) || st.NextRefresh.After(hi) {
+		t.Errorf("refresh at %s, want the middle of the certificate's remaining two days [%s, %s]", st.NextRefresh, lo, hi)
 	}
 }
 

@@ -53,7 +53,9 @@ func TestManagerSharedStaple(t *testing.T) {
 		t.Fatalf("published %+v, want the shared staple", ev.s)
 	}
 	st := e.status()
-	lo, hi := now.Add(2*24*time.Hour), now.Add(2*24*time.Hour+4*24*time.Hour/10)
+	// The window ends at the staple's expiry (nextUpdate less Skew).
+	window := s.Expiry().Sub(s.ThisUpdate)
+	lo, hi := s.ThisUpdate.Add(window/2), s.ThisUpdate.Add(window/2+window/10)
 	if st.Source != ocsp.SourceShared || st.NextRefresh == nil || st.NextRefresh.Before(lo) || st.NextRefresh.After(hi) {
 		t.Fatalf("status %+v; want source %q and the refresh in the middle of the window", st, ocsp.SourceShared)
 	}
