@@ -40,6 +40,9 @@ type h2conn struct {
 	dec  *hpackDecoder
 	enc  hpackEncoder
 	emit func(Query)
+	// emitting holds the path and fields of the query being emitted, taken from its
+	// stream and given back to the pool when emit returns: they are read only then.
+	emitting Headers
 
 	prefaceDone  bool
 	gotSettings  bool

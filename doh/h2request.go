@@ -163,13 +163,15 @@ func (c *h2conn) query(st *h2stream) error {
 		c.reject(st, rj)
 		return nil
 	}
-	q := Query{ID: uint64(st.id), Msg: st.body, Path: st.hdrs.Path(), Headers: &st.hdrs}
+	c.emitting, st.hdrs = st.hdrs, Headers{}
+	q := Query{ID: uint64(st.id), Msg: st.body, Path: c.emitting.Path(), Headers: &c.emitting}
 	if len(st.xff) > 0 {
 		q.ForwardedFor = forwardedFor(st.xff)
 	}
 	st.engineHolds = true
 	c.s.stats.Queries++
 	c.emit(q) // may Respond at once and recycle st: do not touch st after this
+	c.emitting.release()
 	return nil
 }
 

@@ -256,7 +256,8 @@ type h2stream struct {
 	pendBuf *bytebufferpool.ByteBuffer
 	xff     []byte
 	// hdrs are the request's path and header fields for the rules, moved from the head
-	// (a POST's body comes after other streams' heads); pooled like body.
+	// (a POST's body comes after other streams' heads) and held until the query is
+	// emitted; pooled like body.
 	hdrs    Headers
 	counted int // body bytes counted in h2conn.bodyBytes
 }
