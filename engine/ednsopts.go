@@ -1,6 +1,10 @@
 package engine
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/dnsfront/dnsfront/internal/dnswire"
+)
 
 // EDNS options that the engine itself answers on stream transports:
 //   - Padding (RFC 7830): on DoT, DoH, DoQ and DoH3, an answer to a query that carried the
@@ -36,7 +40,7 @@ func queryExt(msg []byte, q question, pr proto, padAll bool) uint8 {
 	if padAll && pr != protoTCP {
 		ext = extPadding
 	}
-	off, err := skipName(msg, q.optOff)
+	off, err := dnswire.SkipName(msg, q.optOff)
 	if err != nil || off+10 > len(msg) {
 		return ext
 	}
@@ -69,18 +73,18 @@ func (l *loop) addEDNSOptions(ext uint8, m []byte) []byte {
 	off := headerLen
 	var err error
 	for i := 0; i < int(count(m, 0)); i++ {
-		if off, err = skipName(m, off); err != nil {
+		if off, err = dnswire.SkipName(m, off); err != nil {
 			return m
 		}
 		off += 4
 	}
-	if off, err = skipRRs(m, off, int(count(m, 1))+int(count(m, 2))); err != nil {
+	if off, err = dnswire.SkipRRs(m, off, int(count(m, 1))+int(count(m, 2))); err != nil {
 		return m
 	}
 	optStart, rdStart, rdEnd := -1, 0, 0
 	for i := 0; i < int(count(m, 3)); i++ {
 		start := off
-		if off, err = skipName(m, off); err != nil || off+10 > len(m) {
+		if off, err = dnswire.SkipName(m, off); err != nil || off+10 > len(m) {
 			return m
 		}
 		end := off + 10 + int(binary.BigEndian.Uint16(m[off+8:]))

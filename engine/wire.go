@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/dnswire"
 )
 
 // Wire-format helpers for the hot path. They read only the header, the question and the
@@ -27,8 +29,8 @@ var (
 	errShort      = errors.New("message shorter than its header")
 	errResponse   = errors.New("QR bit set in a query")
 	errQDCount    = errors.New("question count is not 1")
-	errBadName    = errors.New("malformed question name")
-	errTruncated  = errors.New("message truncated inside a record")
+	errBadName    = dnswire.ErrBadName
+	errTruncated  = dnswire.ErrShort
 	errCompressed = errors.New("compression pointer in the question of a query")
 )
 
@@ -75,13 +77,13 @@ func parseQuery(m []byte) (question, error) {
 	q.hash, q.nameHash, q.end = h, nh, off
 	q.qtype = binary.BigEndian.Uint16(m[off-4:])
 	// Skip answer and authority records (normally none in a query), then look for OPT.
-	off, err = skipRRs(m, off, int(count(m, 1))+int(count(m, 2)))
+	off, err = dnswire.SkipRRs(m, off, int(count(m, 1))+int(count(m, 2)))
 	if err != nil {
 		return q, err
 	}
 	for i := 0; i < int(count(m, 3)); i++ {
 		start := off
-		if off, err = skipName(m, off); err != nil {
+		if off, err = dnswire.SkipName(m, off); err != nil {
 			return q, err
 		}
 		if off+10 > len(m) {
@@ -146,47 +148,6 @@ func hashQuestionName(m []byte, off int) (uint64, uint64, int, error) {
 	return h, nh, off + 4, nil
 }
 
-// skipName returns the offset after the (possibly compressed) name at off.
-func skipName(m []byte, off int) (int, error) {
-	for n := 0; n < 128; n++ {
-		if off >= len(m) {
-			return 0, errTruncated
-		}
-		l := int(m[off])
-		switch {
-		case l == 0:
-			return off + 1, nil
-		case l&0xc0 == 0xc0:
-			if off+2 > len(m) {
-				return 0, errTruncated
-			}
-			return off + 2, nil
-		case l&0xc0 != 0:
-			return 0, errBadName
-		}
-		off += 1 + l
-	}
-	return 0, errBadName
-}
-
-// skipRRs returns the offset after n resource records starting at off.
-func skipRRs(m []byte, off, n int) (int, error) {
-	var err error
-	for i := 0; i < n; i++ {
-		if off, err = skipName(m, off); err != nil {
-			return 0, err
-		}
-		if off+10 > len(m) {
-			return 0, errTruncated
-		}
-		off += 10 + int(binary.BigEndian.Uint16(m[off+8:]))
-		if off > len(m) {
-			return 0, errTruncated
-		}
-	}
-	return off, nil
-}
-
 // appendOPT appends an OPT record advertising size to the query in dst and counts it.
 func appendOPT(dst []byte, size uint16) []byte {
 	dst = append(dst, 0, 0, typeOPT, byte(size>>8), byte(size), 0, 0, 0, 0, 0, 0)
@@ -204,17 +165,17 @@ func stripOPT(m []byte) []byte {
 	off := headerLen
 	var err error
 	for i := 0; i < qd; i++ {
-		if off, err = skipName(m, off); err != nil {
+		if off, err = dnswire.SkipName(m, off); err != nil {
 			return m
 		}
 		off += 4
 	}
-	if off, err = skipRRs(m, off, int(count(m, 1))+int(count(m, 2))); err != nil {
+	if off, err = dnswire.SkipRRs(m, off, int(count(m, 1))+int(count(m, 2))); err != nil {
 		return m
 	}
 	for i := 0; i < int(count(m, 3)); i++ {
 		start := off
-		if off, err = skipName(m, off); err != nil || off+10 > len(m) {
+		if off, err = dnswire.SkipName(m, off); err != nil || off+10 > len(m) {
 			return m
 		}
 		end := off + 10 + int(binary.BigEndian.Uint16(m[off+8:]))

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+
+	"github.com/dnsfront/dnsfront/internal/dnswire"
 )
 
 // Wire-format helpers in miekg/dns's (msg, off) -> (value, newOff, error)
@@ -44,35 +46,11 @@ const (
 )
 
 var (
-	errShort       = errors.New("packetcache: message truncated")
-	errLabel       = errors.New("packetcache: bad label type")
+	errShort       = dnswire.ErrShort
+	errLabel       = dnswire.ErrBadName
 	errNameTooLong = errors.New("packetcache: name longer than 255 octets")
 	errCompressed  = errors.New("packetcache: compressed question name")
 )
-
-// skipName returns the offset just past the possibly compressed name at off.
-func skipName(msg []byte, off int) (int, error) {
-	for {
-		if off >= len(msg) {
-			return 0, errShort
-		}
-		c := int(msg[off])
-		switch c & 0xC0 {
-		case 0x00:
-			if c == 0 {
-				return off + 1, nil
-			}
-			off += 1 + c
-		case 0xC0:
-			if off+2 > len(msg) {
-				return 0, errShort
-			}
-			return off + 2, nil
-		default:
-			return 0, errLabel
-		}
-	}
-}
 
 // lowerName copies the uncompressed name at off into dst lower-cased and
 // returns the number of bytes written and the offset past the name. A
@@ -113,40 +91,6 @@ func lowerName(dst []byte, msg []byte, off int) (n int, newOff int, err error) {
 	}
 }
 
-// rrHeader is the fixed part of a resource record after its owner name.
-type rrHeader struct {
-	typ    uint16
-	class  uint16
-	ttl    uint32
-	ttlOff int // offset of the TTL field in the message
-	rdOff  int // offset of RDATA
-	rdLen  int
-}
-
-// readRR parses the record at off and returns its header and the offset past it.
-func readRR(msg []byte, off int) (rrHeader, int, error) {
-	off, err := skipName(msg, off)
-	if err != nil {
-		return rrHeader{}, 0, err
-	}
-	if off+10 > len(msg) {
-		return rrHeader{}, 0, errShort
-	}
-	h := rrHeader{
-		typ:    binary.BigEndian.Uint16(msg[off:]),
-		class:  binary.BigEndian.Uint16(msg[off+2:]),
-		ttl:    binary.BigEndian.Uint32(msg[off+4:]),
-		ttlOff: off + 4,
-		rdOff:  off + 10,
-		rdLen:  int(binary.BigEndian.Uint16(msg[off+8:])),
-	}
-	end := h.rdOff + h.rdLen
-	if end > len(msg) {
-		return rrHeader{}, 0, errShort
-	}
-	return h, end, nil
-}
-
 // queryKey builds the cache key of a query into kb. It reports false for
 // queries the cache does not handle: responses, opcodes other than QUERY,
 // not exactly one question, records in the answer or authority sections,
@@ -183,12 +127,12 @@ func queryKey(q []byte, kb *[maxKeyLen]byte) (keyLen, nameEnd int, ok bool) {
 		kf |= keyCD
 	}
 	if arcount == 1 {
-		h, _, err := readRR(q, off)
-		if err != nil || h.typ != typeOPT {
+		h, _, err := dnswire.ReadRR(q, off)
+		if err != nil || h.Type != typeOPT {
 			return 0, 0, false
 		}
 		kf |= keyEDNS
-		if h.ttl&ednsDO != 0 {
+		if h.TTL&ednsDO != 0 {
 			kf |= keyDO
 		}
 	}
@@ -232,23 +176,23 @@ func analyze(resp []byte, key []byte, o *Options, tempFailTTL uint32, offs []uin
 	soaMin := uint32(math.MaxUint32)
 	seenAuthSOA := false
 	for i := 0; i < total; i++ {
-		h, next, err := readRR(resp, off)
+		h, next, err := dnswire.ReadRR(resp, off)
 		if err != nil {
 			return 0, offs, err
 		}
 		off = next
-		if h.typ == typeOPT {
-			if h.ttl>>24 != 0 { // extended RCODE (BADVERS...): leave to the backend
+		if h.Type == typeOPT {
+			if h.TTL>>24 != 0 { // extended RCODE (BADVERS...): leave to the backend
 				return 0, offs, nil
 			}
 			continue
 		}
-		offs = append(offs, uint16(h.ttlOff))
-		minTTL = min(minTTL, h.ttl)
-		if h.typ == typeSOA && i >= ancount && i < ancount+nscount {
+		offs = append(offs, uint16(h.TTLOff))
+		minTTL = min(minTTL, h.TTL)
+		if h.Type == typeSOA && i >= ancount && i < ancount+nscount {
 			seenAuthSOA = true
-			if h.rdLen >= 22 {
-				soaMin = min(soaMin, binary.BigEndian.Uint32(resp[h.rdOff+h.rdLen-4:]))
+			if h.RDLen >= 22 {
+				soaMin = min(soaMin, binary.BigEndian.Uint32(resp[h.RDOff+h.RDLen-4:]))
 			}
 		}
 	}
