@@ -5,50 +5,21 @@ import (
 	"math"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/dnswire"
 )
 
-// The helpers below follow miekg/dns's (msg, off) -> (newOff, error) shape but
-// never allocate: dns.UnpackDomainName builds a string, and a full Msg.Unpack
-// is far too costly for a check that runs on every request.
+// The checks below walk the message with internal/dnswire, which never
+// allocates: a full Msg.Unpack is far too costly for a check that runs on every
+// request.
 
 var (
-	errShortMsg   = errors.New("message too short")
-	errBadName    = errors.New("bad domain name")
-	errNotQuery   = errors.New("not a query (QR set)")
-	errQuestions  = errors.New("question count is not 1")
-	errBadPointer = errors.New("bad compression pointer")
+	errShortMsg  = errors.New("message too short")
+	errNotQuery  = errors.New("not a query (QR set)")
+	errQuestions = errors.New("question count is not 1")
 )
 
-const headerLen = 12
-
-// skipName returns the offset just past the (possibly compressed) name at off.
-func skipName(msg []byte, off int) (int, error) {
-	total := 0
-	for {
-		if off >= len(msg) {
-			return 0, errShortMsg
-		}
-		c := int(msg[off])
-		switch c & 0xC0 {
-		case 0x00:
-			if c == 0 {
-				return off + 1, nil
-			}
-			total += c + 1
-			if total > 255 {
-				return 0, errBadName
-			}
-			off += c + 1
-		case 0xC0:
-			if off+2 > len(msg) {
-				return 0, errBadPointer
-			}
-			return off + 2, nil
-		default:
-			return 0, errBadName
-		}
-	}
-}
+const headerLen = dnswire.HeaderLen
 
 // validateQuery checks what the session relies on: a header, QR clear, and
 // exactly one complete question. The rest is the backend's business.
@@ -62,14 +33,8 @@ func validateQuery(msg []byte) error {
 	if msg[4] != 0 || msg[5] != 1 {
 		return errQuestions
 	}
-	off, err := skipName(msg, headerLen)
-	if err != nil {
-		return err
-	}
-	if off+4 > len(msg) {
-		return errShortMsg
-	}
-	return nil
+	_, err := dnswire.SkipQuestion(msg, headerLen)
+	return err
 }
 
 // minTTL returns the smallest TTL of the answer and authority records (RFC
@@ -86,28 +51,21 @@ func minTTL(msg []byte) (ttl uint32, ok bool) {
 	off := headerLen
 	var err error
 	for i := 0; i < qd; i++ {
-		if off, err = skipName(msg, off); err != nil || off+4 > len(msg) {
+		if off, err = dnswire.SkipQuestion(msg, off); err != nil {
 			return 0, false
 		}
-		off += 4
 	}
 	ttl = math.MaxUint32
 	for i := 0; i < an+ns; i++ {
-		if off, err = skipName(msg, off); err != nil || off+10 > len(msg) {
+		var h dnswire.RRHeader
+		if h, off, err = dnswire.ReadRR(msg, off); err != nil {
 			return 0, false
 		}
-		typ := uint16(msg[off])<<8 | uint16(msg[off+1])
-		t := be32(msg[off+4:])
-		rdlen := int(msg[off+8])<<8 | int(msg[off+9])
-		off += 10
-		if off+rdlen > len(msg) {
-			return 0, false
-		}
-		if typ == dns.TypeSOA && an == 0 && rdlen >= 20 {
-			t = min(t, be32(msg[off+rdlen-4:]))
+		t := h.TTL
+		if h.Type == dns.TypeSOA && an == 0 && h.RDLen >= 20 {
+			t = min(t, be32(msg[h.End()-4:]))
 		}
 		ttl = min(ttl, t)
-		off += rdlen
 		ok = true
 	}
 	if !ok {
