@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+
+	"github.com/dnsfront/dnsfront/internal/dnswire"
 )
 
 // Protocol is the transport a query arrived on.
@@ -134,28 +136,24 @@ func ParseQuery(q *Query, msg []byte) (int, error) {
 		return qend, nil
 	}
 	for i := 0; i < an+ar; i++ {
-		if off, err = skipCompressedName(msg, off); err != nil || off+10 > len(msg) {
+		h, next, err := dnswire.ReadRR(msg, off)
+		if err != nil {
 			return qend, errTruncRR
 		}
-		typ := binary.BigEndian.Uint16(msg[off:])
-		rdlen := int(binary.BigEndian.Uint16(msg[off+8:]))
-		if off+10+rdlen > len(msg) {
-			return qend, errTruncRR
-		}
-		if i >= an && typ == typeOPT {
+		if i >= an && h.Type == dnswire.TypeOPT {
 			q.EDNS = true
-			q.UDPSize = binary.BigEndian.Uint16(msg[off+2:])
-			q.EDNSVersion = msg[off+5]
-			q.DO = msg[off+6]&0x80 != 0
-			q.EDNSOptions = msg[off+10 : off+10+rdlen]
+			q.UDPSize = h.Class
+			q.EDNSVersion = byte(h.TTL >> 16)
+			q.DO = h.TTL&0x8000 != 0
+			q.EDNSOptions = msg[h.RDOff:h.End()]
 			return qend, nil
 		}
-		off += 10 + rdlen
+		off = next
 	}
 	return qend, nil
 }
 
-const typeOPT = 41
+const typeOPT = dnswire.TypeOPT
 
 // nameEnd returns the offset after the uncompressed name at off.
 func nameEnd(msg []byte, off int) (int, error) {
@@ -171,28 +169,6 @@ func nameEnd(msg []byte, off int) (int, error) {
 			return off + 1, nil
 		}
 		if l&0xc0 != 0 {
-			return 0, errBadName
-		}
-		off += 1 + l
-	}
-}
-
-// skipCompressedName returns the offset after a possibly compressed name at off.
-func skipCompressedName(msg []byte, off int) (int, error) {
-	for n := 0; ; n++ {
-		if off >= len(msg) || n > 127 {
-			return 0, errBadName
-		}
-		l := int(msg[off])
-		switch {
-		case l == 0:
-			return off + 1, nil
-		case l&0xc0 == 0xc0:
-			if off+2 > len(msg) {
-				return 0, errBadName
-			}
-			return off + 2, nil
-		case l&0xc0 != 0:
 			return 0, errBadName
 		}
 		off += 1 + l

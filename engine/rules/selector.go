@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strings"
+
+	"github.com/dnsfront/dnsfront/internal/dnswire"
 )
 
 // selector decides whether a rule applies to a query. Implementations do not allocate and
@@ -305,7 +307,7 @@ func walkRecords(m []byte, f func(section, off int, typ uint16) bool) bool {
 	for sec := 0; sec < 4; sec++ {
 		n := int(binary.BigEndian.Uint16(m[4+2*sec:]))
 		for i := 0; i < n; i++ {
-			if off, err = skipCompressedName(m, off); err != nil {
+			if off, err = dnswire.SkipName(m, off); err != nil {
 				return false
 			}
 			if sec == 0 {
