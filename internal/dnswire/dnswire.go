@@ -139,3 +139,30 @@ func SkipRRs(msg []byte, off, n int) (int, error) {
 	}
 	return off, nil
 }
+
+// FindOPT returns the offset and header of the first OPT record in the additional
+// section, or start -1 when there is none. Every record before it must parse.
+func FindOPT(msg []byte) (start int, h RRHeader, err error) {
+	if len(msg) < HeaderLen {
+		return -1, RRHeader{}, ErrShort
+	}
+	off := HeaderLen
+	for i := 0; i < int(Count(msg, Question)); i++ {
+		if off, err = SkipQuestion(msg, off); err != nil {
+			return -1, RRHeader{}, err
+		}
+	}
+	if off, err = SkipRRs(msg, off, int(Count(msg, Answer))+int(Count(msg, Authority))); err != nil {
+		return -1, RRHeader{}, err
+	}
+	for i := 0; i < int(Count(msg, Additional)); i++ {
+		start = off
+		if h, off, err = ReadRR(msg, off); err != nil {
+			return -1, RRHeader{}, err
+		}
+		if h.Type == TypeOPT {
+			return start, h, nil
+		}
+	}
+	return -1, RRHeader{}, nil
+}

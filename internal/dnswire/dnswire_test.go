@@ -126,6 +126,7 @@ func TestNoAllocations(t *testing.T) {
 		off, _ := SkipQuestion(msg, HeaderLen)
 		off, _ = SkipRRs(msg, off, 3)
 		_, _, _ = ReadRR(msg, off)
+		_, _, _ = FindOPT(msg)
 	})
 	if n != 0 {
 		t.Fatalf("%v allocations per walk", n)
@@ -145,6 +146,9 @@ func FuzzWalk(f *testing.F) {
 		if end, err := SkipName(msg, start); err == nil && (end <= start || end > len(msg)) {
 			t.Fatalf("SkipName(%d) = %d of %d", start, end, len(msg))
 		}
+		if at, h, err := FindOPT(msg); err == nil && at >= 0 && (h.Type != TypeOPT || h.End() > len(msg)) {
+			t.Fatalf("FindOPT = %d, %+v of %d", at, h, len(msg))
+		}
 		off := start
 		for off < len(msg) {
 			h, next, err := ReadRR(msg, off)
@@ -157,4 +161,23 @@ func FuzzWalk(f *testing.F) {
 			off = next
 		}
 	})
+}
+
+func TestFindOPT(t *testing.T) {
+	msg := packed(t)
+	start, h, err := FindOPT(msg)
+	if err != nil || h.Type != TypeOPT || msg[start] != 0 || h.End() != len(msg) {
+		t.Fatalf("FindOPT = %d, %+v, %v", start, h, err)
+	}
+	SetCount(msg, Additional, 0)
+	if start, _, err := FindOPT(msg); start != -1 || err != nil {
+		t.Fatalf("without OPT: %d, %v", start, err)
+	}
+	SetCount(msg, Answer, 9)
+	if start, _, err := FindOPT(msg); start != -1 || !errors.Is(err, ErrShort) {
+		t.Fatalf("counts past the end: %d, %v", start, err)
+	}
+	if start, _, err := FindOPT(msg[:5]); start != -1 || !errors.Is(err, ErrShort) {
+		t.Fatalf("short header: %d, %v", start, err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dnsfront/dnsfront/engine"
+	"github.com/dnsfront/dnsfront/internal/dnswire"
 	"github.com/miekg/dns"
 	quicgo "github.com/quic-go/quic-go"
 )
@@ -158,19 +159,20 @@ func (l *Listener) failStream(c *conn, str *quicgo.Stream, e *doqError) {
 // which RFC 9250 section 5.5.2 forbids on DoQ. A message that does not parse is left to
 // the engine, which refuses it.
 func hasTCPKeepalive(msg []byte) bool {
-	if binary.BigEndian.Uint16(msg[10:]) == 0 {
+	if len(msg) < dnswire.HeaderLen || dnswire.Count(msg, dnswire.Additional) == 0 {
 		return false // no additional record: no OPT
 	}
-	var m dns.Msg
-	if m.Unpack(msg) != nil {
+	at, opt, err := dnswire.FindOPT(msg)
+	if err != nil || at < 0 {
 		return false
 	}
-	if opt := m.IsEdns0(); opt != nil {
-		for _, o := range opt.Option {
-			if o.Option() == dns.EDNS0TCPKEEPALIVE {
-				return true
-			}
+	found := false
+	o := opt.RDOff
+	for o+4 <= opt.End() {
+		if binary.BigEndian.Uint16(msg[o:]) == dns.EDNS0TCPKEEPALIVE {
+			found = true
 		}
+		o += 4 + int(binary.BigEndian.Uint16(msg[o+2:]))
 	}
-	return false
+	return found && o == opt.End() // an option cut short: the OPT record does not parse
 }
