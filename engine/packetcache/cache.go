@@ -22,7 +22,7 @@ type Stats struct {
 	Misses      uint64 // lookups that were not (including uncacheable queries)
 	Insertions  uint64 // answers stored (new or replacing an entry)
 	Evictions   uint64 // entries dropped to make room for another
-	Expunged    uint64 // expired entries removed by Expunge or reused slots
+	Expunged    uint64 // expired entries whose slot was taken for another answer
 	Uncacheable uint64 // Insert calls whose answer was not stored
 	Entries     uint64 // entries held now, expired ones included until removed
 }
@@ -30,7 +30,6 @@ type Stats struct {
 // entry is one cached answer. Its fields are written under the shard's write
 // lock and read under its read lock, except ref, which readers set.
 type entry struct {
-	used     bool
 	ref      atomic.Uint32 // second-chance bit of the CLOCK eviction
 	hash     uint64
 	inserted int64 // unix nanoseconds
@@ -48,8 +47,7 @@ type shard struct {
 	mu     sync.RWMutex
 	index  map[uint64]int32
 	slots  []entry
-	free   []int32 // unused slots, only after Expunge/Purge
-	filled int     // slots[:filled] have been handed out once
+	filled int // slots[:filled] have been handed out once
 	hand   int
 
 	hits, misses, insertions, evictions, expunged, uncacheable, entries atomic.Uint64
@@ -184,7 +182,6 @@ func (c *Cache) insert(query, response []byte, now time.Time, tempFailTTL uint32
 		s.index[h] = i
 	}
 	e := &s.slots[i]
-	e.used = true
 	e.hash = h
 	e.inserted = nowNs
 	e.expires = nowNs + int64(ttl)*int64(time.Second)
@@ -211,12 +208,6 @@ func reuse(dst, src []byte) []byte {
 // allocate returns a free slot, evicting one with the CLOCK hand when the
 // shard is full. Called with the write lock held.
 func (s *shard) allocate(nowNs int64) int32 {
-	if n := len(s.free); n > 0 {
-		i := s.free[n-1]
-		s.free = s.free[:n-1]
-		s.entries.Add(1)
-		return i
-	}
 	if s.filled < len(s.slots) {
 		s.filled++
 		s.entries.Add(1)
@@ -239,46 +230,6 @@ func (s *shard) allocate(nowNs int64) int32 {
 		delete(s.index, e.hash)
 		return int32(i)
 	}
-}
-
-// Purge removes every entry.
-func (c *Cache) Purge() {
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		clear(s.index)
-		for j := range s.slots[:s.filled] {
-			s.slots[j] = entry{}
-		}
-		s.filled, s.hand, s.free = 0, 0, s.free[:0]
-		s.entries.Store(0)
-		s.mu.Unlock()
-	}
-}
-
-// Expunge removes the entries expired at now and returns how many. It takes
-// each shard's write lock in turn: run it off the event loops.
-func (c *Cache) Expunge(now time.Time) int {
-	nowNs := now.UnixNano()
-	removed := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		for j := range s.slots[:s.filled] {
-			e := &s.slots[j]
-			if e.used && nowNs >= e.expires {
-				delete(s.index, e.hash)
-				e.used = false
-				e.expires = 0
-				s.free = append(s.free, int32(j))
-				s.entries.Add(^uint64(0))
-				s.expunged.Add(1)
-				removed++
-			}
-		}
-		s.mu.Unlock()
-	}
-	return removed
 }
 
 // Stats sums the shards' counters. Safe from any goroutine.

@@ -307,35 +307,6 @@ func TestEvictionAtSizeKeepsReferenced(t *testing.T) {
 	}
 }
 
-func TestExpungeAndPurge(t *testing.T) {
-	o := DefaultOptions(10)
-	o.Shards = 1 // with 10 shards of one slot, two names could share one
-	c := New(o)
-	for i, ttl := range []int{10, 20, 30} {
-		q := newQuery(fmt.Sprintf("n%d.test.", i), dns.TypeA, qopt{})
-		c.Insert(pack(t, q), pack(t, answer(t, q, 0, []string{fmt.Sprintf("%s %d IN A 192.0.2.1", q.Question[0].Name, ttl)}, nil)), t0)
-	}
-	if n := c.Expunge(t0.Add(20 * time.Second)); n != 2 {
-		t.Fatalf("expunged %d, want 2", n)
-	}
-	if st := c.Stats(); st.Entries != 1 || st.Expunged != 2 {
-		t.Fatalf("stats %+v", st)
-	}
-	// Freed slots are reused.
-	q := newQuery("new.test.", dns.TypeA, qopt{})
-	c.Insert(pack(t, q), pack(t, answer(t, q, 0, []string{"new.test. 60 IN A 192.0.2.1"}, nil)), t0)
-	if _, ok := c.Get(pack(t, q), nil, t0.Add(25*time.Second)); !ok {
-		t.Fatal("entry in reused slot missing")
-	}
-	c.Purge()
-	if st := c.Stats(); st.Entries != 0 {
-		t.Fatalf("after purge: %+v", st)
-	}
-	if _, ok := c.Get(pack(t, q), nil, t0); ok {
-		t.Fatal("hit after purge")
-	}
-}
-
 func TestReplaceInPlace(t *testing.T) {
 	c := New(DefaultOptions(10))
 	q := newQuery("x.test.", dns.TypeA, qopt{})
@@ -380,7 +351,6 @@ func TestConcurrentGetInsert(t *testing.T) {
 					c.Insert(qs[k], rs[k], t0)
 				}
 				if i%1000 == 0 {
-					c.Expunge(t0)
 					_ = c.Stats()
 				}
 			}
