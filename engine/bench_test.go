@@ -87,7 +87,7 @@ func newHotPath(tb testing.TB, listenerFD int, client *net.UDPConn) *hotPath {
 		tb.Fatal(err)
 	}
 	be := &Backend{Key: "b|127.0.0.1:53", Name: "b", Addr: netip.MustParseAddrPort("127.0.0.1:53"), Timeout: time.Second}
-	st := NewState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
+	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	bindAddr := netip.MustParseAddrPort("127.0.0.1:5300")
 	e, err := New(Options{
 		Loops:  1,
@@ -321,7 +321,7 @@ func forwardLoopback(b *testing.B) (*net.UDPConn, []byte) {
 	port := freeUDPPort(b)
 	acl, _ := NewACL([]string{"127.0.0.0/8"})
 	be := &Backend{Key: "b", Name: "b", Addr: backend.LocalAddr().(*net.UDPAddr).AddrPort(), Timeout: time.Second}
-	st := NewState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
+	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	e, err := New(Options{
 		Loops:  1,
 		Binds:  []BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), Protocol: "Do53"}},

@@ -66,7 +66,7 @@ func startUDPEngine(t *testing.T, backend netip.AddrPort) (v4, v6 netip.AddrPort
 		t.Fatal(err)
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: backend, Timeout: 5 * time.Second}
-	st := NewState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
+	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	v4 = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
 	binds := []BindOptions{{Addr: v4, Protocol: "Do53"}}
 	if pc, err := net.ListenPacket("udp6", "[::1]:0"); err == nil {

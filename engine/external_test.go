@@ -33,7 +33,7 @@ func startExternalEngine(t *testing.T, loops int) *Engine {
 	}()
 	acl, _ := NewACL([]string{"127.0.0.0/8"})
 	be := &Backend{Key: "b", Name: "b", Addr: backend.LocalAddr().(*net.UDPAddr).AddrPort(), Timeout: time.Second}
-	st := NewState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
+	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	e, err := New(Options{
 		Loops:  loops,
 		Binds:  []BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t)), Protocol: "Do53"}},

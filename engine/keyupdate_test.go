@@ -119,7 +119,7 @@ func TestKeyUpdateStaysOnItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: ln.Addr().(*net.TCPAddr).AddrPort(), Timeout: 10 * time.Second, TCPOnly: true}
-	st := NewState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
+	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeTCPPort(t))
 	e, err := New(Options{
 		Loops:  1,

@@ -31,7 +31,7 @@ func TestDrainLingers(t *testing.T) {
 		Loops:  1,
 		Binds:  []BindOptions{{Addr: addr, Protocol: "Do53"}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, NewState(acl, nil, nil))
+	}, newTestState(acl, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

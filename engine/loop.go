@@ -184,10 +184,7 @@ func (l *loop) current() *State {
 func (l *loop) pick(pool *Pool, h uint64) int {
 	pk := l.pickers[pool]
 	if pk == nil {
-		pk = leastOutstanding{pool}
-		if pool.NewPicker != nil {
-			pk = pool.NewPicker()
-		}
+		pk = pool.NewPicker()
 		l.pickers[pool] = pk
 	}
 	i := pk.Pick(l.outFn, h)

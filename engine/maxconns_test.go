@@ -42,7 +42,7 @@ func TestMaxConnsPerBind(t *testing.T) {
 			{Addr: b, Protocol: "Do53", MaxConns: 2},
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, NewState(acl, nil, nil))
+	}, newTestState(acl, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

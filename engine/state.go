@@ -54,8 +54,8 @@ func (b *Backend) Up() bool { return b.Health == nil || b.Health.Up() }
 type Pool struct {
 	Name     string
 	Backends []*Backend
-	// NewPicker returns the per-loop selection state of the pool's policy; each loop calls
-	// it once and uses the result alone. nil means least outstanding.
+	// NewPicker returns the per-loop selection state of the pool's policy (engine/lb's, as
+	// internal/server sets it); each loop calls it once and uses the result alone. Required.
 	NewPicker func() Picker
 	Cache     Cache
 	index     []int // position of each backend in State.Backends
@@ -88,21 +88,4 @@ type Cache interface {
 	// Get appends the cached answer to query (with the query's ID) to dst.
 	Get(query, dst []byte, now time.Time) ([]byte, bool)
 	Insert(query, response []byte, now time.Time)
-}
-
-// leastOutstanding is the policy of a pool that names no picker (dnsdist's default): the
-// up backend with the fewest queries in flight on this loop, ties going to the first.
-type leastOutstanding struct{ p *Pool }
-
-func (lo leastOutstanding) Pick(outstanding func(int) int, _ uint64) int {
-	best, bestN := -1, 0
-	for i, b := range lo.p.Backends {
-		if !b.Up() {
-			continue
-		}
-		if n := outstanding(lo.p.index[i]); best < 0 || n < bestN {
-			best, bestN = lo.p.index[i], n
-		}
-	}
-	return best
 }

@@ -49,7 +49,7 @@ func newTwoBackends(t *testing.T) *twoBackends {
 	}
 	slow := &Backend{Key: "slow", Name: "slow", Addr: netip.MustParseAddrPort("127.0.0.1:53"), Timeout: 5 * time.Second}
 	fast := &Backend{Key: "fast", Name: "fast", Addr: netip.MustParseAddrPort("127.0.0.2:53"), Timeout: 100 * time.Millisecond}
-	st := NewState(acl, []*Backend{slow, fast}, map[string]*Pool{
+	st := newTestState(acl, []*Backend{slow, fast}, map[string]*Pool{
 		"slow": {Name: "slow", Backends: []*Backend{slow}},
 		"fast": {Name: "fast", Backends: []*Backend{fast}},
 	})

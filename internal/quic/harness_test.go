@@ -58,7 +58,10 @@ func newHarness(t *testing.T, o Options, acl ...string) *harness {
 		t.Fatal(err)
 	}
 	b := &engine.Backend{Key: "b", Name: "b", Addr: netip.MustParseAddrPort(be.Addr), Timeout: 2 * time.Second}
-	st := engine.NewState(a, []*engine.Backend{b}, map[string]*engine.Pool{"": {Backends: []*engine.Backend{b}}})
+	st := engine.NewState(a, []*engine.Backend{b}, map[string]*engine.Pool{"": {
+		Backends:  []*engine.Backend{b},
+		NewPicker: func() engine.Picker { return onlyBackend{} },
+	}})
 	h.eng, err = engine.New(engine.Options{
 		Loops:  loops,
 		Binds:  []engine.BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freePort(t)), Protocol: "Do53"}},
@@ -213,3 +216,8 @@ func freePort(t *testing.T) uint16 {
 }
 
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// onlyBackend picks the harness's one backend (index 0 in the State).
+type onlyBackend struct{}
+
+func (onlyBackend) Pick(func(int) int, uint64) int { return 0 }
