@@ -123,10 +123,6 @@ func NewSession(opts *Options, proto Proto, now func() time.Time) *Session {
 	return s
 }
 
-// Proto returns the protocol in use: HTTP2 or HTTP1, or Detect while a
-// cleartext session has not yet seen enough bytes to tell.
-func (s *Session) Proto() Proto { return s.proto }
-
 // Feed parses received bytes, which may be split anywhere, and calls emit for
 // each complete DNS query, in order. emit may call Respond or Fail. A non-nil
 // error says why the session gave up on the connection (for the log):
