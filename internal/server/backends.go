@@ -1,11 +1,8 @@
 package server
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dnsfront/dnsfront/config"
@@ -13,7 +10,6 @@ import (
 	"github.com/dnsfront/dnsfront/engine/lb"
 	"github.com/dnsfront/dnsfront/engine/packetcache"
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // backends is what buildState makes of the configuration's backends, pools and caches:
@@ -143,63 +139,4 @@ func (p lbPicker) Pick(outstanding func(int) int, h uint64) int {
 		return -1
 	}
 	return b.ID
-}
-
-// health runs the health checks of the current backend set; a reload replaces it.
-type health struct {
-	mu      sync.Mutex
-	checker *lb.Checker
-	cancel  context.CancelFunc
-}
-
-func (h *health) start(set *lb.Set, log *slog.Logger) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.stopLocked()
-	ctx, cancel := context.WithCancel(context.Background())
-	h.checker, h.cancel = lb.NewChecker(set, log), cancel
-	h.checker.Start(ctx)
-}
-
-func (h *health) stop() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.stopLocked()
-}
-
-func (h *health) stopLocked() {
-	if h.checker != nil {
-		h.cancel()
-		h.checker.Stop()
-		h.checker = nil
-	}
-}
-
-// dynamicCollector exports the metrics of whatever backend set and caches are current:
-// they change with reloads, the registry does not.
-type dynamicCollector struct {
-	mu  sync.Mutex
-	cur []prometheus.Collector
-}
-
-func (d *dynamicCollector) set(b *backends) {
-	cs := []prometheus.Collector{lb.NewCollector(b.set)}
-	for name, e := range b.caches {
-		cs = append(cs, packetcache.NewCollector(name, e.cache))
-	}
-	d.mu.Lock()
-	d.cur = cs
-	d.mu.Unlock()
-}
-
-// Describe sends nothing: the collector is unchecked, since its metrics follow reloads.
-func (d *dynamicCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (d *dynamicCollector) Collect(ch chan<- prometheus.Metric) {
-	d.mu.Lock()
-	cs := d.cur
-	d.mu.Unlock()
-	for _, c := range cs {
-		c.Collect(ch)
-	}
 }
