@@ -72,17 +72,17 @@ func (l *loop) addEDNSOptions(ext uint8, m []byte) []byte {
 	}
 	off := headerLen
 	var err error
-	for i := 0; i < int(count(m, 0)); i++ {
+	for i := 0; i < int(dnswire.Count(m, dnswire.Question)); i++ {
 		if off, err = dnswire.SkipName(m, off); err != nil {
 			return m
 		}
 		off += 4
 	}
-	if off, err = dnswire.SkipRRs(m, off, int(count(m, 1))+int(count(m, 2))); err != nil {
+	if off, err = dnswire.SkipRRs(m, off, int(dnswire.Count(m, dnswire.Answer))+int(dnswire.Count(m, dnswire.Authority))); err != nil {
 		return m
 	}
 	optStart, rdStart, rdEnd := -1, 0, 0
-	for i := 0; i < int(count(m, 3)); i++ {
+	for i := 0; i < int(dnswire.Count(m, dnswire.Additional)); i++ {
 		start := off
 		if off, err = dnswire.SkipName(m, off); err != nil || off+10 > len(m) {
 			return m

@@ -46,12 +46,9 @@ type question struct {
 	do       bool   // DNSSEC OK
 }
 
-func msgID(m []byte) uint16           { return binary.BigEndian.Uint16(m) }
-func setMsgID(m []byte, id uint16)    { binary.BigEndian.PutUint16(m, id) }
-func isResponse(m []byte) bool        { return m[2]&0x80 != 0 }
-func isTruncated(m []byte) bool       { return m[2]&0x02 != 0 }
-func count(m []byte, i int) uint16    { return binary.BigEndian.Uint16(m[4+2*i:]) }
-func setCount(m []byte, i int, n int) { binary.BigEndian.PutUint16(m[4+2*i:], uint16(n)) }
+func msgID(m []byte) uint16        { return binary.BigEndian.Uint16(m) }
+func setMsgID(m []byte, id uint16) { binary.BigEndian.PutUint16(m, id) }
+func isTruncated(m []byte) bool    { return m[2]&0x02 != 0 }
 
 const (
 	fnvOffset = 14695981039346656037
@@ -64,10 +61,10 @@ func parseQuery(m []byte) (question, error) {
 	if len(m) < headerLen {
 		return q, errShort
 	}
-	if isResponse(m) {
+	if dnswire.IsResponse(m) {
 		return q, errResponse
 	}
-	if count(m, 0) != 1 {
+	if dnswire.Count(m, dnswire.Question) != 1 {
 		return q, errQDCount
 	}
 	h, nh, off, err := hashQuestionName(m, headerLen)
@@ -77,11 +74,11 @@ func parseQuery(m []byte) (question, error) {
 	q.hash, q.nameHash, q.end = h, nh, off
 	q.qtype = binary.BigEndian.Uint16(m[off-4:])
 	// Skip answer and authority records (normally none in a query), then look for OPT.
-	off, err = dnswire.SkipRRs(m, off, int(count(m, 1))+int(count(m, 2)))
+	off, err = dnswire.SkipRRs(m, off, int(dnswire.Count(m, dnswire.Answer))+int(dnswire.Count(m, dnswire.Authority)))
 	if err != nil {
 		return q, err
 	}
-	for i := 0; i < int(count(m, 3)); i++ {
+	for i := 0; i < int(dnswire.Count(m, dnswire.Additional)); i++ {
 		start := off
 		if off, err = dnswire.SkipName(m, off); err != nil {
 			return q, err
@@ -151,7 +148,7 @@ func hashQuestionName(m []byte, off int) (uint64, uint64, int, error) {
 // appendOPT appends an OPT record advertising size to the query in dst and counts it.
 func appendOPT(dst []byte, size uint16) []byte {
 	dst = append(dst, 0, 0, typeOPT, byte(size>>8), byte(size), 0, 0, 0, 0, 0, 0)
-	setCount(dst, 3, int(count(dst, 3))+1)
+	dnswire.SetCount(dst, dnswire.Additional, int(dnswire.Count(dst, dnswire.Additional))+1)
 	return dst
 }
 
@@ -161,7 +158,7 @@ func appendOPT(dst []byte, size uint16) []byte {
 // records after it may carry compression pointers to each other that cutting bytes would
 // break, so the message is unpacked and packed again (the rare, slow path).
 func stripOPT(m []byte) []byte {
-	qd := int(count(m, 0))
+	qd := int(dnswire.Count(m, dnswire.Question))
 	off := headerLen
 	var err error
 	for i := 0; i < qd; i++ {
@@ -170,10 +167,10 @@ func stripOPT(m []byte) []byte {
 		}
 		off += 4
 	}
-	if off, err = dnswire.SkipRRs(m, off, int(count(m, 1))+int(count(m, 2))); err != nil {
+	if off, err = dnswire.SkipRRs(m, off, int(dnswire.Count(m, dnswire.Answer))+int(dnswire.Count(m, dnswire.Authority))); err != nil {
 		return m
 	}
-	for i := 0; i < int(count(m, 3)); i++ {
+	for i := 0; i < int(dnswire.Count(m, dnswire.Additional)); i++ {
 		start := off
 		if off, err = dnswire.SkipName(m, off); err != nil || off+10 > len(m) {
 			return m
@@ -190,7 +187,7 @@ func stripOPT(m []byte) []byte {
 					m[3] = m[3]&0xf0 | rcodeServfail
 				}
 				m = m[:start]
-				setCount(m, 3, int(count(m, 3))-1)
+				dnswire.SetCount(m, dnswire.Additional, int(dnswire.Count(m, dnswire.Additional))-1)
 				return m
 			}
 			return repackWithoutOPT(m)
@@ -232,15 +229,15 @@ func repackWithoutOPT(m []byte) []byte {
 func truncateTo(m []byte, qend int) []byte {
 	m = m[:qend]
 	m[2] |= 0x02
-	setCount(m, 1, 0)
-	setCount(m, 2, 0)
-	setCount(m, 3, 0)
+	dnswire.SetCount(m, dnswire.Answer, 0)
+	dnswire.SetCount(m, dnswire.Authority, 0)
+	dnswire.SetCount(m, dnswire.Additional, 0)
 	return m
 }
 
 // responseQuestionHash hashes a response's question like hashQuestion does for queries.
 func responseQuestionHash(m []byte) (uint64, int, bool) {
-	if len(m) < headerLen || !isResponse(m) || count(m, 0) != 1 {
+	if len(m) < headerLen || !dnswire.IsResponse(m) || dnswire.Count(m, dnswire.Question) != 1 {
 		return 0, 0, false
 	}
 	h, off, err := hashQuestion(m, headerLen)
@@ -255,9 +252,9 @@ func appendError(dst, query []byte, qend int, rc byte) []byte {
 	r := dst[start:]
 	r[2] = (r[2] & 0x79) | 0x80 // QR=1, keep opcode and RD, clear AA and TC
 	r[3] = (r[3] & 0x10) | 0x80 | rc&0x0f
-	setCount(r, 1, 0)
-	setCount(r, 2, 0)
-	setCount(r, 3, 0)
+	dnswire.SetCount(r, dnswire.Answer, 0)
+	dnswire.SetCount(r, dnswire.Authority, 0)
+	dnswire.SetCount(r, dnswire.Additional, 0)
 	return dst
 }
 
