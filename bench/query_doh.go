@@ -139,22 +139,29 @@ func (c *dohConn) loop(ctx context.Context, w *queryWorker, end time.Time) {
 // ask POSTs one query and checks the HTTP response and the DNS answer. err
 // reports a transport failure; kind a bad answer.
 func (c *dohConn) ask(ctx context.Context, rng *rand.Rand, q *wireQuery, body *bytes.Buffer) (rcode, kind string, err error) {
+	return askHTTP(ctx, c.cc, c.url, c.timeout, rng, q, body)
+}
+
+// askHTTP POSTs one query over rt (an HTTP/2 or HTTP/3 connection) and
+// checks the HTTP response and the DNS answer. err reports a transport
+// failure; kind a bad answer.
+func askHTTP(ctx context.Context, rt http.RoundTripper, url string, timeout time.Duration, rng *rand.Rand, q *wireQuery, body *bytes.Buffer) (rcode, kind string, err error) {
 	// RFC 8484 suggests ID 0 for cache friendliness; a random ID lets the
 	// answer be matched to this query like on the other transports.
 	id := uint16(rng.Uint32())
 	msg := make([]byte, len(q.msg))
 	copy(msg, q.msg)
 	binary.BigEndian.PutUint16(msg, id)
-	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.url, bytes.NewReader(msg))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(msg))
 	if err != nil {
 		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/dns-message")
 	req.Header.Set("Accept", "application/dns-message")
 	req.ContentLength = int64(len(msg))
-	resp, err := c.cc.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return "", "", err
 	}

@@ -10,9 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -261,36 +259,7 @@ func (c *doh3Conn) loop(ctx context.Context, w *queryWorker, end time.Time) {
 // ask POSTs one query and checks the HTTP response and the DNS answer, as
 // the HTTP/2 client does.
 func (c *doh3Conn) ask(ctx context.Context, rng *rand.Rand, q *wireQuery, body *bytes.Buffer) (rcode, kind string, err error) {
-	id := uint16(rng.Uint32())
-	msg := make([]byte, len(q.msg))
-	copy(msg, q.msg)
-	binary.BigEndian.PutUint16(msg, id)
-	rctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.url, bytes.NewReader(msg))
-	if err != nil {
-		return "", "", err
-	}
-	req.Header.Set("Content-Type", "application/dns-message")
-	req.Header.Set("Accept", "application/dns-message")
-	req.ContentLength = int64(len(msg))
-	resp, err := c.cc.RoundTrip(req)
-	if err != nil {
-		return "", "", err
-	}
-	defer resp.Body.Close()
-	body.Reset()
-	if _, err := body.ReadFrom(io.LimitReader(resp.Body, 65536)); err != nil {
-		return "", "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", "http " + strconv.Itoa(resp.StatusCode), nil
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/dns-message" {
-		return "", "content-type " + ct, nil
-	}
-	rcode, kind = checkAnswer(body.Bytes(), id, q)
-	return rcode, kind, nil
+	return askHTTP(ctx, c.cc, c.url, c.timeout, rng, q, body)
 }
 
 // quicHandshaker opens a new QUIC connection per operation over one shared
