@@ -34,22 +34,11 @@ func ValidateUnverified(der []byte, leaf *x509.Certificate, now time.Time) (*Sta
 	if leaf == nil {
 		return nil, errors.New("ocsp: validate needs the certificate")
 	}
-	single, err := rawSingleResponse(der)
+	// The embedded certificate's signature that parseForLeaf checks proves
+	// nothing about the issuer here.
+	single, resp, err := parseForLeaf(der, leaf)
 	if err != nil {
 		return nil, err
-	}
-	if err := checkSerial(single, leaf); err != nil {
-		return nil, err
-	}
-	// A nil issuer makes x/crypto check only an embedded certificate's
-	// signature over the response, which proves nothing about the issuer.
-	resp, err := xocsp.ParseResponse(der, nil)
-	if err != nil {
-		var pe xocsp.ParseError
-		if errors.As(err, &pe) && bytes.Contains([]byte(pe), []byte("signature")) {
-			return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if err := checkIssuerName(single, resp.IssuerHash, leaf); err != nil {
 		return nil, err

@@ -161,6 +161,29 @@ var oidOCSPBasic = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1}
 
 // rawSingleResponse returns the one SingleResponse's CertID, or an error
 // when the response holds none or several.
+// parseForLeaf parses der, checks that its single response is for leaf's
+// serial, and returns the raw single response and x/crypto's parse of it.
+// Parsing with no issuer makes x/crypto check only the signature of an
+// embedded certificate over the response: who signed is for the caller.
+func parseForLeaf(der []byte, leaf *x509.Certificate) (*rawSingle, *xocsp.Response, error) {
+	single, err := rawSingleResponse(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkSerial(single, leaf); err != nil {
+		return nil, nil, err
+	}
+	resp, err := xocsp.ParseResponse(der, nil)
+	if err != nil {
+		var pe xocsp.ParseError
+		if errors.As(err, &pe) && bytes.Contains([]byte(pe), []byte("signature")) {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		}
+		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return single, resp, nil
+}
+
 func rawSingleResponse(der []byte) (*rawSingle, error) {
 	var outer rawResponse
 	if rest, err := asn1.Unmarshal(der, &outer); err != nil {
@@ -207,23 +230,11 @@ func Validate(der []byte, leaf, issuer *x509.Certificate, now time.Time) (*Stapl
 	if leaf == nil || issuer == nil {
 		return nil, errors.New("ocsp: validate needs the certificate and its issuer")
 	}
-	single, err := rawSingleResponse(der)
+	// The chain to the issuer is checked below, with the EKU x/crypto does
+	// not look at.
+	single, resp, err := parseForLeaf(der, leaf)
 	if err != nil {
 		return nil, err
-	}
-	if err := checkSerial(single, leaf); err != nil {
-		return nil, err
-	}
-	// issuer nil: x/crypto checks only the signature of an embedded
-	// certificate over the response; the chain to the issuer is checked below
-	// with the EKU it does not look at.
-	resp, err := xocsp.ParseResponse(der, nil)
-	if err != nil {
-		var pe xocsp.ParseError
-		if errors.As(err, &pe) && bytes.Contains([]byte(pe), []byte("signature")) {
-			return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if err := checkIssuerHashes(single, resp.IssuerHash, issuer); err != nil {
 		return nil, err
