@@ -110,7 +110,7 @@ start_backend() {
 	fi
 	BACKEND=127.0.0.1:$BACKEND_PORT
 	local relay=127.0.0.1:$((BACKEND_PORT + 1))
-	# The config engineer owns the schema; keep this heredoc the only place
+	# The schema is config's; keep this heredoc the only place
 	# that knows it.
 	cat >"$WORK/backend.yaml" <<-YAML
 	acl: ["127.0.0.0/8"]
