@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
+
+	"golang.org/x/sys/unix"
 )
 
 // The loop's datagram I/O. gnet reads the first datagram of each readiness event itself
@@ -88,10 +91,17 @@ func (l *loop) sentDatagram(o *outMsg, err error) {
 		return
 	}
 	if err != nil {
-		// The query stays pending: its timeout answers the client.
 		l.stats.sendErrors.Add(1)
 		if l.obs != nil {
 			l.obs.SendFailed(o.backend)
+		}
+		// A refused send is the ICMP port-unreachable of an earlier query, taken from
+		// the socket before gnet's read could see it: close the socket as that read
+		// would, so that its close answers every query pending on it at once. Close
+		// only queues the close on the loop, so nothing re-enters this flush. Any
+		// other error leaves the query pending for its timeout.
+		if errors.Is(err, unix.ECONNREFUSED) && o.sock.gc != nil && !o.sock.closed {
+			_ = o.sock.gc.Close()
 		}
 	}
 }
