@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"github.com/dnsfront/dnsfront/engine"
 	"io"
 	"net/http"
 	"strings"
@@ -82,7 +83,7 @@ func TestDoH3GetAndPost(t *testing.T) {
 	if m := readAnswer(t, resp); len(m.Answer) != 1 {
 		t.Fatalf("POST: %d answers", len(m.Answer))
 	}
-	s := h.eng.Stats()
+	s := waitCounts(t, h.eng, func(s engine.Stats) bool { return s.Queries["doh3"] == 2 && s.Responses["doh3"] == 2 })
 	if s.Queries["doh3"] != 2 || s.Responses["doh3"] != 2 {
 		t.Fatalf("engine counted %d doh3 queries and %d responses, want 2 and 2", s.Queries["doh3"], s.Responses["doh3"])
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"github.com/dnsfront/dnsfront/engine"
 	"io"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestDoQAnswersThroughTheEngine(t *testing.T) {
 			t.Fatalf("answer %d: id %d rcode %d, %d records", i, m.Id, m.Rcode, len(m.Answer))
 		}
 	}
-	s := h.eng.Stats()
+	s := waitCounts(t, h.eng, func(s engine.Stats) bool { return s.Queries["doq"] == 3 && s.Responses["doq"] == 3 })
 	if s.Queries["doq"] != 3 || s.Responses["doq"] != 3 {
 		t.Fatalf("engine counted %d doq queries and %d responses, want 3 and 3", s.Queries["doq"], s.Responses["doq"])
 	}

@@ -2,6 +2,7 @@ package quic
 
 import (
 	"crypto/rand"
+	"github.com/dnsfront/dnsfront/engine"
 	"net"
 	"sync"
 	"testing"
@@ -68,7 +69,7 @@ func TestDoQReloadDuringTraffic(t *testing.T) {
 	for e := range errs {
 		t.Fatalf("a query during reloads got %s", e)
 	}
-	if s := h.eng.Stats(); s.Responses["doq"] != conns*perConn+20 {
+	if s := waitCounts(t, h.eng, func(s engine.Stats) bool { return s.Responses["doq"] == conns*perConn+20 }); s.Responses["doq"] != conns*perConn+20 {
 		t.Fatalf("%d answers, want %d", s.Responses["doq"], conns*perConn+20)
 	}
 }
