@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"strings"
 	"time"
@@ -46,25 +45,12 @@ func ValidateUnverified(der []byte, leaf *x509.Certificate, now time.Time) (*Sta
 	if _, err := checkKeyHashAKI(single, resp.IssuerHash, leaf); err != nil {
 		return nil, err
 	}
-	if err := checkStatus(resp); err != nil {
+	st, err := stapleIfCurrent(der, leaf, resp, now)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkNextUpdate(resp, now); err != nil {
-		return nil, err
-	}
-	if err := checkThisUpdate(resp, now); err != nil {
-		return nil, err
-	}
-	return &Staple{
-		DER:        der,
-		Serial:     new(big.Int).Set(leaf.SerialNumber),
-		Status:     resp.Status,
-		ThisUpdate: resp.ThisUpdate,
-		NextUpdate: resp.NextUpdate,
-		ProducedAt: resp.ProducedAt,
-		IssuerHash: resp.IssuerHash,
-		Unverified: true,
-	}, nil
+	st.Unverified = true
+	return st, nil
 }
 
 // checkIssuerName compares the CertID's issuerNameHash with the hash of the

@@ -243,6 +243,17 @@ func Validate(der []byte, leaf, issuer *x509.Certificate, now time.Time) (*Stapl
 	if err != nil {
 		return nil, err
 	}
+	st, err := stapleIfCurrent(der, leaf, resp, now)
+	if err != nil {
+		return nil, err
+	}
+	st.Signer, st.Delegated = signer, delegated
+	return st, nil
+}
+
+// stapleIfCurrent checks that resp says good and that now is inside its window, and
+// returns the Staple it makes.
+func stapleIfCurrent(der []byte, leaf *x509.Certificate, resp *xocsp.Response, now time.Time) (*Staple, error) {
 	if err := checkStatus(resp); err != nil {
 		return nil, err
 	}
@@ -261,8 +272,6 @@ func Validate(der []byte, leaf, issuer *x509.Certificate, now time.Time) (*Stapl
 		ThisUpdate: resp.ThisUpdate,
 		NextUpdate: resp.NextUpdate,
 		ProducedAt: resp.ProducedAt,
-		Signer:     signer,
-		Delegated:  delegated,
 		IssuerHash: resp.IssuerHash,
 	}, nil
 }
