@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,19 @@ const (
 	DefaultHandshakeQueue      = 4096
 	DefaultHandshakesPerClient = 128
 	DefaultHandshakeTimeout    = 5 * time.Second
+)
+
+// Idle handshake workers. A worker whose queue is empty parks for a while
+// instead of exiting: crypto/tls's server handshake needs a stack several
+// times a new goroutine's, and growing it by copying on every handshake cost
+// about 6% of the server's CPU under a full-handshake load (runtime.newstack,
+// docs/benchmarks.md). A parked worker keeps its grown stack for the next
+// handshake. The linger is long against the gaps of a steady load and short
+// against an operator's view of an idle process; the cap bounds what idle
+// workers hold (a few tens of kB of stack each).
+const (
+	idleWorkerLinger = 2 * time.Second
+	maxIdleWorkers   = 64
 )
 
 // HandshakerOptions bound the handshakes of a process (or of a bind).
@@ -76,8 +90,10 @@ const (
 )
 
 // Handshaker runs TLS handshakes off the event loops: one goroutine per
-// running handshake (a goroutine takes the next queued one before it
-// exits), at most MaxConcurrent, and no goroutine when idle.
+// running handshake (a goroutine takes the next queued one when it is done),
+// at most MaxConcurrent. A goroutine with nothing queued parks as an idle
+// worker for idleWorkerLinger (at most maxIdleWorkers of them), so that the
+// next handshake runs on a grown stack; none is left once the load stops.
 //
 // Concurrency: safe for concurrent use; submit and cancel are called on
 // loops, workers run on their own goroutines; state is behind mu.
@@ -89,7 +105,9 @@ type Handshaker struct {
 	queue     list.List // of *Conn
 	perClient map[netip.Addr]int
 	wg        sync.WaitGroup
-	limit     limiters // per-client TLS limits (limit.go)
+	limit     limiters     // per-client TLS limits (limit.go)
+	idle      []chan *Conn // parked workers, the most recently parked last
+	noPark    bool         // set by Wait: finished workers exit
 
 	started, succeeded, failed, shed, clientRejected, timedOut atomic.Uint64
 }
@@ -120,8 +138,21 @@ func (h *Handshaker) Stats() HandshakeStats {
 	}
 }
 
-// Wait blocks until no handshake goroutine is left (tests, shutdown).
-func (h *Handshaker) Wait() { h.wg.Wait() }
+// Wait blocks until no handshake goroutine is left (tests, shutdown): idle
+// workers are dismissed, and running ones exit when done instead of parking.
+func (h *Handshaker) Wait() {
+	h.mu.Lock()
+	h.noPark = true
+	for _, ch := range h.idle {
+		ch <- nil
+	}
+	h.idle = h.idle[:0]
+	h.mu.Unlock()
+	h.wg.Wait()
+	h.mu.Lock()
+	h.noPark = false
+	h.mu.Unlock()
+}
 
 // submit starts or queues c's handshake (on c's loop).
 func (h *Handshaker) submit(c *Conn) error {
@@ -140,6 +171,14 @@ func (h *Handshaker) submit(c *Conn) error {
 		h.running++
 		h.perClient[ip]++
 		c.job = jobRunning
+		if n := len(h.idle); n > 0 {
+			// The most recently parked worker: its stack is the likeliest
+			// to be still grown and in cache.
+			ch := h.idle[n-1]
+			h.idle = h.idle[:n-1]
+			ch <- c // buffered, and only the popper sends: never blocks
+			return nil
+		}
 		h.wg.Add(1)
 		go h.worker(c)
 		return nil
@@ -181,7 +220,22 @@ func (h *Handshaker) releaseClient(c *Conn) {
 
 func (h *Handshaker) worker(c *Conn) {
 	defer h.wg.Done()
-	for c != nil {
+	var (
+		wake  chan *Conn
+		timer *time.Timer
+	)
+	for {
+		if c == nil {
+			if wake == nil {
+				wake = make(chan *Conn, 1)
+				timer = time.NewTimer(idleWorkerLinger)
+			} else {
+				timer.Reset(idleWorkerLinger)
+			}
+			if c = h.park(wake, timer); c == nil {
+				return
+			}
+		}
 		if c.ad.isShut() {
 			// Expired or closed while queued: its OnClose is on the way.
 			c.limitEnd(false)
@@ -202,8 +256,37 @@ func (h *Handshaker) worker(c *Conn) {
 	}
 }
 
+// park waits as an idle worker for a connection handed over by submit; nil
+// when the linger ran out or Wait dismissed it (the goroutine then exits).
+// next has already counted the worker out of running.
+func (h *Handshaker) park(wake chan *Conn, timer *time.Timer) *Conn {
+	h.mu.Lock()
+	if h.noPark || len(h.idle) >= maxIdleWorkers {
+		h.mu.Unlock()
+		return nil
+	}
+	h.idle = append(h.idle, wake)
+	h.mu.Unlock()
+	select {
+	case c := <-wake:
+		timer.Stop()
+		return c
+	case <-timer.C:
+	}
+	h.mu.Lock()
+	if i := slices.Index(h.idle, wake); i >= 0 {
+		h.idle = slices.Delete(h.idle, i, i+1)
+		h.mu.Unlock()
+		return nil
+	}
+	h.mu.Unlock()
+	// submit or Wait popped this worker as the linger ran out: its send is
+	// on the way.
+	return <-wake
+}
+
 // next retires c and returns the oldest queued connection, or nil when the
-// queue is empty (the goroutine then exits).
+// queue is empty (the worker then parks or exits).
 func (h *Handshaker) next(c *Conn) *Conn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
