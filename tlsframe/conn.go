@@ -58,6 +58,8 @@ type Conn struct {
 
 	sni    string // the client's server name, read once established (servername.go)
 	sniSet bool
+
+	trimmed bool // crypto/tls's handshake-grown read buffers are released (release.go)
 }
 
 // NewConn attaches TLS to a freshly accepted gnet connection. Call it in
@@ -180,6 +182,10 @@ func (c *Conn) readPass(gc gnet.Conn, deliver func([]byte)) error {
 			// connection's error because it is a net.Error whose Temporary() is
 			// true (adapter.go).
 			if errors.Is(err, errWouldBlock) {
+				if !c.trimmed {
+					// Everything read is consumed: what the handshake grew can go.
+					c.trimmed = releaseTLSBuffers(c.tls)
+				}
 				break
 			}
 			_ = c.flushRecords(gc) // an alert crypto/tls queued

@@ -331,3 +331,34 @@ func TestSnapshotSwapDuringTraffic(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestHandBackReleasesTLSBuffers: once a connection is on its loop and has
+// consumed what it read, crypto/tls's handshake-grown buffers are gone; a
+// query regrows rawInput to its record's size only, and hand stays empty.
+func TestHandBackReleasesTLSBuffers(t *testing.T) {
+	b := newBothPKI(t)
+	hs := NewHandshaker(HandshakerOptions{})
+	s := startServer(t, b.snap, hs, 1)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		cfg := b.pki.clientConfig("both.test")
+		cfg.MaxVersion = v
+		c := dialTLS(t, s.addr, cfg)
+		echo(t, c, "warm")
+		if _, err := c.Write(frame("buffers?")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readFrame(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw, hand int
+		if _, err := fmt.Sscanf(got, "rawInput %d hand %d", &raw, &hand); err != nil {
+			t.Fatalf("%q: %v", got, err)
+		}
+		// A record of a short frame plus crypto/tls's 512-byte read reserve.
+		if raw > 1024 || hand != 0 {
+			t.Fatalf("%s: rawInput cap %d, hand cap %d after the hand-back: want ≤ 1024 and 0", tls.VersionName(v), raw, hand)
+		}
+		echo(t, c, "still answers")
+	}
+}

@@ -306,3 +306,61 @@ func TestContractHandshakeErrorIsCached(t *testing.T) {
 		t.Fatal("handshake recovered after would-block: the adapter could run handshakes on the loop")
 	}
 }
+
+// TestContractReleaseBuffers pins what release.go relies on: crypto/tls.Conn
+// has the rawInput, input and hand buffers it finds by name, the handshake
+// leaves them grown, and a connection whose empty buffers were dropped reads
+// on (a whole record, a split one) and regrows only what a record needs.
+func TestContractReleaseBuffers(t *testing.T) {
+	if !tlsBuffers().ok {
+		t.Fatal("crypto/tls.Conn has no rawInput/input/hand buffers of the expected types: release.go releases nothing")
+	}
+	forVersions(t, func(t *testing.T, v uint16) {
+		m, server, client := establish(t, v)
+		raw, hand, _ := tlsBufferCaps(server)
+		if raw == 0 || hand == 0 {
+			t.Fatalf("after the handshake rawInput cap %d, hand cap %d: want both grown", raw, hand)
+		}
+		if !releaseTLSBuffers(server) {
+			t.Fatal("buffers not released though both are empty")
+		}
+		if raw, hand, _ := tlsBufferCaps(server); raw != 0 || hand != 0 {
+			t.Fatalf("after release rawInput cap %d, hand cap %d, want 0", raw, hand)
+		}
+		buf := make([]byte, 1024)
+		for i, msg := range []string{"after release", "split after release"} {
+			if _, err := client.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			n := m.nextRecordLen(t)
+			if i == 1 {
+				m.feed(n / 2)
+				if got, err := server.Read(buf); got != 0 || !isWouldBlock(err) {
+					t.Fatalf("half a record: %d %v, want would-block", got, err)
+				}
+				if releaseTLSBuffers(server) {
+					t.Fatal("released rawInput while it held half a record")
+				}
+			}
+			m.feed(-1)
+			got, err := server.Read(buf)
+			if err != nil || string(buf[:got]) != msg {
+				t.Fatalf("read %q %v, want %q", buf[:got], err, msg)
+			}
+			if got, err := server.Read(buf); got != 0 || !isWouldBlock(err) {
+				t.Fatalf("drained: %d %v, want would-block", got, err)
+			}
+			if !releaseTLSBuffers(server) {
+				t.Fatal("buffers not released once drained")
+			}
+		}
+		// Answers still go out.
+		if _, err := server.Write([]byte("answer")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := client.Read(buf)
+		if err != nil || string(buf[:got]) != "answer" {
+			t.Fatalf("client read %q %v", buf[:got], err)
+		}
+	})
+}

@@ -89,6 +89,12 @@ func (s *echoServer) OnTraffic(c gnet.Conn) gnet.Action {
 			switch {
 			case bytes.Equal(frame[2:], []byte("bye")):
 				bye = true
+			case bytes.Equal(frame[2:], []byte("buffers?")):
+				// The capacities of crypto/tls's read buffers, read on the loop.
+				raw, hand, _ := tlsBufferCaps(ec.tc.tls)
+				answer := fmt.Sprintf("rawInput %d hand %d", raw, hand)
+				ec.tc.Write(binary.BigEndian.AppendUint16(nil, uint16(len(answer))))
+				ec.tc.Write([]byte(answer))
 			case bytes.HasPrefix(frame[2:], []byte("later:")):
 				answer := bytes.Clone(frame)
 				tc := ec.tc
