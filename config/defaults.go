@@ -50,6 +50,9 @@ const (
 	DefaultHealthQName        = "a.root-servers.net."
 	DefaultPolicy             = "leastOutstanding"
 	DefaultOCSPValidity       = 24 * time.Hour
+	// DefaultECSSourcePrefixV4 and V6 are dnsdist's edns_client_subnet.source_prefix_v4/v6.
+	DefaultECSSourcePrefixV4 = 24
+	DefaultECSSourcePrefixV6 = 56
 )
 
 func boolPtr(b bool) *bool { return &b }
@@ -74,6 +77,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&g.GCPercent, DefaultGCPercent)
 	orDefault(&g.GCMinHeadroom, ByteSize(DefaultGCMinHeadroom))
 	c.Fleet.applyDefaults(filepath.Dir(c.Path))
+	c.EDNSClientSubnet.applyDefaults()
 	if c.ACL == nil {
 		c.ACL = append([]string(nil), DefaultACL...)
 	}

@@ -194,9 +194,13 @@ var actionTypes = func() typeTable {
 	t.add("SpoofCNAME", func() any { return &SpoofCNAMEAction{} })
 	t.add("SpoofRaw", func() any { return &SpoofRawAction{} })
 	t.add("TC", func() any { return &TCAction{} })
+	t.add("SetDisableECS", func() any { return &SetDisableECSAction{} })
+	t.add("SetECS", func() any { return &SetECSAction{} })
+	t.add("SetECSOverride", func() any { return &SetECSOverrideAction{} })
+	t.add("SetECSPrefixLength", func() any { return &SetECSPrefixLengthAction{} })
 	for _, n := range []string{"ByName", "DnstapLog", "KeyValueStoreLookup", "KeyValueStoreRangeLookup", "Lua", "LuaFFI",
-		"LuaFFIPerThread", "RemoteLog", "SetAdditionalProxyProtocolValue", "SetDisableECS", "SetDisableValidation",
-		"SetECS", "SetECSOverride", "SetECSPrefixLength", "SetEDNSOption", "SetMacAddr", "SetProxyProtocolValues",
+		"LuaFFIPerThread", "RemoteLog", "SetAdditionalProxyProtocolValue", "SetDisableValidation",
+		"SetEDNSOption", "SetMacAddr", "SetProxyProtocolValues",
 		"SetTrace", "SNMPTrap", "SpoofPacket", "SpoofSVC", "Tee"} {
 		t.add(n, nil)
 	}

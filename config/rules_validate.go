@@ -178,6 +178,7 @@ func validateAction(v *validator, p string, a *RuleAction) {
 		v.errorf(p, "is required")
 		return
 	}
+	validateECSAction(v, p, a.Spec)
 	switch x := a.Spec.(type) {
 	case *ContinueAction:
 		validateAction(v, p+".action", &x.Action)

@@ -29,6 +29,9 @@ type Config struct {
 	Fleet                 *Fleet                `yaml:"fleet"` // fleet.go; nil: this instance acts alone
 	DDR                   *DDR                  `yaml:"ddr"`   // ddr.go; nil: no DDR answers
 
+	// edns_client_subnet (ecs.go).
+	EDNSClientSubnet EDNSClientSubnet `yaml:"edns_client_subnet"`
+
 	// Rules holds query_rules, response_rules, cache_hit_response_rules,
 	// self_answered_response_rules, dynamic_rules and dynamic_rules_settings (rules.go).
 	Rules `yaml:",inline"`
@@ -168,9 +171,10 @@ type Backend struct {
 	Pools   []string `yaml:"pools"`
 	TCPOnly bool     `yaml:"tcp_only"`
 	// UDPTimeout in seconds; 0 uses general.udp_timeout.
-	UDPTimeout            int          `yaml:"udp_timeout"`
-	MaxOutstandingQueries int          `yaml:"max_outstanding_queries"`
-	HealthChecks          HealthChecks `yaml:"health_checks"`
+	UDPTimeout            int              `yaml:"udp_timeout"`
+	MaxOutstandingQueries int              `yaml:"max_outstanding_queries"`
+	HealthChecks          HealthChecks     `yaml:"health_checks"`
+	BackendECS            `yaml:",inline"` // use_client_subnet, disable_zero_scope (ecs.go)
 }
 
 // HealthChecks is dnsdist's health_check.

@@ -287,8 +287,9 @@ func (l *loop) handleQuery(st *State, bind *BindOptions, msg []byte, q question,
 		return
 	}
 	p.pool = pool
+	l.prepareECS(st, pool, msg, q, p)
 	if pool != nil && pool.Cache != nil && !p.pol.skipCache {
-		if r, ok := pool.Cache.Get(msg, l.resp[:0], time.Now()); ok {
+		if r, ok := l.cacheGet(pool.Cache, msg, p); ok {
 			l.stats.cacheHits.Add(1)
 			p.q = q
 			p.addOPT = q.optOff < 0
@@ -308,6 +309,7 @@ func (l *loop) handleQuery(st *State, bind *BindOptions, msg []byte, q question,
 // client's view and delivers it: the OPT record we added goes, and a UDP answer larger
 // than the client's limit is cut to TC=1.
 func (l *loop) finish(p *pending, m []byte) {
+	m = l.ecsAnswer(p, m)
 	if p.addOPT {
 		m = stripOPT(m)
 	}

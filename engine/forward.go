@@ -134,6 +134,9 @@ func (l *loop) backendQuery(p *pending, id uint16, tcp bool) []byte {
 	if p.addOPT {
 		out = out[:hdr+len(appendOPT(out[hdr:], backendEDNSSize))]
 	}
+	if p.ecs.on && l.state.Backends[p.backend].ECS.UseClientSubnet {
+		out = appendECS(out, hdr, p)
+	}
 	setMsgID(out[hdr:], id)
 	if tcp {
 		binary.BigEndian.PutUint16(out, uint16(len(out)-hdr))

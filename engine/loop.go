@@ -50,6 +50,7 @@ type loop struct {
 	scratch []byte // query rewriting
 	resp    []byte // answers built on the loop
 	ext     []byte // answers with padding or edns-tcp-keepalive added (ednsopts.go)
+	ecsBuf  []byte // answers whose ECS option is the client's own again (ecs.go)
 	// Batched datagram I/O (mmsg.go): what the loop reads from its UDP sockets, and the
 	// datagrams a pass produced, sent at its end (flushDatagrams).
 	rd     *mmsgReader
@@ -81,7 +82,8 @@ type pending struct {
 	sent    time.Time
 	query   []byte // kept for stream clients: a truncated UDP answer is retried over TCP
 	pol     policyState
-	ext     uint8 // EDNS options its answer carries (ednsopts.go)
+	ecs     ecsQuery // EDNS Client Subnet (ecs.go)
+	ext     uint8    // EDNS options its answer carries (ednsopts.go)
 }
 
 // timeoutQueue holds the deadlines of the queries sent to backends that share one

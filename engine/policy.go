@@ -31,7 +31,9 @@ type policyState struct {
 	// client is the address the rules saw (the forwarded-for one behind a trusted proxy),
 	// for the response rules and the dynamic rules' response counts.
 	client netip.Addr
-	ruled  bool // the rules ran on this query
+	// ecs is what the EDNS Client Subnet actions decided (ecs.go).
+	ecs   rules.ECSPolicy
+	ruled bool // the rules ran on this query
 }
 
 // loopPolicy is a loop's rule state: the Query the rules read, reused from query to query,
@@ -152,6 +154,7 @@ func (l *loop) decide(st *State, bind *BindOptions, msg []byte, p *pending, pool
 	p.pol.delay = v.Delay
 	p.pol.hasTempFailTTL, p.pol.tempFailTTL = v.HasTempFailureTTL, v.TempFailureCacheTTL
 	p.pol.tags = rq.Tags
+	p.pol.ecs = v.ECS
 	return pool, true
 }
 
@@ -244,6 +247,9 @@ type tempFailureCache interface {
 // insertCached stores the backend's answer m to p in its pool's cache, for the
 // lifetime a SetTempFailureCacheTTL rule gave a temporary failure.
 func (l *loop) insertCached(p *pending, m []byte, now time.Time) {
+	if l.insertSubnet(p, m, now) {
+		return
+	}
 	if p.pol.hasTempFailTTL {
 		if c, ok := p.pool.Cache.(tempFailureCache); ok {
 			c.InsertTempFailureTTL(p.query, m, now, p.pol.tempFailTTL)

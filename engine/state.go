@@ -20,6 +20,8 @@ type State struct {
 	Rules *rules.RuleSet
 	// DDR answers Discovery of Designated Resolvers queries (ddr.go); nil: none.
 	DDR *DDR
+	// ECS are the edns_client_subnet settings (ecs.go).
+	ECS ECSOptions
 }
 
 // Backend is one downstream resolver as the loops see it.
@@ -31,7 +33,8 @@ type Backend struct {
 	Addr           netip.AddrPort
 	Timeout        time.Duration
 	TCPOnly        bool
-	MaxOutstanding int // per loop; 0: no bound
+	MaxOutstanding int        // per loop; 0: no bound
+	ECS            BackendECS // use_client_subnet (ecs.go)
 	// Health reports the backend's state; nil means always up.
 	Health interface{ Up() bool }
 }
@@ -58,7 +61,8 @@ type Pool struct {
 	// internal/server sets it); each loop calls it once and uses the result alone. Required.
 	NewPicker func() Picker
 	Cache     Cache
-	index     []int // position of each backend in State.Backends
+	ecs       poolECS // what its backends say about ECS (ecs.go)
+	index     []int   // position of each backend in State.Backends
 }
 
 // NewState links pools to the backend list; every pool backend must be in backends.
@@ -69,6 +73,7 @@ func NewState(acl *ACL, backends []*Backend, pools map[string]*Pool) *State {
 	}
 	for _, p := range pools {
 		p.index = make([]int, len(p.Backends))
+		p.ecs = newPoolECS(p.Backends)
 		for i, b := range p.Backends {
 			p.index[i] = pos[b]
 		}

@@ -94,7 +94,11 @@ func (c *Cache) Get(query []byte, dst []byte, now time.Time) ([]byte, bool) {
 		c.shards[0].misses.Add(1)
 		return dst, false
 	}
-	key := kb[:kl]
+	return c.lookup(kb[:kl], nameEnd, query, dst, now, true)
+}
+
+// lookup is Get with the key built; a miss is counted when countMiss.
+func (c *Cache) lookup(key []byte, nameEnd int, query, dst []byte, now time.Time, countMiss bool) ([]byte, bool) {
 	h := maphash.Bytes(c.seed, key)
 	s := c.shardFor(h)
 	nowNs := now.UnixNano()
@@ -103,13 +107,17 @@ func (c *Cache) Get(query []byte, dst []byte, now time.Time) ([]byte, bool) {
 	i, found := s.index[h]
 	if !found {
 		s.mu.RUnlock()
-		s.misses.Add(1)
+		if countMiss {
+			s.misses.Add(1)
+		}
 		return dst, false
 	}
 	e := &s.slots[i]
 	if nowNs >= e.expires || string(e.key) != string(key) {
 		s.mu.RUnlock()
-		s.misses.Add(1)
+		if countMiss {
+			s.misses.Add(1)
+		}
 		return dst, false
 	}
 	if e.ref.Load() == 0 {
@@ -157,18 +165,27 @@ func (c *Cache) InsertTempFailureTTL(query, response []byte, now time.Time, temp
 
 func (c *Cache) insert(query, response []byte, now time.Time, tempFailTTL uint32) {
 	var kb [maxKeyLen]byte
-	kl, _, ok := queryKey(query, &kb)
-	if !ok || len(response) > c.opts.MaximumEntrySize {
+	kl, nameEnd, ok := queryKey(query, &kb)
+	if !ok {
 		c.shards[0].uncacheable.Add(1)
 		return
 	}
-	key := kb[:kl]
+	c.insertKey(kb[:kl], nameEnd, response, now, tempFailTTL)
+}
+
+// insertKey stores response under key, the key of a query whose name ends at nameEnd.
+func (c *Cache) insertKey(key []byte, nameEnd int, response []byte, now time.Time, tempFailTTL uint32) {
+	if len(response) > c.opts.MaximumEntrySize {
+		c.shards[0].uncacheable.Add(1)
+		return
+	}
 	h := maphash.Bytes(c.seed, key)
 	s := c.shardFor(h)
 
-	// Parse before locking: the write lock is held only to copy.
+	// Parse before locking: the write lock is held only to copy. The answer is checked
+	// against the question part of the key (name, type, class, flags).
 	var offBuf [64]uint16
-	ttl, offs, err := analyze(response, key, &c.opts, tempFailTTL, offBuf[:0])
+	ttl, offs, err := analyze(response, key[:nameEnd-headerLen+5], &c.opts, tempFailTTL, offBuf[:0])
 	if err != nil || ttl == 0 {
 		s.uncacheable.Add(1)
 		return

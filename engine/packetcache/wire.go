@@ -14,8 +14,9 @@ import (
 const (
 	headerLen  = 12
 	maxNameLen = 255
-	// key = lower-cased qname wire form, qtype, qclass, one flag byte.
-	maxKeyLen = maxNameLen + 5
+	// key = lower-cased qname wire form, qtype, qclass, one flag byte, then the
+	// client's own EDNS Client Subnet and the one a frontend adds, if any (ecs.go).
+	maxKeyLen = maxNameLen + 5 + 2*ecsKeyLen
 
 	typeSOA = 6
 	typeOPT = 41
@@ -126,8 +127,9 @@ func queryKey(q []byte, kb *[maxKeyLen]byte) (keyLen, nameEnd int, ok bool) {
 	if flags&flagCD != 0 {
 		kf |= keyCD
 	}
+	var h dnswire.RRHeader
 	if arcount == 1 {
-		h, _, err := dnswire.ReadRR(q, off)
+		h, _, err = dnswire.ReadRR(q, off)
 		if err != nil || h.Type != typeOPT {
 			return 0, 0, false
 		}
@@ -137,7 +139,18 @@ func queryKey(q []byte, kb *[maxKeyLen]byte) (keyLen, nameEnd int, ok bool) {
 		}
 	}
 	kb[n] = kf
-	return n + 1, nameEnd, true
+	n++
+	if arcount == 1 && h.RDLen > 0 {
+		// The client's own subnet changes the answer of a backend that honours it.
+		e, found, err := dnswire.ReadECS(q, h)
+		if err != nil {
+			return 0, 0, false // the backend would refuse it (FORMERR): nothing to share
+		}
+		if found {
+			n = appendECSKey(kb, n, ecsKeyClient, e)
+		}
+	}
+	return n, nameEnd, true
 }
 
 // analyze walks every record of a response, checks that it answers the
@@ -161,7 +174,7 @@ func analyze(resp []byte, key []byte, o *Options, tempFailTTL uint32, offs []uin
 	if err != nil {
 		return 0, offs, err
 	}
-	nameLen := len(key) - 5
+	nameLen := len(key) - 5 // key is the question part of the key only
 	if n != nameLen || string(nb[:n]) != string(key[:nameLen]) ||
 		off+4 > len(resp) || string(resp[off:off+4]) != string(key[nameLen:nameLen+4]) {
 		return 0, offs, nil

@@ -487,6 +487,8 @@ func (b *builder) action(p string, ca *config.RuleAction) (action, error) {
 		return spoofAct{a}, nil
 	case *config.TCAction:
 		return tcAct{}, nil
+	case *config.SetDisableECSAction, *config.SetECSAction, *config.SetECSOverrideAction, *config.SetECSPrefixLengthAction:
+		return ecsAction(p, ca.Spec)
 	case nil:
 		return nil, fmt.Errorf("%s: missing", p)
 	}

@@ -101,6 +101,7 @@ func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 			Timeout:        time.Duration(c.UDPTimeout) * time.Second,
 			TCPOnly:        c.TCPOnly,
 			MaxOutstanding: c.MaxOutstandingQueries,
+			ECS:            backendECS(c),
 			Health:         b,
 		}
 	}
@@ -118,6 +119,7 @@ func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 		pools[name] = ep
 	}
 	out.state = engine.NewState(acl, ebs, pools)
+	out.state.ECS = ecsOptions(cfg)
 	if out.state.DDR, err = buildDDR(cfg); err != nil {
 		return nil, err
 	}
