@@ -133,30 +133,42 @@ func (c *Conn) OnTraffic(gc gnet.Conn, deliver func(plaintext []byte)) error {
 		c.state.Store(stateHandshaking)
 		return c.hs.submit(c)
 	case stateHandshaking:
-		return c.ad.appendInput(gc)
+		if err := c.ad.appendInput(gc); err != nil || c.state.Load() != stateDone {
+			return err
+		}
+		// Handed back while we appended: the goroutine saw no input and did
+		// not wake us (handBack), so these bytes are ours to take on now.
+		return c.takeOver(gc, deliver)
 	case stateDone:
-		if c.pending.Load() > 0 {
-			// The last flight write's callback wakes us again; answering
-			// before it would overtake the server's Finished.
-			return c.ad.appendInput(gc)
-		}
-		c.timer.Stop()
-		if c.hsErr != nil {
-			_, _ = gc.Discard(-1)
-			return c.hsErr
-		}
-		c.ad.onLoop = true
-		c.state.Store(stateEstablished)
-		if c.ad.in != nil && c.ad.off == len(c.ad.in.B) {
-			c.ad.releaseInput()
-		}
-		return c.readPass(gc, deliver)
+		return c.takeOver(gc, deliver)
 	case stateEstablished:
 		return c.readPass(gc, deliver)
 	default:
 		_, _ = gc.Discard(-1)
 		return net.ErrClosed
 	}
+}
+
+// takeOver moves a handed-back connection onto the loop (stateDone →
+// stateEstablished) and reads what is buffered.
+func (c *Conn) takeOver(gc gnet.Conn, deliver func(plaintext []byte)) error {
+	if c.pending.Load() > 0 {
+		// The last flight write's callback wakes us again (we have buffered
+		// input now, mustTakeOver); answering before it would overtake the
+		// server's Finished.
+		return c.ad.appendInput(gc)
+	}
+	c.timer.Stop()
+	if c.hsErr != nil {
+		_, _ = gc.Discard(-1)
+		return c.hsErr
+	}
+	c.ad.onLoop = true
+	c.state.Store(stateEstablished)
+	if c.ad.in != nil && c.ad.off == len(c.ad.in.B) {
+		c.ad.releaseInput()
+	}
+	return c.readPass(gc, deliver)
 }
 
 // readPass decrypts everything buffered. tls.Conn.Read may return bytes and
@@ -282,15 +294,52 @@ func (c *Conn) OnClose() {
 
 // flightWritten runs on the loop when a handshake flight has been written.
 func (c *Conn) flightWritten() {
-	if c.pending.Add(-1) == 0 && c.state.Load() == stateDone {
+	if c.pending.Add(-1) == 0 && c.state.Load() == stateDone && c.mustTakeOver() {
 		_ = c.gc.Wake(nil)
 	}
+}
+
+// mustTakeOver reports whether a handed-back connection has something the
+// loop must act on before the next socket event: a handshake error to close
+// on, or client bytes already read (in the adapter, or inside the tls.Conn
+// when its buffers could not be released). Otherwise the loop takes over
+// when the client next sends. The handshake goroutine calls it under ad.mu
+// before handing back; the loop once the state is stateDone.
+func (c *Conn) mustTakeOver() bool {
+	return c.hsErr != nil || !c.trimmed || (c.ad.in != nil && c.ad.off < len(c.ad.in.B))
+}
+
+// handBack ends the handshake goroutine's ownership (stateHandshaking →
+// stateDone) and reports whether the loop must be woken to take over. Not
+// waking saves a task, an eventfd write and a loop wake-up per handshake
+// whose client sends nothing with its Finished. The decision and the state
+// change are one critical section with appendInput's: bytes the loop
+// appended before it are seen here, and a loop appending after it finds
+// stateDone and takes over itself (OnTraffic, stateHandshaking).
+func (c *Conn) handBack() (wake bool) {
+	a := &c.ad
+	a.mu.Lock()
+	wake = c.mustTakeOver()
+	if !wake {
+		a.releaseInput()
+	}
+	handed := c.state.CompareAndSwap(stateHandshaking, stateDone)
+	a.mu.Unlock()
+	if !handed {
+		return false // closed meanwhile: OnClose has done the rest
+	}
+	if !wake {
+		// Done: the deadline is for handshakes; an idle connection is the
+		// engine's to time out.
+		c.timer.Stop()
+	}
+	return wake
 }
 
 // expire is the handshake deadline, run by the timer's goroutine: it covers
 // a half-sent ClientHello, the time spent queued and the handshake itself.
 func (c *Conn) expire() {
-	if c.state.Load() >= stateEstablished {
+	if s := c.state.Load(); s >= stateEstablished || (s == stateDone && c.hsErr == nil) {
 		return
 	}
 	c.hs.timedOut.Add(1)
@@ -304,7 +353,11 @@ func (c *Conn) runHandshake() error {
 	tc := tls.Server(&c.ad, v.cfg)
 	err := tc.Handshake()
 	c.tls, c.hsErr = tc, err
-	if c.state.CompareAndSwap(stateHandshaking, stateDone) {
+	if err == nil {
+		// Still this goroutine's: drop what the handshake grew (release.go).
+		c.trimmed = releaseTLSBuffers(tc)
+	}
+	if c.handBack() {
 		_ = c.gc.Wake(nil)
 	}
 	return err

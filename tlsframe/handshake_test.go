@@ -174,3 +174,29 @@ func TestCloseMidHandshakeLeavesNoGoroutine(t *testing.T) {
 		goleak.VerifyNone(t, base)
 	}
 }
+
+// TestQuietClientAfterHandBack: a client that sends nothing after its
+// Finished is handed back without waking the loop (handBack), and neither
+// the handshake deadline nor a missed wake-up loses it: a query it sends
+// after a later connection's deadline has passed is answered.
+func TestQuietClientAfterHandBack(t *testing.T) {
+	b := newBothPKI(t)
+	hs := NewHandshaker(HandshakerOptions{Timeout: 300 * time.Millisecond, PerClient: -1})
+	s := startServer(t, b.snap, hs, 1)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		cfg := b.pki.clientConfig("both.test")
+		cfg.MaxVersion = v
+		done := hs.Stats().Succeeded
+		quiet := dialTLS(t, s.addr, cfg)
+		if err := quiet.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 10*time.Second, "handshake done", func() bool { return hs.Stats().Succeeded > done })
+		// A ClientHello alone, opened after the quiet client's handshake:
+		// once it has timed out, so would have the quiet one.
+		before := hs.Stats().TimedOut
+		expectClosed(t, hangingClient(t, s.addr, clientHello(t)), 10*time.Second)
+		testutil.Eventually(t, 10*time.Second, "deadline passed", func() bool { return hs.Stats().TimedOut > before })
+		echo(t, quiet, "after a quiet while, "+tls.VersionName(v))
+	}
+}
