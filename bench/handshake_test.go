@@ -128,7 +128,7 @@ func TestHandshakeCurves(t *testing.T) {
 			t.Errorf("params curves %v", r.Params.Curves)
 		}
 	}
-	if _, err := ParseCurves([]string{"X448"}); err == nil {
+	if _, _, err := clientTLS(TLSOptions{Curves: []string{"X448"}}, "dns.test"); err == nil {
 		t.Error("unknown curve accepted")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/dnsfront/dnsfront/tlsframe"
 )
 
 // TLSOptions describe the client side of a TLS connection.
@@ -19,41 +21,6 @@ type TLSOptions struct {
 	Version string   // "1.2", "1.3" or "" (both, 1.3 preferred)
 	Curves  []string // key exchange groups by name; empty: Go's defaults
 	ALPN    []string // protocols offered
-}
-
-// ParseCurves maps key exchange group names to crypto/tls IDs. Names are
-// matched without regard to case, dashes or underscores (P256, P-256 and
-// secp256r1 are one group).
-func ParseCurves(names []string) ([]tls.CurveID, error) {
-	known := map[string]tls.CurveID{
-		"x25519":             tls.X25519,
-		"x25519mlkem768":     tls.X25519MLKEM768,
-		"secp256r1mlkem768":  tls.SecP256r1MLKEM768,
-		"p256mlkem768":       tls.SecP256r1MLKEM768,
-		"secp384r1mlkem1024": tls.SecP384r1MLKEM1024,
-		"p384mlkem1024":      tls.SecP384r1MLKEM1024,
-		"p256":               tls.CurveP256,
-		"secp256r1":          tls.CurveP256,
-		"prime256v1":         tls.CurveP256,
-		"p384":               tls.CurveP384,
-		"secp384r1":          tls.CurveP384,
-		"p521":               tls.CurveP521,
-		"secp521r1":          tls.CurveP521,
-	}
-	var ids []tls.CurveID
-	for _, n := range names {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			continue
-		}
-		k := strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(n))
-		id, ok := known[k]
-		if !ok {
-			return nil, fmt.Errorf("bench: unknown curve %q (known: X25519, X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, P256, P384, P521)", n)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
 }
 
 // loadCAFile reads every certificate of a PEM file.
@@ -111,7 +78,7 @@ func clientTLS(o TLSOptions, defaultSNI string) (*tls.Config, []*x509.Certificat
 	default:
 		return nil, nil, fmt.Errorf("bench: TLS version %q: want 1.2 or 1.3", o.Version)
 	}
-	ids, err := ParseCurves(o.Curves)
+	ids, err := tlsframe.ParseCurves(strings.Join(o.Curves, ","))
 	if err != nil {
 		return nil, nil, err
 	}

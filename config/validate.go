@@ -1,7 +1,6 @@
 package config
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dnsfront/dnsfront/engine/lb"
+	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/miekg/dns"
 )
 
@@ -195,13 +195,13 @@ func validateTLS(v *validator, p string, t *BindTLS) {
 		v.errorf(p+".ocsp_response_files", "%d files for %d certificates (one per certificate, same order)",
 			len(t.OCSPResponseFiles), len(t.Certificates))
 	}
-	if _, err := ParseTLSVersion(t.MinimumVersion); err != nil {
+	if _, err := tlsframe.ParseVersion(t.MinimumVersion); err != nil {
 		v.errorf(p+".minimum_version", "%v", err)
 	}
-	if _, err := ParseCiphers(t.Ciphers); err != nil {
+	if _, err := tlsframe.ParseCipherSuites(t.Ciphers); err != nil {
 		v.errorf(p+".ciphers", "%v", err)
 	}
-	if _, err := ParseCurves(t.ECDHECurves); err != nil {
+	if _, err := tlsframe.ParseCurves(t.ECDHECurves); err != nil {
 		v.errorf(p+".ecdhe_curves", "%v", err)
 	}
 	if t.NumberOfTicketsKeys < 1 || t.NumberOfTicketsKeys > 64 {
@@ -332,63 +332,4 @@ func ParseBackendAddress(s string) (netip.AddrPort, error) {
 		}
 	}
 	return netip.AddrPort{}, fmt.Errorf("%q is not an IP:port", s)
-}
-
-// ParseTLSVersion maps dnsdist's names (tls1.0 … tls1.3) to crypto/tls versions.
-func ParseTLSVersion(s string) (uint16, error) {
-	switch strings.ToLower(s) {
-	case "tls1.0":
-		return tls.VersionTLS10, nil
-	case "tls1.1":
-		return tls.VersionTLS11, nil
-	case "tls1.2":
-		return tls.VersionTLS12, nil
-	case "tls1.3":
-		return tls.VersionTLS13, nil
-	}
-	return 0, fmt.Errorf("unknown TLS version %q (want tls1.0, tls1.1, tls1.2 or tls1.3)", s)
-}
-
-// ParseCiphers maps a ':' or ',' separated list of TLS 1.2 suite names (Go's or IANA's,
-// which are the same strings) to their IDs. An empty list means Go's defaults.
-func ParseCiphers(s string) ([]uint16, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	byName := map[string]uint16{}
-	for _, cs := range tls.CipherSuites() {
-		byName[cs.Name] = cs.ID
-	}
-	var ids []uint16
-	for _, n := range strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
-		id, ok := byName[strings.ToUpper(n)]
-		if !ok {
-			return nil, fmt.Errorf("unknown or insecure TLS 1.2 cipher suite %q", n)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
-// ParseCurves maps a ':' or ',' separated list of key exchanges to crypto/tls IDs.
-// An empty list keeps Go's defaults (X25519MLKEM768 first).
-func ParseCurves(s string) ([]tls.CurveID, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	byName := map[string]tls.CurveID{
-		"x25519mlkem768": tls.X25519MLKEM768, "x25519": tls.X25519,
-		"p-256": tls.CurveP256, "p256": tls.CurveP256, "prime256v1": tls.CurveP256,
-		"p-384": tls.CurveP384, "p384": tls.CurveP384, "secp384r1": tls.CurveP384,
-		"p-521": tls.CurveP521, "p521": tls.CurveP521, "secp521r1": tls.CurveP521,
-	}
-	var ids []tls.CurveID
-	for _, n := range strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
-		id, ok := byName[strings.ToLower(n)]
-		if !ok {
-			return nil, fmt.Errorf("unknown key exchange %q (want X25519MLKEM768, X25519, P-256, P-384 or P-521)", n)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
 }

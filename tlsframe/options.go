@@ -121,7 +121,7 @@ func ParseVersion(s string) (uint16, error) {
 	case "tls1.3":
 		return tls.VersionTLS13, nil
 	}
-	return 0, fmt.Errorf("tlsframe: unknown TLS version %q (want tls1.0, tls1.1, tls1.2 or tls1.3)", s)
+	return 0, fmt.Errorf("unknown TLS version %q (want tls1.0, tls1.1, tls1.2 or tls1.3)", s)
 }
 
 // openSSLSuiteNames maps the OpenSSL spellings operators copy from dnsdist
@@ -149,7 +149,7 @@ func ParseCipherSuites(s string) ([]uint16, error) {
 	}
 	var out []uint16
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
-		if id, ok := byName[f]; ok {
+		if id, ok := byName[strings.ToUpper(f)]; ok {
 			out = append(out, id)
 			continue
 		}
@@ -157,38 +157,50 @@ func ParseCipherSuites(s string) ([]uint16, error) {
 			out = append(out, id)
 			continue
 		}
-		return nil, fmt.Errorf("tlsframe: unknown or insecure TLS 1.2 cipher suite %q", f)
+		return nil, fmt.Errorf("unknown or insecure TLS 1.2 cipher suite %q (IANA or OpenSSL names, e.g. ECDHE-ECDSA-AES128-GCM-SHA256)", f)
 	}
 	return out, nil
 }
 
 var curveNames = map[tls.CurveID][]string{
 	tls.X25519MLKEM768:     {"X25519MLKEM768"},
-	tls.SecP256r1MLKEM768:  {"SecP256r1MLKEM768"},
-	tls.SecP384r1MLKEM1024: {"SecP384r1MLKEM1024"},
+	tls.SecP256r1MLKEM768:  {"SecP256r1MLKEM768", "P256MLKEM768"},
+	tls.SecP384r1MLKEM1024: {"SecP384r1MLKEM1024", "P384MLKEM1024"},
 	tls.X25519:             {"X25519"},
 	tls.CurveP256:          {"P-256", "prime256v1", "secp256r1"},
 	tls.CurveP384:          {"P-384", "secp384r1"},
 	tls.CurveP521:          {"P-521", "secp521r1"},
 }
 
-// ParseCurves reads an ecdhe_curves list separated by ':' or ','
+// curveKey folds a group name for lookup: case, dashes and underscores do not count, so
+// P-256, p256 and P_256 are one name.
+func curveKey(name string) string {
+	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(strings.TrimSpace(name)))
+}
+
+var curvesByKey = func() map[string]tls.CurveID {
+	m := make(map[string]tls.CurveID)
+	for id, names := range curveNames {
+		for _, n := range names {
+			m[curveKey(n)] = id
+		}
+	}
+	return m
+}()
+
+// ParseCurves reads an ecdhe_curves list separated by ':', ',' or spaces
 // (X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, X25519,
-// P-256/prime256v1, P-384/secp384r1, P-521/secp521r1). Empty means Go's
-// default, which keeps the post-quantum hybrids first.
+// P-256/prime256v1/secp256r1, P-384/secp384r1, P-521/secp521r1; case, dashes and
+// underscores do not count). Empty means Go's default, which keeps the post-quantum
+// hybrids first. config, the server and the bench client all read curves here.
 func ParseCurves(s string) ([]tls.CurveID, error) {
 	var out []tls.CurveID
-next:
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
-		for id, names := range curveNames {
-			for _, n := range names {
-				if strings.EqualFold(n, f) {
-					out = append(out, id)
-					continue next
-				}
-			}
+		id, ok := curvesByKey[curveKey(f)]
+		if !ok {
+			return nil, fmt.Errorf("unknown key exchange %q (want X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, X25519, P-256, P-384 or P-521)", f)
 		}
-		return nil, fmt.Errorf("tlsframe: unknown curve %q", f)
+		out = append(out, id)
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -84,5 +85,19 @@ func TestParseOptions(t *testing.T) {
 	cv, err := ParseCurves("X25519MLKEM768,prime256v1")
 	if err != nil || len(cv) != 2 || cv[0] != tls.X25519MLKEM768 || cv[1] != tls.CurveP256 {
 		t.Fatal(cv, err)
+	}
+	// Lower-case Go names and every spelling of a group are one list: config, the server
+	// and the bench client all parse here, so what check-config accepts also starts.
+	cs, err = ParseCipherSuites("tls_ecdhe_ecdsa_with_chacha20_poly1305_sha256")
+	if err != nil || len(cs) != 1 || cs[0] != tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 {
+		t.Fatal(cs, err)
+	}
+	cv, err = ParseCurves("p256 P_384:secp521r1,SecP256r1MLKEM768,p384mlkem1024")
+	want := []tls.CurveID{tls.CurveP256, tls.CurveP384, tls.CurveP521, tls.SecP256r1MLKEM768, tls.SecP384r1MLKEM1024}
+	if err != nil || !slices.Equal(cv, want) {
+		t.Fatal(cv, err)
+	}
+	if _, err := ParseCurves("X448"); err == nil || !strings.Contains(err.Error(), `"X448"`) {
+		t.Fatal("X448 accepted, or the error does not name it:", err)
 	}
 }

@@ -123,11 +123,11 @@ func cipherWarnings(cfg *config.Config) []string {
 		if b.TLS == nil {
 			continue
 		}
-		ids, err := config.ParseCiphers(b.TLS.Ciphers)
+		ids, err := tlsframe.ParseCipherSuites(b.TLS.Ciphers)
 		if err != nil {
 			continue // an error of its own, reported by validation
 		}
-		if v, err := config.ParseTLSVersion(b.TLS.MinimumVersion); err == nil && v < tls.VersionTLS12 && len(ids) == 0 {
+		if v, err := tlsframe.ParseVersion(b.TLS.MinimumVersion); err == nil && v < tls.VersionTLS12 && len(ids) == 0 {
 			out = append(out, fmt.Sprintf("%s: binds[%d].tls.minimum_version: %s, but the default TLS 1.2 suites are AEAD only, which TLS 1.0 and 1.1 cannot use; name CBC suites in ciphers for those clients",
 				cfg.Path, i, b.TLS.MinimumVersion))
 		}

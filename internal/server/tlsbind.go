@@ -35,15 +35,15 @@ func ensureDevPKI(cfg *config.Config) error {
 }
 
 func tlsOptions(t *config.BindTLS, protos []string) (tlsframe.Options, error) {
-	minV, err := config.ParseTLSVersion(t.MinimumVersion)
+	minV, err := tlsframe.ParseVersion(t.MinimumVersion)
 	if err != nil {
 		return tlsframe.Options{}, err
 	}
-	suites, err := config.ParseCiphers(t.Ciphers)
+	suites, err := tlsframe.ParseCipherSuites(t.Ciphers)
 	if err != nil {
 		return tlsframe.Options{}, err
 	}
-	curves, err := config.ParseCurves(t.ECDHECurves)
+	curves, err := tlsframe.ParseCurves(t.ECDHECurves)
 	if err != nil {
 		return tlsframe.Options{}, err
 	}
