@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/dnswire"
+)
+
+// ecsOf returns the ECS option of m, or nil.
+func ecsOf(t testing.TB, m *dns.Msg) *dns.EDNS0_SUBNET {
+	t.Helper()
+	opt := m.IsEdns0()
+	if opt == nil {
+		return nil
+	}
+	var found *dns.EDNS0_SUBNET
+	for _, o := range opt.Option {
+		if s, ok := o.(*dns.EDNS0_SUBNET); ok {
+			if found != nil {
+				t.Fatalf("two ECS options in %v", m)
+			}
+			found = s
+		}
+	}
+	return found
+}
+
+func subnetOption(prefix string, scope uint8) *dns.EDNS0_SUBNET {
+	p := netip.MustParsePrefix(prefix)
+	o := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, SourceNetmask: uint8(p.Bits()), SourceScope: scope, Address: p.Addr().AsSlice()}
+	o.Family = 1
+	if p.Addr().Is6() {
+		o.Family = 2
+	}
+	return o
+}
+
+func packMsg(t testing.TB, m *dns.Msg) []byte {
+	t.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func unpackMsg(t testing.TB, b []byte) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		t.Fatalf("unpack %x: %v", b, err)
+	}
+	return m
+}
+
+// ecsPending is the pending entry of the query q with the subnet sub decided for it.
+func ecsPending(t *testing.T, q []byte, sub string, clientECS bool) *pending {
+	t.Helper()
+	pq, err := parseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pending{q: pq, addOPT: pq.optOff < 0, query: q}
+	p.ecs = ecsQuery{on: true, clientECS: clientECS, sub: dnswire.ECSFromPrefix(netip.MustParsePrefix(sub))}
+	return p
+}
+
+func TestAppendECS(t *testing.T) {
+	cookie := &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}
+	tsig := &dns.TSIG{Hdr: dns.RR_Header{Name: "key.", Rrtype: dns.TypeTSIG, Class: dns.ClassANY}, Algorithm: dns.HmacSHA256, MAC: "00", MACSize: 1, TimeSigned: 1, Fudge: 300}
+	cases := []struct {
+		name      string
+		build     func(m *dns.Msg)
+		clientECS bool
+		want      string // the subnet the backend sees; "" none
+		cookie    bool
+	}{
+		{name: "no OPT", build: func(*dns.Msg) {}, want: "192.0.2.0/24"},
+		{name: "OPT with a cookie", build: func(m *dns.Msg) {
+			m.SetEdns0(1232, true)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, cookie)
+		}, want: "192.0.2.0/24", cookie: true},
+		{name: "the client's own option replaced", build: func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, subnetOption("198.51.100.7/32", 0), cookie)
+		}, clientECS: true, want: "192.0.2.0/24", cookie: true},
+		{name: "OPT not the last record", build: func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.Extra = append(m.Extra, tsig)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion("www.example.com.", dns.TypeA)
+			c.build(m)
+			q := packMsg(t, m)
+			p := ecsPending(t, q, "192.0.2.0/24", c.clientECS)
+			out := append([]byte{0xff, 0xff}, q...) // a TCP prefix in front, as backendQuery writes it
+			if p.addOPT {
+				out = out[:2+len(appendOPT(out[2:], backendEDNSSize))]
+			}
+			out = appendECS(out, 2, p)
+			got := unpackMsg(t, out[2:])
+			e := ecsOf(t, got)
+			if c.want == "" {
+				if e != nil {
+					t.Fatalf("backend sees %v, want no ECS", e)
+				}
+				return
+			}
+			if e == nil {
+				t.Fatalf("backend sees no ECS in %v", got)
+			}
+			if s := netip.PrefixFrom(netip.MustParseAddr(e.Address.String()).Unmap(), int(e.SourceNetmask)).String(); s != c.want || e.SourceScope != 0 {
+				t.Errorf("backend sees %s scope %d, want %s scope 0", s, e.SourceScope, c.want)
+			}
+			if c.cookie {
+				found := false
+				for _, o := range got.IsEdns0().Option {
+					_, found = o.(*dns.EDNS0_COOKIE)
+					if found {
+						break
+					}
+				}
+				if !found {
+					t.Errorf("the client's cookie was lost: %v", got)
+				}
+			}
+			if m.IsEdns0() != nil && got.IsEdns0().Do() != m.IsEdns0().Do() {
+				t.Errorf("DO bit changed")
+			}
+		})
+	}
+}
+
+// ecsAnswerOf is the backend's answer to a query for www.example.com with ECS ecs.
+func ecsAnswerOf(t testing.TB, ecs *dns.EDNS0_SUBNET) []byte {
+	q := new(dns.Msg)
+	q.SetQuestion("www.example.com.", dns.TypeA)
+	r := new(dns.Msg)
+	r.SetReply(q)
+	rr, _ := dns.NewRR("www.example.com. 300 IN A 192.0.2.1")
+	r.Answer = append(r.Answer, rr)
+	r.SetEdns0(1232, false)
+	r.IsEdns0().Option = append(r.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+	if ecs != nil {
+		r.IsEdns0().Option = append(r.IsEdns0().Option, ecs)
+	}
+	return packMsg(t, r)
+}
+
+func TestECSAnswer(t *testing.T) {
+	query := func(own *dns.EDNS0_SUBNET) []byte {
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.com.", dns.TypeA)
+		m.SetEdns0(1232, false)
+		if own != nil {
+			m.IsEdns0().Option = append(m.IsEdns0().Option, own)
+		}
+		return packMsg(t, m)
+	}
+	l := &loop{}
+	t.Run("the option the client did not send goes", func(t *testing.T) {
+		p := ecsPending(t, query(nil), "192.0.2.0/24", false)
+		got := unpackMsg(t, l.ecsAnswer(p, ecsAnswerOf(t, subnetOption("192.0.2.0/24", 24))))
+		if e := ecsOf(t, got); e != nil || len(got.IsEdns0().Option) != 1 || len(got.Answer) != 1 {
+			t.Errorf("client gets %v", got)
+		}
+	})
+	for _, own := range []string{"198.51.100.7/32", "198.51.100.0/24", "2001:db8::/48"} {
+		t.Run("the client's own option comes back: "+own, func(t *testing.T) {
+			p := ecsPending(t, query(subnetOption(own, 0)), "192.0.2.0/24", true)
+			p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
+			got := unpackMsg(t, l.ecsAnswer(p, ecsAnswerOf(t, subnetOption("192.0.2.0/24", 20))))
+			e := ecsOf(t, got)
+			if e == nil {
+				t.Fatalf("client gets no ECS: %v", got)
+			}
+			if s := netip.PrefixFrom(netip.MustParseAddr(e.Address.String()).Unmap(), int(e.SourceNetmask)).String(); s != own || e.SourceScope != 20 {
+				t.Errorf("client gets %s scope %d, want %s scope 20", s, e.SourceScope, own)
+			}
+			if len(got.IsEdns0().Option) != 2 || len(got.Answer) != 1 {
+				t.Errorf("client gets %v", got)
+			}
+		})
+	}
+}
+
+func mustOPT(t testing.TB, m []byte) dnswire.RRHeader {
+	t.Helper()
+	start, h, err := dnswire.FindOPT(m)
+	if err != nil || start < 0 {
+		t.Fatalf("no OPT record: %v", err)
+	}
+	return h
+}
+
+// FuzzECSAnswer gives the answer fix-up arbitrary backend answers: it must not panic, and
+// an answer it changes for a client that sent no subnet carries none.
+func FuzzECSAnswer(f *testing.F) {
+	f.Add(ecsAnswerOf(f, subnetOption("192.0.2.0/24", 24)), false)
+	f.Add(ecsAnswerOf(f, subnetOption("2001:db8::/56", 48)), true)
+	f.Add(ecsAnswerOf(f, nil), true)
+	own := dnswire.ECSFromPrefix(netip.MustParsePrefix("198.51.100.7/32"))
+	l := &loop{}
+	f.Fuzz(func(t *testing.T, m []byte, clientECS bool) {
+		p := &pending{}
+		p.ecs = ecsQuery{on: true, clientECS: clientECS, orig: own}
+		in := append([]byte(nil), m...)
+		out := l.ecsAnswer(p, in)
+		if clientECS || len(out) == len(m) {
+			return
+		}
+		_, h, err := dnswire.FindOPT(out)
+		if err != nil {
+			t.Fatalf("answer no longer parses: %v", err)
+		}
+		if _, found, _ := dnswire.ReadECS(out, h); found {
+			t.Fatalf("ECS left in %x", out)
+		}
+	})
+}
+
+// ecsHotPath is hotPath with a backend that uses ECS and answers with scope 24.
+func ecsHotPath(tb testing.TB) (*hotPath, *net.UDPConn) {
+	fd, client := udpPair(tb)
+	h := newHotPath(tb, fd, client)
+	st := h.l.current()
+	st.Backends[0].ECS.UseClientSubnet = true
+	st.ECS = ECSOptions{SourcePrefixV4: 24, SourcePrefixV6: 56}
+	for _, p := range st.Pools {
+		p.ecs = newPoolECS(p.Backends)
+	}
+	q := unpackMsg(tb, h.answer)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, subnetOption("127.0.0.0/24", 24))
+	h.answer = packMsg(tb, q)
+	return h, client
+}
+
+func TestHotPathECS(t *testing.T) {
+	h, client := ecsHotPath(t)
+	for i := range 2 {
+		h.roundTrip()
+		sent := unpackMsg(t, h.sent)
+		e := ecsOf(t, sent)
+		if e == nil || e.Family != 1 || e.SourceNetmask != 24 || !e.Address.Equal(net.IPv4(127, 0, 0, 0)) {
+			t.Fatalf("round %d: backend sees %v", i, sent)
+		}
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := client.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := unpackMsg(t, buf[:n])
+		if ecsOf(t, got) != nil || got.IsEdns0() == nil || len(got.Answer) != 2 {
+			t.Errorf("round %d: client gets %v", i, got)
+		}
+	}
+}
+
+// BenchmarkHotPathUDPECS is BenchmarkHotPathUDP with a backend that uses ECS: the subnet
+// goes into every query and comes out of every answer.
+func BenchmarkHotPathUDPECS(b *testing.B) {
+	h, _ := ecsHotPath(b)
+	h.bench(b, h.roundTrip, func() int { return int(h.l.stats.responses[protoUDP].Load()) })
+}
