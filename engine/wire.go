@@ -13,11 +13,11 @@ import (
 // additional section's OPT record, never unpack a whole message, and do not allocate.
 
 const (
-	headerLen   = 12
+	headerLen   = dnswire.HeaderLen
 	maxMsgLen   = 65535
 	optLen      = 11 // the OPT record appendOPT writes
-	typeOPT     = 41
-	maxNameWire = 255
+	typeOPT     = dnswire.TypeOPT
+	maxNameWire = dnswire.MaxNameLen
 	// backendEDNSSize is the UDP payload size advertised to backends when the client sent
 	// no OPT record (dnsdist's choice); the answer is cut down to the client's own limit.
 	backendEDNSSize = 4096
