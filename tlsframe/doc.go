@@ -10,8 +10,13 @@
 //
 // Concurrency rule: a Conn is driven by its event loop, except during the
 // handshake, when one Handshaker goroutine owns the tls.Conn; it hands it
-// back by storing the state atomically and calling Wake, and the loop takes
-// over only once the handshake's AsyncWrites have all run. Snapshots are
+// back by storing the state atomically, and calls Wake when the loop has
+// something to act on (client bytes already read, a handshake error);
+// otherwise the loop takes over at the client's next bytes. Either way the
+// loop takes over only once the handshake's AsyncWrites have all run, and
+// crypto/tls's handshake-grown read buffers are dropped (release.go).
+// Handshake goroutines that find nothing queued park for a short while
+// before they exit, keeping their grown stacks. Snapshots are
 // immutable; a reload or a new staple publishes a new one. Store and
 // TicketKeys are safe for concurrent use.
 //
