@@ -77,6 +77,7 @@ func (c *Config) applyDefaults() {
 	orDefault(&g.GCPercent, DefaultGCPercent)
 	orDefault(&g.GCMinHeadroom, ByteSize(DefaultGCMinHeadroom))
 	c.Fleet.applyDefaults(filepath.Dir(c.Path))
+	c.RemoteLogging.applyDefaults()
 	c.EDNSClientSubnet.applyDefaults()
 	if c.ACL == nil {
 		c.ACL = append([]string(nil), DefaultACL...)

@@ -194,11 +194,12 @@ var actionTypes = func() typeTable {
 	t.add("SpoofCNAME", func() any { return &SpoofCNAMEAction{} })
 	t.add("SpoofRaw", func() any { return &SpoofRawAction{} })
 	t.add("TC", func() any { return &TCAction{} })
+	t.add("DnstapLog", func() any { return &DnstapLogAction{} })
 	t.add("SetDisableECS", func() any { return &SetDisableECSAction{} })
 	t.add("SetECS", func() any { return &SetECSAction{} })
 	t.add("SetECSOverride", func() any { return &SetECSOverrideAction{} })
 	t.add("SetECSPrefixLength", func() any { return &SetECSPrefixLengthAction{} })
-	for _, n := range []string{"ByName", "DnstapLog", "KeyValueStoreLookup", "KeyValueStoreRangeLookup", "Lua", "LuaFFI",
+	for _, n := range []string{"ByName", "KeyValueStoreLookup", "KeyValueStoreRangeLookup", "Lua", "LuaFFI",
 		"LuaFFIPerThread", "RemoteLog", "SetAdditionalProxyProtocolValue", "SetDisableValidation",
 		"SetEDNSOption", "SetMacAddr", "SetProxyProtocolValues",
 		"SetTrace", "SNMPTrap", "SpoofPacket", "SpoofSVC", "Tee"} {
@@ -256,7 +257,8 @@ var responseActionTypes = func() typeTable {
 	t.add("SetSkipCache", func() any { return &SetSkipCacheAction{} })
 	t.add("SetTag", func() any { return &SetTagAction{} })
 	t.add("UnsetTag", func() any { return &UnsetTagAction{} })
-	for _, n := range []string{"ByName", "ClearRecordTypes", "DnstapLog", "Lua", "LuaFFI", "LuaFFIPerThread",
+	t.add("DnstapLog", func() any { return &DnstapLogAction{} })
+	for _, n := range []string{"ByName", "ClearRecordTypes", "Lua", "LuaFFI", "LuaFFIPerThread",
 		"RemoteLog", "SetEDNSOption", "SetExtendedDNSError", "SetReducedTTL", "SNMPTrap", "TC"} {
 		t.add(n, nil)
 	}

@@ -26,8 +26,9 @@ type Config struct {
 	DemoBackend           *DemoBackend          `yaml:"demo_backend"`
 	DevPKI                *DevPKI               `yaml:"dev_pki"`
 	Tuning                Tuning                `yaml:"tuning"`
-	Fleet                 *Fleet                `yaml:"fleet"` // fleet.go; nil: this instance acts alone
-	DDR                   *DDR                  `yaml:"ddr"`   // ddr.go; nil: no DDR answers
+	Fleet                 *Fleet                `yaml:"fleet"`          // fleet.go; nil: this instance acts alone
+	DDR                   *DDR                  `yaml:"ddr"`            // ddr.go; nil: no DDR answers
+	RemoteLogging         RemoteLogging         `yaml:"remote_logging"` // dnstap.go
 
 	// edns_client_subnet (ecs.go).
 	EDNSClientSubnet EDNSClientSubnet `yaml:"edns_client_subnet"`

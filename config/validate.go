@@ -53,6 +53,7 @@ func (c *Config) validate(v *validator) {
 	c.validateBackends(v)
 	c.validateFleet(v, c.Fleet)
 	c.validateDDR(v)
+	c.validateRemoteLogging(v)
 	c.validateECS(v)
 	for i, a := range c.Webserver.ListenAddresses {
 		if _, err := netip.ParseAddrPort(a); err != nil {

@@ -334,6 +334,7 @@ func (l *loop) answerError(p *pending, msg []byte, q question, rc byte) {
 // deliver sends an answer to the client of p and recycles p.
 func (l *loop) deliver(p *pending, m []byte, kind failKind) {
 	defer l.putPending(p)
+	l.tapResponse(p, m)
 	if p.proto == protoUDP {
 		l.queueDatagram(p.udpFD, m, p.peer, nil, -1)
 		return

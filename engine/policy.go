@@ -33,7 +33,8 @@ type policyState struct {
 	client netip.Addr
 	// ecs is what the EDNS Client Subnet actions decided (ecs.go).
 	ecs   rules.ECSPolicy
-	ruled bool // the rules ran on this query
+	ruled bool     // the rules ran on this query
+	tap   tapState // dnstap (dnstap.go)
 }
 
 // loopPolicy is a loop's rule state: the Query the rules read, reused from query to query,
@@ -107,6 +108,7 @@ func (l *loop) decide(st *State, bind *BindOptions, msg []byte, p *pending, pool
 		dyn.CountQuery(rq)
 	}
 	v := rules.Decide(dyn, st.Rules, rq)
+	l.tapQuery(st, bind, p, msg, &v)
 	switch {
 	case v.Kind == rules.KindDrop:
 		l.pol.stats.drops.Add(1)
@@ -118,7 +120,9 @@ func (l *loop) decide(st *State, bind *BindOptions, msg []byte, p *pending, pool
 		p.pol.delay = v.Delay
 		if st.Rules != nil && st.Rules.HasSelfAnsweredRules() {
 			rq.Resp = l.resp
-			if sv := st.Rules.EvalSelfAnswered(rq); sv.Kind == rules.KindDrop {
+			sv := st.Rules.EvalSelfAnswered(rq)
+			l.tapMark(p, &sv)
+			if sv.Kind == rules.KindDrop {
 				l.pol.stats.respDrops.Add(1)
 				l.dropQuery(p)
 				return nil, false
@@ -260,6 +264,7 @@ func (l *loop) insertCached(p *pending, m []byte, now time.Time) {
 }
 
 func (l *loop) applyResponseVerdict(p *pending, v *rules.Verdict) {
+	l.tapMark(p, v)
 	if v.HasMaxReturnedTTL && (!p.pol.hasMaxTTL || v.MaxReturnedTTL < p.pol.maxTTL) {
 		p.pol.hasMaxTTL, p.pol.maxTTL = true, v.MaxReturnedTTL
 	}

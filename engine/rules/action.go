@@ -66,6 +66,8 @@ type Verdict struct {
 	HasTempFailureTTL   bool
 	// EDE is an Extended DNS Error (RFC 8914) to add to the answer.
 	EDE *EDE
+	// Dnstap names the DnstapLog actions that ran (dnstap.go).
+	Dnstap DnstapMark
 	// ECS is what the EDNS Client Subnet actions decided (ecs.go).
 	ECS ECSPolicy
 	// Rule is the index of the rule that set Kind, -1 when none did; RuleName its name.

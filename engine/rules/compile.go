@@ -487,6 +487,8 @@ func (b *builder) action(p string, ca *config.RuleAction) (action, error) {
 		return spoofAct{a}, nil
 	case *config.TCAction:
 		return tcAct{}, nil
+	case *config.DnstapLogAction:
+		return b.dnstapAction(p, x)
 	case *config.SetDisableECSAction, *config.SetECSAction, *config.SetECSOverrideAction, *config.SetECSPrefixLengthAction:
 		return ecsAction(p, ca.Spec)
 	case nil:
@@ -521,6 +523,8 @@ func (b *builder) responseAction(p string, ca *config.ResponseAction) (action, e
 		return setTagAct{x.Tag, x.Value}, nil
 	case *config.UnsetTagAction:
 		return unsetTagAct{x.Tag}, nil
+	case *config.DnstapLogAction:
+		return b.dnstapAction(p, x)
 	case nil:
 		return nil, fmt.Errorf("%s: missing", p)
 	}

@@ -21,6 +21,8 @@ type RuleSet struct {
 	log   *slog.Logger
 	loops int
 	clock Clock
+
+	dnstap *DnstapTargets // DnstapLog actions (dnstap.go); nil: none
 }
 
 type nameIDs struct{ suffix, exact []uint16 }

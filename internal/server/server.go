@@ -57,6 +57,7 @@ type Server struct {
 	gc    *memtune.Tuner // nil while GOGC is set or gc_percent is -1
 	pol   *policy        // dynamic blocks and the rules' clock (rules.go)
 	fm    *fleetMode     // nil: no fleet section (fleet.go)
+	tap   dnstapLoggers  // remote_logging.dnstap_loggers (dnstap.go)
 
 	reloads, reloadFailures prometheus.Counter
 }
@@ -93,7 +94,9 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 	s.st.mgr = ocsp.NewManager(oo, s.fm.wrapPublish(s.st.publish))
 	s.reg.MustRegister(s.st.mgr.Collector(), &s.dyn, newHandshakeCollector(s))
 	s.reg.MustRegister(tlsframe.HandshakeCollector()) // dnsfront_tls_handshakes_negotiated_total, process-wide
+	s.reg.MustRegister(&s.tap)
 	fail := func(err error) (*Server, error) {
+		s.closeDnstap()
 		s.closeQUIC()
 		s.closeTLS()
 		s.stopDemo()
@@ -217,6 +220,7 @@ type plan struct {
 	ocsp    *ocsp.Plan
 	tickets map[*tlsBind]*tlsframe.TicketKeyUpdate // ticket key files read for each bind
 	rules   preparedRules
+	tap     *dnstapPlan
 }
 
 // prepare reads and checks everything a configuration names (backends, certificates and
@@ -238,6 +242,9 @@ func (s *Server) prepare(cfg *config.Config) (*plan, error) {
 	be.state.Rules = pr.rs
 	p := &plan{be: be, rules: pr, snaps: map[*tlsframe.Store]*tlsframe.Snapshot{}, routes: map[string][]stapleRoute{},
 		tickets: map[*tlsBind]*tlsframe.TicketKeyUpdate{}}
+	if p.tap, err = s.prepareDnstap(cfg, pr.rs); err != nil {
+		return nil, err
+	}
 	sources := map[string]ocsp.CertSource{}
 	keys := map[string]string{} // certificate ID → the key of its first source, for errors
 	for i, b := range cfg.Binds {
@@ -303,6 +310,7 @@ func (s *Server) commit(p *plan) {
 	s.st.route(p.routes)
 	s.st.mgr.Commit(p.ocsp)
 	s.st.install(p.snaps)
+	s.commitDnstap(p.tap)
 }
 
 // Shutdown stops taking queries, lets those in flight finish up to the drain timeout and
@@ -320,6 +328,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.pol.stop()
 	s.closeTLS()
 	s.stopDemo()
+	s.closeDnstap()
 	if s.gc != nil {
 		s.gc.Stop()
 	}

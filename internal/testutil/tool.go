@@ -14,6 +14,7 @@ var aptPackages = map[string]string{
 	"dig":              "bind9-dnsutils",
 	"dnsdist":          "dnsdist",
 	"dnsperf":          "dnsperf",
+	"dnstap":           "golang-github-dnstap-golang-dnstap-cli",
 	"etcd":             "etcd-server",
 	"h2load":           "nghttp2-client",
 	"kdig":             "knot-dnsutils",
