@@ -13,6 +13,8 @@ CURVES=${CURVES:-}
 MEM_CONNS=${MEM_CONNS:-10000}
 MEM_SETTLE=${MEM_SETTLE:-20s}
 MEM_PROTOS=${MEM_PROTOS:-"dot doh tcp"}
+# ONLY: run only these cases of the suite (names as in SUITE_CASES, e.g. "query-udp"); empty: all.
+ONLY=${ONLY:-}
 BACKEND_ADDR=${BACKEND_ADDR:-}     # an existing backend to use instead of starting one
 BACKEND_PORT=${BACKEND_PORT:-11054}
 # KEEP_WORK=1 keeps the temporary directory (configs, PKI, server logs).
@@ -226,6 +228,7 @@ run_suite() {
 	for v in 1.3 1.2; do
 		for mode in full resumed; do
 			for staple in stapled bare; do
+				wanted "hs-tls$v-$mode-$staple" || continue
 				port=$((base + 853))
 				[ "$staple" = bare ] && port=$((base + 854))
 				flag=()
@@ -240,6 +243,7 @@ run_suite() {
 		done
 	done
 	for q in udp tcp dot doh; do
+		wanted "query-$q" || continue
 		case $q in
 		udp | tcp) port=$((base + 53)) ;;
 		dot) port=$((base + 853)) ;;
@@ -274,8 +278,15 @@ run_memory() {
 	done
 }
 
-# The cases of run_suite, in order, for tables.
-SUITE_CASES="hs-tls1.3-full-stapled hs-tls1.3-full-bare hs-tls1.3-resumed-stapled hs-tls1.3-resumed-bare
-hs-tls1.2-full-stapled hs-tls1.2-full-bare hs-tls1.2-resumed-stapled hs-tls1.2-resumed-bare
-query-udp query-tcp query-dot query-doh"
+# wanted CASE: whether ONLY lets CASE run.
+wanted() {
+	[ -z "$ONLY" ] && return 0
+	case " $ONLY " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+# The cases of run_suite, in order, for tables (those ONLY lets run).
+SUITE_CASES=$(for c in hs-tls1.3-full-stapled hs-tls1.3-full-bare hs-tls1.3-resumed-stapled hs-tls1.3-resumed-bare \
+	hs-tls1.2-full-stapled hs-tls1.2-full-bare hs-tls1.2-resumed-stapled hs-tls1.2-resumed-bare \
+	query-udp query-tcp query-dot query-doh; do wanted "$c" && printf '%s ' "$c"; done)
 MEM_CASES=$(for p in $MEM_PROTOS; do printf 'mem-%s ' "$p"; done)
