@@ -295,6 +295,7 @@ func (l *loop) ruledAnswer(p *pending, m []byte) {
 func (l *loop) deliverRuled(p *pending, m []byte, kind failKind) {
 	if p.pol.delay > 0 && p.proto == protoUDP && l.delayDatagram(p, m) {
 		l.pol.stats.delayed.Add(1)
+		l.tapResponse(p, m) // its response_time is when the delay began
 		l.putPending(p)
 		return
 	}

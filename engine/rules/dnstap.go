@@ -40,10 +40,10 @@ func (t *DnstapTargets) At(i int) *DnstapTarget { return &t.list[i] }
 // Dnstap returns the rule set's DnstapLog targets, nil when it has none: the engine
 // does nothing for dnstap on such a rule set.
 func (rs *RuleSet) Dnstap() *DnstapTargets {
-	if rs == nil || rs.dnstap == nil || len(rs.dnstap.list) == 0 {
+	if rs == nil {
 		return nil
 	}
-	return rs.dnstap
+	return rs.dnstap // made with the first DnstapLog action
 }
 
 // ResolveDnstap gives each DnstapLog action its logger, by name. It is called before the

@@ -153,6 +153,7 @@ func TestDnstapDoTAndUDP(t *testing.T) {
 		t.Fatalf("kdig +tls: no answer:\n%s", out)
 	}
 	q := r.await(t, "the DoT query", isTap("CLIENT_QUERY", testName))
+	t.Logf("the DoT query as dnstap -y prints it:\n%s", q)
 	dotPort := fmt.Sprint(d.Port("dot"))
 	for key, want := range map[string]string{
 		"identity": `"edge-1"`, "socket_family": "INET", "socket_protocol": "DOT",
