@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,8 +20,10 @@ import (
 // EDNS Client Subnet (RFC 7871) end to end: the real binary in front of a backend that
 // answers every query with a TXT record naming the subnet it received ("none" without
 // one) and echoes the option with scope = source prefix (scope 0 for names under
-// zero.ecs.test). Neither unbound nor dnsdist reflects a received subnet as data, so the
-// backend is a miekg/dns server; the clients are dig (+subnet) and miekg/dns.
+// zero.ecs.test). Neither unbound nor dnsdist echoes a subnet with a chosen scope, so that
+// backend is a miekg/dns server; dnsdist, with a Lua rule that names the subnet it
+// received in a CNAME, is the real peer that checks what goes on the wire
+// (TestECSDnsdistBackend). The clients are dig (+subnet) and miekg/dns.
 
 // ecsEcho is the reflecting backend; it counts the queries per name.
 type ecsEcho struct {
@@ -285,6 +291,100 @@ func TestECSActions(t *testing.T) {
 		}
 		if c.subnet != "" && !strings.Contains(out, "CLIENT-SUBNET: "+c.subnet) {
 			t.Errorf("%s via %s: the client did not get its own subnet back:\n%s", c.name, c.port, out)
+		}
+	}
+}
+
+// ecsDnsdistLua makes dnsdist answer every query with a CNAME that spells the ECS option
+// it received: f<family>-s<source prefix>-a<address octets>.ecs.echo., or none.ecs.echo.
+const ecsDnsdistLua = `
+setSecurityPollSuffix("")
+function echoECS(dq)
+  local ecs = dq:getEDNSOptions()[8]
+  if ecs == nil then return DNSAction.Spoof, "none.ecs.echo." end
+  local v = ecs:getValues()[1]
+  local parts = {}
+  for i = 5, #v do parts[#parts+1] = string.format("%d", string.byte(v, i)) end
+  return DNSAction.Spoof, "f" .. string.byte(v, 2) .. "-s" .. string.byte(v, 3) .. "-a" .. table.concat(parts, "-") .. ".ecs.echo."
+end
+addAction(AllRule(), LuaAction(echoECS))
+`
+
+// startDnsdistECSEcho runs dnsdist 1.7.3 as a backend that reflects the ECS option it
+// receives (ecsDnsdistLua) until the test ends, and returns its address once it answers.
+func startDnsdistECSEcho(t *testing.T) string {
+	t.Helper()
+	bin := RequireTool(t, "dnsdist", "dnsdist")
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dnsdist.conf")
+	WriteFile(t, conf, []byte(fmt.Sprintf("setLocal(%q)\nsetACL({\"127.0.0.0/8\"})\n%s", addr, ecsDnsdistLua)))
+	logf, err := os.Create(filepath.Join(dir, "dnsdist.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--supervised", "--disable-syslog", "-C", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		logf.Close()
+	})
+	up := testutil.Poll(10*time.Second, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+		}
+		_, err := ExchangeTimeout("udp", addr, NewQuery("up.ecs.test", dns.TypeA), 500*time.Millisecond)
+		return err == nil
+	})
+	select {
+	case <-exited:
+		up = false
+	default:
+	}
+	if !up {
+		log, _ := os.ReadFile(logf.Name())
+		t.Fatalf("dnsdist does not answer on %s:\n%s", addr, log)
+	}
+	return addr
+}
+
+// TestECSDnsdistBackend: dnsdist, as the backend, receives the client's /24 and /56 in
+// the ECS option dnsfront adds, over UDP and TCP, and none when a rule disables it.
+func TestECSDnsdistBackend(t *testing.T) {
+	t.Parallel()
+	backend := startDnsdistECSEcho(t)
+	c := feConfig{
+		Binds:    []feBind{{Port: "dns", Protocol: "Do53"}, {Port: "dns6", Protocol: "Do53"}},
+		Backends: []feBackend{{Name: "dnsdist", Addr: backend}},
+	}
+	y := strings.Replace(c.YAML(), "    name: dnsdist\n", "    name: dnsdist\n    use_client_subnet: true\n", 1)
+	d := Start(t, y+"query_rules:\n  - selector: { type: QNameSuffix, suffixes: [off.ecs.test.] }\n    action: { type: SetDisableECS }\n", nil)
+	cases := []struct{ port, name, want string }{
+		{"dns", "www.ecs.test", "f1-s24-a127-0-0.ecs.echo."},
+		{"dns6", "www.ecs.test", "f2-s56-a0-0-0-0-0-0-0.ecs.echo."},
+		{"dns", "www.off.ecs.test", "none.ecs.echo."},
+	}
+	for _, cs := range cases {
+		for _, proto := range []string{"+notcp", "+tcp"} {
+			out := Dig(t, d.Addr(cs.port), proto, cs.name, "A")
+			if !strings.Contains(out, "CNAME\t"+cs.want) {
+				t.Errorf("%s via %s (%s): dnsdist did not see %s:\n%s", cs.name, cs.port, proto, cs.want, out)
+			}
+			if strings.Contains(out, "CLIENT-SUBNET") {
+				t.Errorf("%s via %s (%s): the client got an option it did not send:\n%s", cs.name, cs.port, proto, out)
+			}
 		}
 	}
 }
