@@ -81,6 +81,11 @@ func (e *ecsEcho) received(name string) []string {
 // ECS, a packet cache when cache, and extra appended to its configuration.
 func ecsFE(t *testing.T, be *ecsEcho, cache bool, extra string) *Dnsfront {
 	t.Helper()
+	return Start(t, ecsFEYAML(be, cache, extra), nil)
+}
+
+// ecsFEYAML is the configuration template of ecsFE.
+func ecsFEYAML(be *ecsEcho, cache bool, extra string) string {
 	c := feConfig{
 		Binds:    []feBind{{Port: "dns", Protocol: "Do53"}, {Port: "dns6", Protocol: "Do53"}},
 		Backends: []feBackend{{Name: "echo", Addr: be.Addr}},
@@ -91,7 +96,7 @@ func ecsFE(t *testing.T, be *ecsEcho, cache bool, extra string) *Dnsfront {
 	}
 	y := c.YAML()
 	y = strings.Replace(y, "    name: echo\n", "    name: echo\n    use_client_subnet: true\n", 1)
-	return Start(t, y+extra, nil)
+	return y + extra
 }
 
 // ecsTXT asks name TXT at addr over network from the local address from (nil: any) with
@@ -386,5 +391,24 @@ func TestECSDnsdistBackend(t *testing.T) {
 				t.Errorf("%s via %s (%s): the client got an option it did not send:\n%s", cs.name, cs.port, proto, out)
 			}
 		}
+	}
+}
+
+// TestECSReload: a reload changes the prefix lengths and override for the next queries,
+// as dnsdist's runtime setters do.
+func TestECSReload(t *testing.T) {
+	t.Parallel()
+	be := startECSEcho(t)
+	d := ecsFE(t, be, false, "")
+	if got, _ := ecsTXT(t, "udp", d.Addr("dns"), nil, "before.ecs.test", nil, true); got != "127.0.0.0/24" {
+		t.Fatalf("before the reload the backend saw %s", got)
+	}
+	d.Rewrite(ecsFEYAML(be, false, "edns_client_subnet: {source_prefix_v4: 16, source_prefix_v6: 48}\n"), nil)
+	reload(t, d)
+	if got, _ := ecsTXT(t, "udp", d.Addr("dns"), nil, "after.ecs.test", nil, true); got != "127.0.0.0/16" {
+		t.Errorf("after the reload the backend saw %s, want 127.0.0.0/16", got)
+	}
+	if got, _ := ecsTXT(t, "tcp", d.Addr("dns6"), nil, "after.ecs.test", nil, false); got != "::/48" {
+		t.Errorf("after the reload the backend saw %s over ::1, want ::/48", got)
 	}
 }
