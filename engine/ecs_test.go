@@ -271,3 +271,30 @@ func BenchmarkHotPathUDPECS(b *testing.B) {
 	h, _ := ecsHotPath(b)
 	h.bench(b, h.roundTrip, func() int { return int(h.l.stats.responses[protoUDP].Load()) })
 }
+
+// TestECSClientAddr: the subnet is the client's as the ACL and the rules see it.
+func TestECSClientAddr(t *testing.T) {
+	l := &loop{}
+	udp := &pending{proto: protoUDP, peer: netip.MustParseAddrPort("192.0.2.1:5353")}
+	stream := &pending{proto: protoDoH, client: &clientConn{peer: netip.MustParseAddrPort("[2001:db8::1]:443")}}
+	ruled := &pending{proto: protoUDP, peer: netip.MustParseAddrPort("192.0.2.1:5353")}
+	ruled.pol.ruled, ruled.pol.client = true, netip.MustParseAddr("198.51.100.9")
+	for _, c := range []struct {
+		p    *pending
+		fwd  string
+		want string
+	}{
+		{udp, "", "192.0.2.1"},
+		{stream, "", "2001:db8::1"},
+		{stream, "203.0.113.5", "203.0.113.5"}, // X-Forwarded-For from a trusting bind
+		{ruled, "", "198.51.100.9"},
+	} {
+		l.forwardedFor = netip.Addr{}
+		if c.fwd != "" {
+			l.forwardedFor = netip.MustParseAddr(c.fwd)
+		}
+		if got := l.clientAddr(c.p); got.String() != c.want {
+			t.Errorf("client %s, want %s", got, c.want)
+		}
+	}
+}
