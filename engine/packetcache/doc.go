@@ -1,7 +1,8 @@
 // Package packetcache is dnsfront's DNS packet cache, shaped like dnsdist's
 // packet_caches: answers are stored in wire form, keyed by the query's
-// question and the flags that change an answer, and served with the query's
-// ID and qname case and with their TTLs aged.
+// question, the flags that change an answer and the EDNS Client Subnet
+// (ecs.go), and served with the query's ID and qname case and with their TTLs
+// aged.
 //
 // Concurrency rule: a Cache is safe for use from any goroutine. It is split
 // into shards, each behind its own sync.RWMutex; a lookup takes one shard's
