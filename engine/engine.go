@@ -37,8 +37,13 @@ const (
 type Options struct {
 	// Loops is the number of event loops (0: one per core).
 	Loops int
-	// Binds are the listeners; they are fixed for the life of the engine.
+	// Binds are the listeners the engine starts with; PrepareBinds and CommitBinds
+	// change them.
 	Binds []BindOptions
+	// Inherit are listening sockets handed over by the process this one replaces (a
+	// binary upgrade): a bind on the address of one serves it instead of opening its own,
+	// so that nothing queued on it is lost. The engine owns them.
+	Inherit []int
 	// TCPIdleTimeout closes stream clients that sent nothing for this long.
 	TCPIdleTimeout time.Duration
 	// MaxTCPInFlight bounds the queries waiting for backends on one stream connection;
@@ -67,6 +72,7 @@ type BindOptions struct {
 	// PadResponses pads every answer to a query with EDNS on an encrypted transport
 	// (ednsopts.go), not only answers to padded queries.
 	PadResponses bool
+	Proxy        BindProxy // enable_proxy_protocol, proxy_protocol_outside_tls (proxy.go)
 
 	// newStream builds the DoT/DoH layer of a new connection on loop l.
 	newStream func(gc gnet.Conn, l *loop, peer netip.AddrPort) stream
@@ -81,6 +87,15 @@ type Engine struct {
 	booted  chan struct{}
 	stopped chan struct{}
 	runErr  error
+
+	// binds is the set of binds in force (listen.go); listenMu serialises changes to it
+	// and to socks, the listening sockets the loops poll.
+	binds     atomic.Pointer[bindTable]
+	listenMu  sync.Mutex
+	socks     []listenSock
+	inherit   map[listenKey][]int
+	listening bool // the loops poll socks (false before Start and after StopListening)
+	start     *BindPlan
 
 	loopsMu sync.Mutex
 	loops   atomic.Pointer[map[gnet.EventLoop]*loop]
@@ -116,39 +131,20 @@ func New(opts Options, st *State) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	for i := range opts.Binds {
-		b := &opts.Binds[i]
-		switch b.Protocol {
-		case "DoT":
-			if b.TLSStore == nil || b.Handshaker == nil {
-				return nil, fmt.Errorf("engine: DoT bind %s has no certificates", b.Addr)
-			}
-			if b.TLSStore.Loops() != opts.Loops {
-				return nil, fmt.Errorf("engine: bind %s: TLS store built for %d loops, engine has %d", b.Addr, b.TLSStore.Loops(), opts.Loops)
-			}
-			b.newStream = newDoTStream(b)
-		case "DoH":
-			if b.DoH == nil {
-				b.DoH = doh.DefaultOptions()
-			}
-			// A stream is a query in flight: max_tcp_in_flight bounds the streams a
-			// connection may open (REFUSED_STREAM beyond, announced in SETTINGS) and
-			// the HTTP/1.1 pipelining depth, as it bounds DoT and Do53 TCP.
-			if o := *b.DoH; o.MaxConcurrentStreams == 0 || int64(o.MaxConcurrentStreams) > int64(opts.MaxTCPInFlight) {
-				o.MaxConcurrentStreams = uint32(opts.MaxTCPInFlight)
-				b.DoH = &o
-			}
-			if b.TLSStore != nil && b.TLSStore.Loops() != opts.Loops {
-				return nil, fmt.Errorf("engine: bind %s: TLS store built for %d loops, engine has %d", b.Addr, b.TLSStore.Loops(), opts.Loops)
-			}
-			b.newStream = newDoHStream(b)
-		}
-	}
 	e := &Engine{opts: opts, log: opts.Logger, booted: make(chan struct{}), stopped: make(chan struct{}), epoch: time.Now()}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	m := map[gnet.EventLoop]*loop{}
 	e.loops.Store(&m)
 	e.state.Store(st)
+	list := make([]*BindOptions, 0, len(opts.Binds))
+	for i := range opts.Binds {
+		b := opts.Binds[i]
+		if err := e.setupBind(&b); err != nil {
+			return nil, err
+		}
+		list = append(list, &b)
+	}
+	e.binds.Store(newBindTable(list, opts.Loops))
 	return e, nil
 }
 
@@ -166,16 +162,22 @@ func (e *Engine) Start() error {
 	if runtime.GOMAXPROCS(0) <= e.opts.Loops {
 		runtime.GOMAXPROCS(e.opts.Loops + 2)
 	}
-	var addrs []string
-	for _, b := range e.opts.Binds {
-		if b.Protocol == "Do53" {
-			addrs = append(addrs, "udp://"+b.Addr.String())
-		}
-		addrs = append(addrs, "tcp://"+b.Addr.String())
+	// The sockets are opened first, so that an address in use fails Start before
+	// anything runs.
+	e.listenMu.Lock()
+	e.adoptInherited(e.opts.Inherit)
+	p, err := e.prepareBinds(e.opts.Binds)
+	e.closeUnclaimed()
+	e.listenMu.Unlock()
+	if err != nil {
+		return err
 	}
+	e.start = p
 	go func() {
 		defer close(e.stopped)
-		e.runErr = gnet.Rotate(&handler{e: e}, addrs,
+		// No address: the listeners are the engine's own sockets, handed to the loops
+		// once they run (listen.go).
+		e.runErr = gnet.Rotate(&handler{e: e}, nil,
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(e.opts.Loops),
 			gnet.WithReusePort(true),
@@ -189,13 +191,24 @@ func (e *Engine) Start() error {
 	}()
 	select {
 	case <-e.booted:
-		return nil
 	case <-e.stopped:
+		e.start.Abort()
 		if e.runErr == nil {
 			e.runErr = errors.New("engine stopped before it booted")
 		}
 		return fmt.Errorf("engine: %w", e.runErr)
 	}
+	if n := e.eng.NumEventLoops(); n != e.opts.Loops {
+		e.start.Abort()
+		_ = e.Stop()
+		return fmt.Errorf("engine: gnet runs %d event loops, %d asked", n, e.opts.Loops)
+	}
+	e.listenMu.Lock()
+	e.listening = true
+	e.commitBinds(e.start, 0, nil)
+	e.start = nil
+	e.listenMu.Unlock()
+	return nil
 }
 
 // Drain stops taking new queries, waits until every query in flight is answered or ctx
@@ -310,8 +323,8 @@ func (e *Engine) loopList() []*loop {
 	return out
 }
 
-// bindFor maps a listener address to its bind.
-func (e *Engine) bindFor(addr net.Addr) *BindOptions {
+// bindFor maps a listener address to its bind in t.
+func (t *bindTable) bindFor(addr net.Addr) *BindOptions {
 	var ap netip.AddrPort
 	switch a := addr.(type) {
 	case *net.TCPAddr:
@@ -321,14 +334,7 @@ func (e *Engine) bindFor(addr net.Addr) *BindOptions {
 	default:
 		return nil
 	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	for i := range e.opts.Binds {
-		b := &e.opts.Binds[i]
-		if b.Addr.Port() == ap.Port() && b.Addr.Addr().Unmap() == ap.Addr() {
-			return b
-		}
-	}
-	return nil
+	return t.byAddr[unmapped(ap)]
 }
 
 // gnetLogger sends gnet's own messages to slog, at debug level for all but errors: gnet

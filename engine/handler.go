@@ -16,8 +16,16 @@ type handler struct {
 
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.e.eng = eng
-	close(h.e.booted)
 	return gnet.None
+}
+
+// OnRun runs once every loop runs: their states are made in gnet's order, so that a
+// loop's index is its gnet index (the TLS stores and the rules' counters are per index).
+func (h *handler) OnRun(eng gnet.Engine) {
+	for i := range eng.NumEventLoops() {
+		h.e.loopFor(eng.EventLoop(i))
+	}
+	close(h.e.booted)
 }
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
@@ -91,6 +99,7 @@ func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
 			x.l.lingering--
 		}
 		delete(x.l.clients, x)
+		x.l.closeProxySocks(x)
 		x.l.bindConns[x.bind]--
 		x.l.connCount.Add(-1)
 	}
@@ -117,13 +126,16 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-// bindFor maps a listener's address to its bind, caching by the listener's address value
-// (gnet hands the same net.Addr for every connection of a listener).
+// bindFor maps a listener's address to its bind in the table in force, caching by the
+// listener's address value (gnet hands the same net.Addr for every connection of a
+// listener); the cache is the loop's own and goes with the table.
 func (l *loop) bindFor(addr net.Addr) *BindOptions {
-	if b, ok := l.binds[addr]; ok {
+	t := l.e.binds.Load()
+	m := t.cache[l.idx]
+	if b, ok := m[addr]; ok {
 		return b
 	}
-	b := l.e.bindFor(addr)
-	l.binds[addr] = b
+	b := t.bindFor(addr)
+	m[addr] = b
 	return b
 }

@@ -146,7 +146,7 @@ func (s *Server) registerAPI(mux *http.ServeMux, api func(http.HandlerFunc) http
 			StapleLen int       `json:"staple_bytes"`
 		}
 		var out []cert
-		for addr, tb := range s.tls {
+		for addr, tb := range s.tlsBinds() {
 			snap := tb.store.Current()
 			if snap == nil {
 				continue

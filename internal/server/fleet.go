@@ -259,7 +259,7 @@ func (s *Server) startFleet() error {
 	// From the fleet's first keys on, the fleet rotates them and local rotation would fight
 	// it; until then (etcd unreachable since start) the rings keep rotating on their own.
 	opt.OnTicketKeys = func(keys [][32]byte) {
-		for _, tb := range s.tls {
+		for _, tb := range s.tlsBinds() {
 			tb.tickets.Stop()
 			tb.tickets.SetKeys(keys)
 		}

@@ -28,7 +28,7 @@ func (c *handshakeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *handshakeCollector) Collect(ch chan<- prometheus.Metric) {
-	for addr, tb := range c.s.tls {
+	for addr, tb := range c.s.tlsBinds() {
 		st := tb.hs.Stats()
 		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(st.Running), addr)
 		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(st.Queued), addr)

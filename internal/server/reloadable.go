@@ -10,19 +10,22 @@ import (
 )
 
 // startOnlyUnchanged rejects a reload that changes settings which take effect only when
-// dnsfront starts: the listeners (gnet fixes them when it starts), what each listener's
-// connections are built with, the loops, the admin server and the fleet. Accepting such a reload
-// would report success and change nothing; rejecting it keeps the old state serving and
-// says what needs a restart. Everything else (certificates, staples and their sources,
-// TLS versions and ciphers, ticket key files, ACL, backends, pools, policies, caches, the
-// GC target) is applied by the reload.
+// dnsfront starts: the QUIC listeners (quic-go's, not the loops'), the loops, the admin
+// server and the fleet. Accepting such a reload would report success and change nothing;
+// rejecting it keeps the old state serving and says what needs a restart (or an upgrade,
+// which is a restart that keeps the connections). The loops' listeners are applied by the
+// reload (listeners.go): binds added, removed or changed, with what their connections are
+// built with. Everything else (certificates, staples and their sources, TLS versions and
+// ciphers, ticket key files, ACL, backends, pools, policies, caches, the GC target) is
+// applied by the reload too.
 func startOnlyUnchanged(old, cur *config.Config) error {
 	var changed []string
-	if len(old.Binds) != len(cur.Binds) {
-		changed = append(changed, fmt.Sprintf("the set of binds (%d → %d listeners)", len(old.Binds), len(cur.Binds)))
+	oq, cq := quicBinds(old), quicBinds(cur)
+	if len(oq) != len(cq) {
+		changed = append(changed, fmt.Sprintf("the set of QUIC binds (%d → %d listeners)", len(oq), len(cq)))
 	} else {
-		for i := range cur.Binds {
-			changed = append(changed, bindChanges(i, old.Binds[i], cur.Binds[i])...)
+		for i := range cq {
+			changed = append(changed, bindChanges(cq[i].index, oq[i].Bind, cq[i].Bind)...)
 		}
 	}
 	og, cg := old.General, cur.General
@@ -66,6 +69,7 @@ func bindChanges(i int, a, b config.Bind) []string {
 		out = append(out, p+".pad_responses")
 	}
 	out = append(out, quicChanges(p, a, b)...)
+	out = append(out, proxyBindChanges(p, a, b)...)
 	if (a.TLS == nil) != (b.TLS == nil) {
 		return append(out, p+".tls")
 	}
@@ -83,6 +87,22 @@ func bindChanges(i int, a, b config.Bind) []string {
 			if !same {
 				out = append(out, p+".tls."+key)
 			}
+		}
+	}
+	return out
+}
+
+type indexedBind struct {
+	config.Bind
+	index int // in binds
+}
+
+// quicBinds lists the DoQ and DoH3 binds, in order.
+func quicBinds(cfg *config.Config) []indexedBind {
+	var out []indexedBind
+	for i, b := range cfg.Binds {
+		if b.IsQUIC() {
+			out = append(out, indexedBind{b, i})
 		}
 	}
 	return out

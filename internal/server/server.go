@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dnsfront/dnsfront/config"
@@ -48,7 +49,15 @@ type Server struct {
 	adm   *admin
 	reg   *prometheus.Registry
 	loops int
-	tls   map[string]*tlsBind // by tlsKey
+	tlsMu sync.RWMutex          // guards tls and retiring (listeners.go)
+	tls   map[string]*tlsBind // by tlsKey; replaced whole by a reload, never changed
+	// retiring are the TLS sides of binds removed or replaced by a reload, closed once
+	// their connections are gone.
+	retiring map[*tlsBind]struct{}
+	// inherit are the listening sockets of the process this one replaces (upgrade).
+	inherit []int
+	// upgrading is set while a successor takes over (upgrade.go): reloads are refused.
+	upgrading atomic.Bool
 	quic  []*quic.Listener
 	st    *staples
 	be    *backends // current backend set and caches
@@ -85,6 +94,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		s.loops = runtime.NumCPU()
 	}
 	s.tls = map[string]*tlsBind{}
+	s.retiring = map[*tlsBind]struct{}{}
 	s.fm = newFleetMode(cfg, log)
 	s.pol = newPolicy(s.loops, log, s.fm.shareBlock)
 	clock := ocsp.SystemClock()
@@ -112,19 +122,20 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		}
 		s.tls[tlsKey(b)] = tb
 	}
-	p, err := s.prepare(cfg)
+	p, err := s.prepare(cfg, s.tls)
 	if err != nil {
 		return fail(err)
 	}
 	s.commit(p)
 	s.applyTLSLimits(cfg)
-	binds, err := s.buildBinds(cfg)
+	binds, err := s.buildBinds(cfg, s.tls)
 	if err != nil {
 		return fail(err)
 	}
 	s.eng, err = engine.New(engine.Options{
 		Loops:          s.loops,
 		Binds:          engineBinds(cfg, binds),
+		Inherit:        s.inherit,
 		TCPIdleTimeout: cfg.General.TCPIdleTimeout.D(),
 		MaxTCPInFlight: cfg.General.MaxTCPInFlight,
 		Logger:         log,
@@ -135,6 +146,7 @@ func Start(path string, log *slog.Logger) (*Server, error) {
 		return fail(err)
 	}
 	s.useBackends(p.be)
+	s.reg.MustRegister(s.eng.ProxyCollector())
 	s.reg.MustRegister(s.eng.Collector(), s.pol.dyn.Collector(), newPolicyCollector(s.eng),
 		rules.RuleCollector(func() *rules.RuleSet { return s.eng.CurrentState().Rules }))
 	if err := s.eng.Start(); err != nil {
@@ -190,13 +202,40 @@ func (s *Server) reload() error {
 	if err := startOnlyUnchanged(s.cfg, cfg); err != nil {
 		return err
 	}
-	p, err := s.prepare(cfg)
+	if s.upgrading.Load() {
+		return fmt.Errorf("%s: a binary upgrade is under way; reload the new process", cfg.Path)
+	}
+	lp, err := s.prepareListeners(cfg)
 	if err != nil {
 		return err
 	}
+	p, err := s.prepare(cfg, lp.tls)
+	if err != nil {
+		lp.abort()
+		return err
+	}
+	binds, err := s.buildBinds(cfg, lp.tls)
+	if err != nil {
+		lp.abort()
+		return err
+	}
+	bp, err := s.eng.PrepareBinds(engineBinds(cfg, binds))
+	if err != nil {
+		lp.abort()
+		return fmt.Errorf("%s: binds: %w", cfg.Path, err)
+	}
+	s.setTLSBinds(lp.tls, lp.retired)
 	s.commit(p)
 	s.applyTLSLimits(cfg)
 	s.eng.Publish(p.be.state)
+	retired := lp.retired
+	s.eng.CommitBinds(bp, cfg.General.DrainTimeout.D(), func() { s.retire(retired) })
+	for _, a := range bp.Added() {
+		s.log.Info("listening", "listener", a)
+	}
+	for _, a := range bp.Removed() {
+		s.log.Info("stopped listening; its connections drain", "listener", a)
+	}
 	s.useBackends(p.be)
 	s.tuneGC(cfg)
 	setMemoryLimit(cfg, s.log)
@@ -227,7 +266,7 @@ type plan struct {
 // keys, ticket key files, staple sources with their cache and response files) and builds
 // the new state beside the old, changing nothing that is served. Its errors name the
 // file and the key.
-func (s *Server) prepare(cfg *config.Config) (*plan, error) {
+func (s *Server) prepare(cfg *config.Config, tls map[string]*tlsBind) (*plan, error) {
 	if err := ensureDevPKI(cfg); err != nil {
 		return nil, err
 	}
@@ -251,7 +290,7 @@ func (s *Server) prepare(cfg *config.Config) (*plan, error) {
 		if b.TLS == nil {
 			continue
 		}
-		tb := s.tls[tlsKey(b)]
+		tb := tls[tlsKey(b)]
 		// The ticket key file is read at every reload, changed or not: rewriting it and
 		// reloading is how keys from a file rotate (as with dnsdist). An absent key keeps
 		// the ring: dropping keys would end every session.
@@ -341,13 +380,15 @@ func (s *Server) closeTLS() {
 		_ = s.st.mgr.Close()
 		s.st.close()
 	}
+	s.tlsMu.Lock()
+	defer s.tlsMu.Unlock()
 	for _, tb := range s.tls {
-		tb.tickets.Stop()
-		tb.store.Close()
-		if tb.keyLog != nil {
-			_ = tb.keyLog.Close()
-		}
+		tb.close()
 	}
+	for tb := range s.retiring {
+		tb.close()
+	}
+	s.retiring = nil
 }
 
 func (s *Server) stopDemo() {
@@ -401,7 +442,7 @@ func Check(path string) error {
 	return err
 }
 
-func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {
+func (s *Server) buildBinds(cfg *config.Config, tls map[string]*tlsBind) ([]engine.BindOptions, error) {
 	var out []engine.BindOptions
 	for i, b := range cfg.Binds {
 		ap, err := netip.ParseAddrPort(b.ListenAddress)
@@ -409,10 +450,11 @@ func (s *Server) buildBinds(cfg *config.Config) ([]engine.BindOptions, error) {
 			return nil, fmt.Errorf("%s: binds[%d]: %w", cfg.Path, i, err)
 		}
 		bo := engine.BindOptions{Addr: ap, Protocol: b.Protocol, Pool: b.Pool, PadResponses: b.PadResponses}
+		bo.Proxy = bindProxy(b)
 		if b.TCP != nil {
 			bo.MaxConns = b.TCP.MaxConcurrentConnections
 		}
-		if tb := s.tls[tlsKey(b)]; tb != nil {
+		if tb := tls[tlsKey(b)]; tb != nil {
 			bo.TLSStore, bo.Handshaker = tb.store, tb.hs
 		}
 		if d := b.DoH; d != nil {
