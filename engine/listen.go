@@ -68,8 +68,8 @@ type BindPlan struct {
 	// inherited are the descriptors of open that came from Options.Inherit: Abort puts
 	// them back.
 	inherited map[int]listenKey
-	close     []listenSock    // sockets of addresses no bind has any more
-	removed   []*BindOptions  // binds whose connections end
+	close     []listenSock   // sockets of addresses no bind has any more
+	removed   []*BindOptions // binds whose connections end
 	keep      map[listenKey]bool
 	e         *Engine
 	committed bool

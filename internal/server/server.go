@@ -49,7 +49,7 @@ type Server struct {
 	adm   *admin
 	reg   *prometheus.Registry
 	loops int
-	tlsMu sync.RWMutex          // guards tls and retiring (listeners.go)
+	tlsMu sync.RWMutex        // guards tls and retiring (listeners.go)
 	tls   map[string]*tlsBind // by tlsKey; replaced whole by a reload, never changed
 	// retiring are the TLS sides of binds removed or replaced by a reload, closed once
 	// their connections are gone.
@@ -58,15 +58,15 @@ type Server struct {
 	inherit []int
 	// upgrading is set while a successor takes over (upgrade.go): reloads are refused.
 	upgrading atomic.Bool
-	quic  []*quic.Listener
-	st    *staples
-	be    *backends // current backend set and caches
-	hc    health
-	dyn   dynamicCollector
-	gc    *memtune.Tuner // nil while GOGC is set or gc_percent is -1
-	pol   *policy        // dynamic blocks and the rules' clock (rules.go)
-	fm    *fleetMode     // nil: no fleet section (fleet.go)
-	tap   dnstapLoggers  // remote_logging.dnstap_loggers (dnstap.go)
+	quic      []*quic.Listener
+	st        *staples
+	be        *backends // current backend set and caches
+	hc        health
+	dyn       dynamicCollector
+	gc        *memtune.Tuner // nil while GOGC is set or gc_percent is -1
+	pol       *policy        // dynamic blocks and the rules' clock (rules.go)
+	fm        *fleetMode     // nil: no fleet section (fleet.go)
+	tap       dnstapLoggers  // remote_logging.dnstap_loggers (dnstap.go)
 
 	reloads, reloadFailures prometheus.Counter
 }
