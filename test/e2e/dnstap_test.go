@@ -27,12 +27,22 @@ type dnstapReader struct {
 	done chan struct{}
 }
 
-// startDnstapReader starts the reader on path and waits until it listens.
+// startDnstapReader starts the reader on the unix socket path and waits until it
+// listens.
 func startDnstapReader(t *testing.T, path string) *dnstapReader {
 	t.Helper()
-	bin := testutil.Tool(t, "dnstap")
 	_ = os.Remove(path)
-	cmd := exec.Command(bin, "-u", path, "-y")
+	return runDnstapReader(t, path, func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	}, "-u", path)
+}
+
+// runDnstapReader runs `dnstap ARGS -y` and waits until ready reports that it listens.
+func runDnstapReader(t *testing.T, what string, ready func() bool, args ...string) *dnstapReader {
+	t.Helper()
+	bin := testutil.Tool(t, "dnstap")
+	cmd := exec.Command(bin, append(args, "-y")...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -57,10 +67,7 @@ func startDnstapReader(t *testing.T, path string) *dnstapReader {
 		}
 	}()
 	t.Cleanup(r.stop)
-	testutil.Eventually(t, 10*time.Second, "dnstap listening on "+path, func() bool {
-		_, err := os.Stat(path)
-		return err == nil
-	})
+	testutil.Eventually(t, 10*time.Second, "dnstap listening on "+what, ready)
 	return r
 }
 
@@ -116,7 +123,7 @@ func dnstapFE(t *testing.T, pki *devpki.TestPKI, be *Backend, socket, logger str
 	t.Helper()
 	fe := feConfig{
 		PKI:      pki,
-		Binds:    []feBind{{Port: "dns", Protocol: "Do53"}, {Port: "dot", Protocol: "DoT", TLS: true}},
+		Binds:    []feBind{{Port: "dns", Protocol: "Do53"}, {Port: "dot", Protocol: "DoT", TLS: true}, {Port: "doh", Protocol: "DoH", TLS: true}},
 		Backends: []feBackend{{Name: "b1", Addr: be.Addr, UDPTimeout: 2}},
 	}
 	if logger == "" {
@@ -138,14 +145,15 @@ response_rules:
 
 // TestDnstapDoTAndUDP: the dnstap reader receives the CLIENT_QUERY and CLIENT_RESPONSE
 // of a kdig +tls query with socket_protocol DOT, the client's and the listener's
-// addresses, identity and version; and of a dig query over UDP. A reload that leaves
+// addresses, identity and version; of a kdig +https query (DOH); and of a dig query over
+// UDP. A reload that leaves
 // the logger unchanged keeps its connection.
 func TestDnstapDoTAndUDP(t *testing.T) {
 	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "tap.sock")
 	r := startDnstapReader(t, sock)
 	pki := devpki.NewTestPKI(t, t.TempDir())
-	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer, "udp.dnsfront.test. 60 IN A 192.0.2.2"}})
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer, "udp.dnsfront.test. 60 IN A 192.0.2.2", "doh.dnsfront.test. 60 IN A 192.0.2.3"}})
 	d := Start(t, dnstapFE(t, pki, be, sock, ""), nil)
 
 	out := Kdig(t, d.Addr("dot"), "+tls", "+tls-ca="+pki.Root.CertFile, "+tls-hostname=dns.test", testName, "A")
@@ -170,6 +178,17 @@ func TestDnstapDoTAndUDP(t *testing.T) {
 	if dnstapField(resp, "socket_protocol") != "DOT" || !strings.Contains(resp, testAnswer) ||
 		dnstapField(resp, "response_time") == "" || dnstapField(resp, "query_time") == "" {
 		t.Errorf("DoT CLIENT_RESPONSE: want DOT, the answer %s, both times:\n%s", testAnswer, resp)
+	}
+
+	out = Kdig(t, d.Addr("doh"), "+https=/dns-query", "+tls-ca="+pki.Root.CertFile, "+tls-hostname=dns.test", "doh.dnsfront.test", "A")
+	if !strings.Contains(out, "192.0.2.3") {
+		t.Fatalf("kdig +https: no answer:\n%s", out)
+	}
+	q = r.await(t, "the DoH query", isTap("CLIENT_QUERY", "doh.dnsfront.test"))
+	resp = r.await(t, "the DoH response", isTap("CLIENT_RESPONSE", "doh.dnsfront.test"))
+	if dnstapField(q, "socket_protocol") != "DOH" || dnstapField(resp, "socket_protocol") != "DOH" ||
+		dnstapField(q, "response_port") != fmt.Sprint(d.Port("doh")) || !strings.Contains(resp, "192.0.2.3") {
+		t.Errorf("DoH messages:\n%s\n%s", q, resp)
 	}
 
 	out = Dig(t, d.Addr("dns"), "udp.dnsfront.test", "A")
@@ -267,5 +286,32 @@ func TestDnstapStuckReaderDrops(t *testing.T) {
 	if queued+dropped != 2*n || dropped < 2*n-8-2 || d.Metric(`dnsfront_dnstap_queue_length{logger="tap"}`) > 8 {
 		t.Errorf("queued %v, dropped %v of %d messages, queue length %v: want at most 8 (+2 taken by the writer) queued",
 			queued, dropped, 2*n, d.Metric(`dnsfront_dnstap_queue_length{logger="tap"}`))
+	}
+}
+
+// TestDnstapTCPTransport: a logger with transport tcp reaches the reader listening on
+// TCP (`dnstap -l`).
+func TestDnstapTCPTransport(t *testing.T) {
+	t.Parallel()
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	r := runDnstapReader(t, addr, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}, "-l", addr)
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	d := Start(t, dnstapFE(t, pki, be, "", fmt.Sprintf("{name: tap, transport: tcp, address: %q}", addr)), nil)
+	MustExchange(t, "tcp", d.Addr("dns"), NewQuery(testName, dns.TypeA))
+	q := r.await(t, "the Do53 TCP query", isTap("CLIENT_QUERY", testName))
+	resp := r.await(t, "the Do53 TCP response", isTap("CLIENT_RESPONSE", testName))
+	if dnstapField(q, "socket_protocol") != "TCP" || dnstapField(resp, "socket_protocol") != "TCP" || !strings.Contains(resp, testAnswer) {
+		t.Errorf("Do53 TCP messages:\n%s\n%s", q, resp)
 	}
 }
