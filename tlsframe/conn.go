@@ -163,12 +163,19 @@ func (c *Conn) takeOver(gc gnet.Conn, deliver func(plaintext []byte)) error {
 		_, _ = gc.Discard(-1)
 		return c.hsErr
 	}
+	c.establish()
+	return c.readPass(gc, deliver)
+}
+
+// establish is the loop's side of the hand-back, once no flight is queued
+// and the handshake succeeded.
+func (c *Conn) establish() {
+	c.timer.Stop()
 	c.ad.onLoop = true
 	c.state.Store(stateEstablished)
 	if c.ad.in != nil && c.ad.off == len(c.ad.in.B) {
 		c.ad.releaseInput()
 	}
-	return c.readPass(gc, deliver)
 }
 
 // readPass decrypts everything buffered. tls.Conn.Read may return bytes and
@@ -263,6 +270,11 @@ func (c *Conn) CloseNotify(gc gnet.Conn) error {
 // client has not read our last records. Before the handshake completed it
 // writes nothing.
 func (c *Conn) SendCloseNotify(gc gnet.Conn) error {
+	if c.state.Load() == stateDone && c.pending.Load() == 0 && c.hsErr == nil {
+		// Handed back without a wake and not taken over yet (the client has
+		// sent nothing since its Finished): it is established all the same.
+		c.establish()
+	}
 	if c.state.Load() != stateEstablished {
 		return nil
 	}

@@ -1,11 +1,14 @@
 package tlsframe
 
 import (
+	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/goleak"
 
 	"github.com/dnsfront/dnsfront/internal/testutil"
@@ -198,5 +201,46 @@ func TestQuietClientAfterHandBack(t *testing.T) {
 		expectClosed(t, hangingClient(t, s.addr, clientHello(t)), 10*time.Second)
 		testutil.Eventually(t, 10*time.Second, "deadline passed", func() bool { return hs.Stats().TimedOut > before })
 		echo(t, quiet, "after a quiet while, "+tls.VersionName(v))
+	}
+}
+
+// TestCloseNotifyBeforeTakeOver: a server closing (a drain) a connection
+// that was handed back without a wake and has sent nothing since still says
+// close_notify, since the handshake is complete.
+func TestCloseNotifyBeforeTakeOver(t *testing.T) {
+	b := newBothPKI(t)
+	hs := NewHandshaker(HandshakerOptions{PerClient: -1})
+	s := startServer(t, b.snap, hs, 1)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		cfg := b.pki.clientConfig("both.test")
+		cfg.MaxVersion = v
+		done := hs.Stats().Succeeded
+		quiet := dialTLS(t, s.addr, cfg)
+		if err := quiet.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 10*time.Second, "handshake done", func() bool { return hs.Stats().Succeeded > done })
+		found, ok := s.byPeer.Load(quiet.LocalAddr().String())
+		if !ok {
+			t.Fatal("server has no connection for the client")
+		}
+		gc := found.(gnet.Conn)
+		established := make(chan bool, 1)
+		err := gc.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			tc := gc.Context().(*echoConn).tc
+			_ = tc.SendCloseNotify(gc)
+			established <- tc.Established()
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !<-established {
+			t.Fatalf("%s: not established when it sent close_notify", tls.VersionName(v))
+		}
+		// The client reads the server's close_notify as a clean end.
+		if n, err := quiet.Read(make([]byte, 16)); n != 0 || err != io.EOF {
+			t.Fatalf("%s: client read %d %v, want io.EOF", tls.VersionName(v), n, err)
+		}
 	}
 }

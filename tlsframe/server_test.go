@@ -36,6 +36,7 @@ type echoServer struct {
 
 	opened, closed atomic.Int64
 	lastErr        atomic.Pointer[error]
+	byPeer         sync.Map // client address (string) → gnet.Conn, while open
 }
 
 type echoConn struct {
@@ -64,12 +65,14 @@ func (s *echoServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s.opened.Add(1)
 	peer, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	c.SetContext(&echoConn{tc: NewConn(c, s.store, s.loopIndex(c.EventLoop()), s.hs, peer)})
+	s.byPeer.Store(peer.String(), c)
 	return nil, gnet.None
 }
 
 func (s *echoServer) OnClose(c gnet.Conn, _ error) gnet.Action {
 	s.closed.Add(1)
 	if ec, ok := c.Context().(*echoConn); ok {
+		s.byPeer.Delete(ec.tc.Peer().String())
 		ec.tc.OnClose()
 	}
 	return gnet.None
