@@ -315,3 +315,27 @@ func TestDnstapTCPTransport(t *testing.T) {
 		t.Errorf("Do53 TCP messages:\n%s\n%s", q, resp)
 	}
 }
+
+// TestDnstapReloadReplacesLogger: a reload that moves the logger to another socket
+// closes the old connection (the old reader sees the session end) and the new reader
+// gets the messages of later queries.
+func TestDnstapReloadReplacesLogger(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sockA, sockB := filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")
+	a, b := startDnstapReader(t, sockA), startDnstapReader(t, sockB)
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer, "after.dnsfront.test. 60 IN A 192.0.2.4"}})
+	d := Start(t, dnstapFE(t, pki, be, sockA, ""), nil)
+	MustExchange(t, "udp", d.Addr("dns"), NewQuery(testName, dns.TypeA))
+	a.await(t, "a query before the reload", isTap("CLIENT_QUERY", testName))
+
+	d.Rewrite(dnstapFE(t, pki, be, sockB, ""), nil)
+	reload(t, d)
+	MustExchange(t, "udp", d.Addr("dns"), NewQuery("after.dnsfront.test", dns.TypeA))
+	b.await(t, "a query after the reload, at the new socket", isTap("CLIENT_QUERY", "after.dnsfront.test"))
+	if !d.WaitLog(`msg="dnstap: logger replaced or removed" logger=tap`, 0, 5*time.Second) {
+		t.Error("no log line for the replaced logger")
+	}
+	d.WaitMetric(`dnsfront_dnstap_connected{logger="tap"}`, 10*time.Second, func(v float64) bool { return v == 1 })
+}
