@@ -53,6 +53,8 @@ const (
 	// DefaultECSSourcePrefixV4 and V6 are dnsdist's edns_client_subnet.source_prefix_v4/v6.
 	DefaultECSSourcePrefixV4 = 24
 	DefaultECSSourcePrefixV6 = 56
+	// DefaultProxyProtocolMaxSize is dnsdist's proxy_protocol.maximum_payload_size.
+	DefaultProxyProtocolMaxSize = 512
 )
 
 func boolPtr(b bool) *bool { return &b }
@@ -136,6 +138,7 @@ func (c *Config) applyDefaults() {
 		orDefault(&h.MaxFailures, 1)
 		orDefault(&h.Rise, 1)
 	}
+	orDefault(&c.ProxyProtocol.MaximumPayloadSize, DefaultProxyProtocolMaxSize)
 	orDefault(&c.LoadBalancingPolicies.DefaultPolicy, DefaultPolicy)
 	for i := range c.PacketCaches {
 		p := &c.PacketCaches[i]

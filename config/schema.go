@@ -28,6 +28,7 @@ type Config struct {
 	Tuning                Tuning                `yaml:"tuning"`
 	Fleet                 *Fleet                `yaml:"fleet"`          // fleet.go; nil: this instance acts alone
 	DDR                   *DDR                  `yaml:"ddr"`            // ddr.go; nil: no DDR answers
+	ProxyProtocol         ProxyProtocol         `yaml:"proxy_protocol"` // proxy.go
 	RemoteLogging         RemoteLogging         `yaml:"remote_logging"` // dnstap.go
 
 	// edns_client_subnet (ecs.go).
@@ -82,7 +83,8 @@ type Bind struct {
 	DoQ  *BindDoQ  `yaml:"doq"`
 	// PadResponses pads every answer to a query with EDNS on an encrypted transport
 	// (RFC 7830), not only answers to padded queries.
-	PadResponses bool `yaml:"pad_responses"`
+	PadResponses bool             `yaml:"pad_responses"`
+	BindProxy    `yaml:",inline"` // enable_proxy_protocol (proxy.go)
 }
 
 // BindTCP tunes the stream side of a bind.
@@ -109,6 +111,7 @@ type BindTLS struct {
 	HandshakeQueue          int      `yaml:"handshake_queue_size"`
 	HandshakeTimeout        Duration `yaml:"handshake_timeout"`
 	MaxHandshakesPerClient  int      `yaml:"max_handshakes_per_client"`
+	ProxyProtocolOutsideTLS bool     `yaml:"proxy_protocol_outside_tls"` // proxy.go
 }
 
 // Certificate is one certificate/key pair (dnsdist's incoming_tls_certificate_key_pair),
@@ -175,6 +178,7 @@ type Backend struct {
 	UDPTimeout            int              `yaml:"udp_timeout"`
 	MaxOutstandingQueries int              `yaml:"max_outstanding_queries"`
 	HealthChecks          HealthChecks     `yaml:"health_checks"`
+	BackendProxy          `yaml:",inline"` // use_proxy_protocol, proxy_protocol_advertise_tls (proxy.go)
 	BackendECS            `yaml:",inline"` // use_client_subnet, disable_zero_scope (ecs.go)
 }
 

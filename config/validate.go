@@ -55,6 +55,7 @@ func (c *Config) validate(v *validator) {
 	c.validateDDR(v)
 	c.validateRemoteLogging(v)
 	c.validateECS(v)
+	c.validateProxyProtocol(v)
 	for i, a := range c.Webserver.ListenAddresses {
 		if _, err := netip.ParseAddrPort(a); err != nil {
 			v.errorf(fmt.Sprintf("webserver.listen_addresses[%d]", i), "%q is not an IP:port", a)

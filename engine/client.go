@@ -39,6 +39,10 @@ type clientConn struct {
 	lingerUntil int64 // Engine.mono
 	drained     int   // bytes discarded while lingering
 	broken      bool  // the stream failed: linger without its last bytes, at once
+	// pp is the connection's PROXY header, expected, read or not (proxy.go); ppSocks
+	// its own connections to use_proxy_protocol backends (proxy_out.go).
+	pp      proxyIn
+	ppSocks []*backendSock
 }
 
 // stream is the protocol layer of a DoT or DoH connection: TLS and HTTP stay outside the
@@ -158,6 +162,15 @@ func (l *loop) onDatagram(fd int, bind *BindOptions, buf []byte, from netip.Addr
 		l.stats.drainDrops.Add(1)
 		return
 	}
+	// The client is the peer, unless a proxy in the proxy ACL speaks for it (proxy.go).
+	peer := netip.AddrPortFrom(from, uint16(port))
+	src, dst := peer, bind.Addr
+	if st.Proxy != nil && bind.Proxy.Enabled && st.Proxy.ACL.Allows(from) {
+		var ok bool
+		if buf, src, dst, ok = l.proxyDatagram(st, buf, src, dst); !ok {
+			return
+		}
+	}
 	q, err := parseQuery(buf)
 	if err != nil {
 		l.stats.nonCompliant.Add(1)
@@ -166,7 +179,8 @@ func (l *loop) onDatagram(fd int, bind *BindOptions, buf []byte, from netip.Addr
 	p := l.getPending()
 	p.proto = protoUDP
 	p.udpFD = fd
-	p.peer = netip.AddrPortFrom(from, uint16(port))
+	p.peer = peer
+	p.pp = proxyAddrs{src: src, dst: dst}
 	l.handleQuery(st, bind, buf, q, p)
 }
 
@@ -190,6 +204,14 @@ func (l *loop) onStreamTraffic(cc *clientConn) gnet.Action {
 		return gnet.None
 	}
 	cc.lastActive = l.e.mono(time.Now())
+	if cc.pp.state != ppDone {
+		// The connection's first bytes, or a PROXY header not yet whole (proxy.go).
+		if more, drop := l.proxyStreamStart(cc); drop {
+			return gnet.Close
+		} else if !more {
+			return gnet.None
+		}
+	}
 	if cc.stream != nil {
 		err := cc.stream.read(c, cc.onQuery)
 		// The protocol layer may have output of its own (HTTP/2 SETTINGS and their ACKs,
@@ -269,6 +291,7 @@ func (l *loop) onStreamQuery(cc *clientConn, msg []byte, tag uint64) {
 	p.proto = cc.proto
 	p.client = cc
 	p.tag = tag
+	p.pp = l.streamAddrs(cc)
 	cc.inflight++
 	l.handleQuery(st, cc.bind, msg, q, p)
 }
@@ -335,6 +358,7 @@ func (l *loop) answerError(p *pending, msg []byte, q question, rc byte) {
 func (l *loop) deliver(p *pending, m []byte, kind failKind) {
 	defer l.putPending(p)
 	l.tapResponse(p, m)
+	l.proxyAnswered(p)
 	if p.proto == protoUDP {
 		l.queueDatagram(p.udpFD, m, p.peer, nil, -1)
 		return

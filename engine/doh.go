@@ -20,6 +20,7 @@ type dohStream struct {
 	opts *doh.Options
 	s    *doh.Session
 	bad  bool
+	pp   *proxyIn // a PROXY header expected inside TLS (proxy.go); nil: none
 	// born bounds a TLS connection that completes its handshake and never sends a request
 	// (its session does not exist yet, so it has no idle deadline of its own).
 	born time.Time
@@ -60,7 +61,7 @@ func (d *dohStream) read(gc gnet.Conn, query func([]byte, uint64)) error {
 			}
 			d.s = doh.NewSession(d.opts, proto, time.Now)
 		}
-		if d.bad {
+		if p, d.bad = d.pp.inside(p, d.bad); d.bad || len(p) == 0 {
 			return
 		}
 		if err := d.s.Feed(p, emit); err != nil {

@@ -15,6 +15,7 @@ type dotStream struct {
 	t   *tlsframe.Conn
 	in  []byte
 	bad bool
+	pp  *proxyIn // a PROXY header expected inside TLS (proxy.go); nil: none
 	// full reports that the connection is at MaxTCPInFlight: frames wait in in, and
 	// records in gnet's buffer, until answers drain and the engine wakes the connection.
 	full func() bool
@@ -34,6 +35,9 @@ func (d *dotStream) read(gc gnet.Conn, query func([]byte, uint64)) error {
 		return nil
 	}
 	return d.t.OnTraffic(gc, func(p []byte) {
+		if p, d.bad = d.pp.inside(p, d.bad); len(p) == 0 {
+			return
+		}
 		d.in = append(d.in, p...)
 		d.frames(query)
 	})

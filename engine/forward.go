@@ -146,7 +146,7 @@ func (l *loop) backendQuery(p *pending, id uint16, tcp bool) []byte {
 
 // send puts the rewritten query out on the backend's UDP or TCP socket.
 func (l *loop) send(p *pending, tcp bool) {
-	s := l.sock(p.backend, tcp)
+	s := l.backendSockFor(p, tcp)
 	if s.failed {
 		// Registration failed at once (gnet shutting down, its dialing pool full): no
 		// answer can come on this socket, and the next query replaces it.
@@ -163,7 +163,7 @@ func (l *loop) send(p *pending, tcp bool) {
 		l.answerError(p, p.query, p.q, rcodeServfail)
 		return
 	}
-	out := l.backendQuery(p, id, tcp)
+	out := l.proxyQuery(p, id, tcp)
 	p.sock, p.id = s, id
 	s.pending[id] = p
 	l.outstanding[p.backend]++

@@ -58,6 +58,7 @@ type loop struct {
 	sentFn func(o *outMsg, err error) // sentDatagram, made once
 
 	pol              loopPolicy // rules (policy.go)
+	ppl              proxyLoop  // proxy protocol (proxy.go, proxy_out.go)
 	stats            counters
 	doh              dohStats
 	outstandingTotal atomic.Int64
@@ -82,8 +83,9 @@ type pending struct {
 	sent    time.Time
 	query   []byte // kept for stream clients: a truncated UDP answer is retried over TCP
 	pol     policyState
-	ecs     ecsQuery // EDNS Client Subnet (ecs.go)
-	ext     uint8    // EDNS options its answer carries (ednsopts.go)
+	ecs     ecsQuery   // EDNS Client Subnet (ecs.go)
+	ext     uint8      // EDNS options its answer carries (ednsopts.go)
+	pp      proxyAddrs // the client's address and the one it reached (proxy.go)
 }
 
 // timeoutQueue holds the deadlines of the queries sent to backends that share one
@@ -171,6 +173,7 @@ func (l *loop) current() *State {
 			}
 		}
 	}
+	l.remapProxySocks(st, byKey)
 	l.udp, l.tcp, l.outstanding, l.byKey = udp, tcp, out, byKey
 	l.pickers = map[*Pool]Picker{}
 	l.obs = nil

@@ -95,7 +95,7 @@ func (l *loop) decide(st *State, bind *BindOptions, msg []byte, p *pending, pool
 		rq.HTTPPath, rq.Headers = viewString(h.Path()), h
 	}
 	if p.proto == protoUDP {
-		rq.Client = p.peer.Addr().Unmap()
+		rq.Client = p.pp.src.Addr()
 	} else if l.forwardedFor.IsValid() {
 		rq.Client = l.forwardedFor.Unmap()
 	} else {

@@ -22,6 +22,8 @@ type State struct {
 	DDR *DDR
 	// ECS are the edns_client_subnet settings (ecs.go).
 	ECS ECSOptions
+	// Proxy is the incoming proxy protocol setting (proxy.go); nil: no header expected.
+	Proxy *ProxyProtocol
 }
 
 // Backend is one downstream resolver as the loops see it.
@@ -33,8 +35,9 @@ type Backend struct {
 	Addr           netip.AddrPort
 	Timeout        time.Duration
 	TCPOnly        bool
-	MaxOutstanding int        // per loop; 0: no bound
-	ECS            BackendECS // use_client_subnet (ecs.go)
+	MaxOutstanding int          // per loop; 0: no bound
+	Proxy          BackendProxy // use_proxy_protocol (proxy_out.go)
+	ECS            BackendECS   // use_client_subnet (ecs.go)
 	// Health reports the backend's state; nil means always up.
 	Health interface{ Up() bool }
 }

@@ -22,6 +22,7 @@ type BackendConfig struct {
 	// engine enforces it; policies do not look at it.
 	MaxOutstanding int
 	HealthCheck    HealthCheckConfig // health_checks
+	ProxyProtocol  bool              // use_proxy_protocol: probes start with a LOCAL header (proxyprobe.go)
 }
 
 // HealthCheckConfig is a backend's `health_checks` block.

@@ -199,7 +199,7 @@ func Probe(ctx context.Context, b *Backend) error {
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
 	var r *dns.Msg
-	co, err := cl.DialContext(ctx, b.Addr.String())
+	co, err := dialProbe(ctx, cl, b)
 	if err == nil {
 		// The exchange watches only ctx's deadline: close the socket when
 		// ctx ends so that Checker.Stop does not wait out a probe in flight.

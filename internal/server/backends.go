@@ -54,6 +54,7 @@ func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 			},
 		}
 	}
+	proxyHealthChecks(cfg, lbcfgs)
 	policies := map[string]string{}
 	for _, b := range cfg.Backends {
 		for _, p := range b.Pools {
@@ -121,6 +122,9 @@ func buildState(cfg *config.Config, prev *backends) (*backends, error) {
 	out.state = engine.NewState(acl, ebs, pools)
 	out.state.ECS = ecsOptions(cfg)
 	if out.state.DDR, err = buildDDR(cfg); err != nil {
+		return nil, err
+	}
+	if out.state.Proxy, err = proxyState(cfg, ebs); err != nil {
 		return nil, err
 	}
 	out.state.NewLoopObserver = func() engine.LoopObserver { return set.NewLoop() }
