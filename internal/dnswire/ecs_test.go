@@ -93,3 +93,25 @@ func TestFindAndRemoveOption(t *testing.T) {
 		t.Error("overrun accepted")
 	}
 }
+
+// FuzzParseECS: whatever ParseECS accepts writes back to an option that parses to the
+// same subnet.
+func FuzzParseECS(f *testing.F) {
+	f.Add([]byte{0, 1, 24, 0, 192, 0, 2})
+	f.Add([]byte{0, 2, 56, 0, 0x20, 1, 0x0d, 0xb8, 0, 0, 0})
+	f.Add([]byte{0, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, d []byte) {
+		e, err := ParseECS(d)
+		if err != nil {
+			return
+		}
+		opt := e.AppendOption(nil)
+		back, err := ParseECS(opt[4:])
+		if err != nil || back != e || len(opt) != e.OptionLen() {
+			t.Fatalf("%x: %+v written as %x, read back as %+v, %v", d, e, opt, back, err)
+		}
+		if !e.Prefix().IsValid() || e.Prefix() != e.Prefix().Masked() {
+			t.Fatalf("%x: prefix %v", d, e.Prefix())
+		}
+	})
+}
