@@ -89,7 +89,7 @@ func (l *loop) clientAddr(p *pending) netip.Addr {
 	case p.pol.ruled:
 		return p.pol.client
 	case p.proto == protoUDP:
-		return p.peer.Addr()
+		return p.pp.src.Addr() // the peer, or the client a PROXY header named (proxy.go)
 	case l.forwardedFor.IsValid():
 		return l.forwardedFor
 	case p.client != nil:

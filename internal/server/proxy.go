@@ -38,8 +38,12 @@ func bindProxy(b config.Bind) engine.BindProxy {
 	return engine.BindProxy{Enabled: b.ProxyProtocolEnabled(), OutsideTLS: b.TLS != nil && b.TLS.ProxyProtocolOutsideTLS}
 }
 
-// proxyBindChanges names the bind's proxy protocol keys that a reload cannot change.
+// proxyBindChanges names the bind's proxy protocol keys that changed: a bind whose keys
+// changed is replaced by a reload (listeners.go).
 func proxyBindChanges(p string, a, b config.Bind) []string {
+	if a.IsQUIC() && b.IsQUIC() {
+		return nil // DoQ and DoH3 read no header (as in dnsdist)
+	}
 	var out []string
 	if a.ProxyProtocolEnabled() != b.ProxyProtocolEnabled() {
 		out = append(out, p+".enable_proxy_protocol")
