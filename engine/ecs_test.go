@@ -278,10 +278,6 @@ func TestECSClientAddr(t *testing.T) {
 	l := &loop{}
 	udp := &pending{proto: protoUDP, peer: netip.MustParseAddrPort("192.0.2.1:5353")}
 	udp.pp.src = udp.peer
-	// A proxy's UDP query: the client is the one its PROXY header names (proxy.go).
-	proxied := &pending{proto: protoUDP, peer: netip.MustParseAddrPort("127.0.0.1:5353")}
-	proxied.pp.src = netip.MustParseAddrPort("192.0.2.77:4242")
-	udp.pp.src = udp.peer
 	proxied := &pending{proto: protoUDP, peer: netip.MustParseAddrPort("192.0.2.1:5353")}
 	proxied.pp.src = netip.MustParseAddrPort("203.0.113.77:4242") // a PROXY header's client
 	stream := &pending{proto: protoDoH, client: &clientConn{peer: netip.MustParseAddrPort("[2001:db8::1]:443")}}
@@ -293,7 +289,6 @@ func TestECSClientAddr(t *testing.T) {
 		want string
 	}{
 		{udp, "", "192.0.2.1"},
-		{proxied, "", "192.0.2.77"},
 		{proxied, "", "203.0.113.77"},
 		{stream, "", "2001:db8::1"},
 		{stream, "203.0.113.5", "203.0.113.5"}, // X-Forwarded-For from a trusting bind
