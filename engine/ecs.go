@@ -83,6 +83,7 @@ type subnetCache interface {
 }
 
 // clientAddr is the address the query came from, as the ACL and the rules see it: the
+// one a PROXY header carried (a stream's peer is replaced by it, proxy.go), or the
 // forwarded one behind a trusted DoH proxy.
 func (l *loop) clientAddr(p *pending) netip.Addr {
 	switch {
