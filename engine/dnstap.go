@@ -90,26 +90,27 @@ func sendTaps(m rules.DnstapMark, ev *dnstap.Event) {
 	}
 }
 
-// tapClient is the client as the rules saw it (behind a trusted proxy, the forwarded
-// address, whose port is unknown), with its port when it is the connection's peer.
+// tapClient is the client as the rules saw it: the proxy protocol header's source when a
+// proxy spoke for the client, the forwarded address (without a port) behind a trusted
+// DoH proxy, else the connection's peer.
 func tapClient(p *pending) netip.AddrPort {
+	if src := p.pp.src; src.IsValid() {
+		return netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	}
 	peer := p.peer
 	if p.client != nil {
 		peer = p.client.peer
 	}
-	a := p.pol.client
-	if !a.IsValid() {
-		return peer
-	}
-	if peer.Addr().Unmap() == a {
-		return netip.AddrPortFrom(a, peer.Port())
-	}
-	return netip.AddrPortFrom(a, 0)
+	return peer
 }
 
-// tapServer is the address the query arrived at: the listener's (its port alone on a
-// wildcard listener). External listeners (DoQ, DoH3) give the engine no local address.
+// tapServer is the address the query arrived at: the proxy protocol header's destination,
+// else the listener's (its port alone on a wildcard listener). External listeners (DoQ,
+// DoH3) give the engine no local address.
 func tapServer(p *pending) netip.AddrPort {
+	if dst := p.pp.dst; dst.IsValid() {
+		return dst
+	}
 	b := p.pol.tap.bind
 	if b == nil || p.proto >= protoDoQ {
 		return netip.AddrPort{}
