@@ -270,8 +270,11 @@ func ppRaw(cmd, famProto byte, body []byte) []byte {
 }
 
 // ppV4 is a PROXY header for 192.0.2.99:4242 → 127.0.0.1:53 with extra bytes of TLV.
-func ppV4(stream bool, tlv []byte) []byte {
-	body := []byte{192, 0, 2, 99, 127, 0, 0, 1, 0x10, 0x92, 0, 53}
+func ppV4(stream bool, tlv []byte) []byte { return ppV4From(99, stream, tlv) }
+
+// ppV4From is ppV4 from 192.0.2.host.
+func ppV4From(host byte, stream bool, tlv []byte) []byte {
+	body := []byte{192, 0, 2, host, 127, 0, 0, 1, 0x10, 0x92, 0, 53}
 	proto := byte(0x12)
 	if stream {
 		proto = 0x11
@@ -315,7 +318,7 @@ func udpAnswered(t *testing.T, addr string, b []byte) bool {
 // broken header and one larger than maximum_payload_size are dropped and counted, over UDP
 // and TCP, inside TLS too; a LOCAL header keeps the peer's address; a header split across
 // TCP segments is read whole; a bad connection costs its neighbours nothing; peers outside
-// the proxy ACL send plain DNS.
+// the proxy ACL send plain DNS. A rule selects the client a header names.
 func TestProxyProtocolMalformed(t *testing.T) {
 	be := StartBackend(t, BackendOptions{Records: []string{"pp.test. 60 IN A 192.0.2.1"}})
 	pki := devpki.NewTestPKI(t, t.TempDir())
@@ -334,6 +337,10 @@ binds:
 backends:
   - address: "{{.Backend}}"
     health_checks: {mode: up}
+query_rules:
+  - name: "proxied client"
+    selector: { type: "NetmaskGroup", netmasks: ["192.0.2.66/32"] }
+    action: { type: "RCode", rcode: "Refused" }
 webserver:
   listen_addresses: ["127.0.0.1:{{port "admin"}}"]
 `, ppInData{Cert: pki.Leaf.ChainFile, Key: pki.Leaf.KeyFile, Backend: be.Addr})
@@ -369,6 +376,23 @@ webserver:
 		t.Fatal("a query behind a LOCAL header was not answered")
 	}
 	counted("local", 1)
+	// The rules see the client the header names.
+	rc, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := rc.Write(append(ppV4From(66, false, nil), q...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rbuf := make([]byte, 1500)
+	n, err := rc.Read(rbuf)
+	refused := new(dns.Msg)
+	if err != nil || refused.Unpack(rbuf[:n]) != nil || refused.Rcode != dns.RcodeRefused {
+		t.Fatalf("a query whose header names 192.0.2.66: %v %v, want REFUSED by the rule", refused, err)
+	}
+	counted("valid", 2)
 	// Outside the proxy ACL, plain DNS.
 	if r, err := ppExchangeFrom("udp", "127.0.0.2", addr, NewQuery("pp.test.", dns.TypeA), 2*time.Second); err != nil || !answers(r, "192.0.2.1") {
 		t.Fatalf("plain query from 127.0.0.2: %v %v", r, err)
@@ -416,7 +440,7 @@ webserver:
 	if err := readAnswer(good); err != nil {
 		t.Fatalf("TCP behind a split header: %v", err)
 	}
-	counted("valid", 2)
+	counted("valid", 3)
 	for i, garbage := range [][]byte{frame, append(bad[:len(bad):len(bad)], frame...), append(ppV4(true, make([]byte, 80)), frame...)} {
 		c := dial()
 		if _, err := c.Write(garbage); err != nil {
