@@ -339,3 +339,30 @@ func TestDnstapReloadReplacesLogger(t *testing.T) {
 	}
 	d.WaitMetric(`dnsfront_dnstap_connected{logger="tap"}`, 10*time.Second, func(v float64) bool { return v == 1 })
 }
+
+// TestDnstapProxyProtocolClient: behind a proxy that sends a PROXY v2 header (kdig
+// +proxy), the messages name the client the header carries, not the proxy.
+func TestDnstapProxyProtocolClient(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "tap.sock")
+	r := startDnstapReader(t, sock)
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	cfg := strings.Replace(dnstapFE(t, pki, be, sock, ""), `acl: ["127.0.0.0/8", "::1/128"]`,
+		`acl: ["127.0.0.0/8", "198.51.100.0/24"]`+"\nproxy_protocol:\n  acl: [\"127.0.0.1/32\"]", 1)
+	if !strings.Contains(cfg, "proxy_protocol:") {
+		t.Fatalf("the configuration's acl line moved:\n%s", cfg)
+	}
+	d := Start(t, cfg, nil)
+	out := Kdig(t, d.Addr("dns"), "+proxy=198.51.100.7-127.0.0.1", "+notcp", testName, "A")
+	if !strings.Contains(out, testAnswer) {
+		t.Fatalf("kdig +proxy: no answer:\n%s", out)
+	}
+	q := r.await(t, "the proxied query", isTap("CLIENT_QUERY", testName))
+	resp := r.await(t, "the proxied response", isTap("CLIENT_RESPONSE", testName))
+	for _, m := range []string{q, resp} {
+		if dnstapField(m, "query_address") != "198.51.100.7" || dnstapField(m, "response_address") != "127.0.0.1" {
+			t.Errorf("want the header's client 198.51.100.7 and destination 127.0.0.1:\n%s", m)
+		}
+	}
+}
