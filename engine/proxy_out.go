@@ -11,7 +11,8 @@ import "net/netip"
 // one per client stream connection (and per client address a DoH X-Forwarded-For names),
 // closed with it, and one per query for a UDP client of a tcp_only backend, closed when
 // the query is answered. The loop's shared backend sockets (l.tcp) are never used for
-// these backends over TCP.
+// these backends over TCP. A DoQ or DoH3 client, whose end the engine does not see, is
+// served like a UDP client.
 
 // BackendProxy is the proxy protocol setting of a backend.
 type BackendProxy struct {
@@ -22,7 +23,7 @@ type BackendProxy struct {
 }
 
 // ppSockOwner is whom a proxied TCP socket speaks for: a stream client's connection and
-// the address its header carries, or one query of a UDP client (cc nil).
+// the address its header carries, or one query (cc nil) of a UDP, DoQ or DoH3 client.
 type ppSockOwner struct {
 	cc  *clientConn
 	src netip.AddrPort
@@ -51,6 +52,11 @@ func (l *loop) backendSockFor(p *pending, tcp bool) *backendSock {
 		return l.sock(p.backend, tcp)
 	}
 	cc := p.client
+	if cc != nil && cc.gc == nil {
+		// A DoQ or DoH3 client (external.go): the engine is not told when it goes, so
+		// its query gets a connection of its own, like a UDP client's.
+		cc = nil
+	}
 	if cc != nil {
 		live := cc.ppSocks[:0]
 		var found *backendSock
