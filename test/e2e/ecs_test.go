@@ -412,3 +412,22 @@ func TestECSReload(t *testing.T) {
 		t.Errorf("after the reload the backend saw %s over ::1, want ::/48", got)
 	}
 }
+
+// TestECSProxyProtocolClient: behind a proxy that sends a PROXY v2 header (kdig +proxy),
+// the subnet is the header's client, over UDP and TCP, not the proxy's.
+func TestECSProxyProtocolClient(t *testing.T) {
+	t.Parallel()
+	be := startECSEcho(t)
+	d := ecsFE(t, be, false, "proxy_protocol:\n  acl: [\"127.0.0.1/32\", \"::1/128\"]\n")
+	for _, c := range []struct{ port, proxy, want string }{
+		{"dns", "198.51.100.7-127.0.0.1", "198.51.100.0/24"},
+		{"dns6", "2001:db8:aa:bbcc::1-::1", "2001:db8:aa:bb00::/56"},
+	} {
+		for _, proto := range []string{"+notcp", "+tcp"} {
+			out := Kdig(t, d.Addr(c.port), "+proxy="+c.proxy, proto, "pp.ecs.test", "TXT")
+			if !strings.Contains(out, `"`+c.want+`"`) {
+				t.Errorf("%s %s via %s: want the backend to see %s:\n%s", c.proxy, proto, c.port, c.want, out)
+			}
+		}
+	}
+}
