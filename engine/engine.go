@@ -17,6 +17,7 @@ import (
 	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
+	"golang.org/x/sys/unix"
 )
 
 // proto is the client side protocol of a query.
@@ -94,7 +95,8 @@ type Engine struct {
 	listenMu  sync.Mutex
 	socks     []listenSock
 	inherit   map[listenKey][]int
-	listening bool // the loops poll socks (false before Start and after StopListening)
+	listening bool  // the loops poll socks (false before Start and after StopListening)
+	detached  []int // UDP listeners no longer read, closed at Stop
 	start     *BindPlan
 
 	loopsMu sync.Mutex
@@ -284,6 +286,12 @@ func (e *Engine) Stop() error {
 	defer cancel()
 	err := e.eng.Stop(ctx)
 	<-e.stopped
+	e.listenMu.Lock()
+	for _, fd := range e.detached {
+		_ = unix.Close(fd)
+	}
+	e.detached = nil
+	e.listenMu.Unlock()
 	return err
 }
 

@@ -150,7 +150,7 @@ func (e *Engine) setupBind(b *BindOptions) error {
 // sameBind reports whether a running bind a serves what b describes.
 func sameBind(a, b *BindOptions) bool {
 	return a.Addr == b.Addr && a.Protocol == b.Protocol && a.MaxConns == b.MaxConns && a.Pool == b.Pool &&
-		a.TLSStore == b.TLSStore && a.Handshaker == b.Handshaker && a.PadResponses == b.PadResponses &&
+		a.TLSStore == b.TLSStore && a.Handshaker == b.Handshaker && a.PadResponses == b.PadResponses && a.Proxy == b.Proxy &&
 		reflect.DeepEqual(a.DoH, b.DoH)
 }
 
@@ -258,16 +258,29 @@ func (e *Engine) CommitBinds(p *BindPlan, drain time.Duration, done func()) {
 func (e *Engine) commitBinds(p *BindPlan, drain time.Duration, done func()) {
 	p.committed = true
 	ctx := context.Background()
-	if e.listening {
-		for _, s := range p.close {
+	// A TCP listener closes at once, so that new connections are refused. A UDP socket
+	// only stops being read: the answers to the queries it brought are sent from it, so
+	// it closes with the drain.
+	var udp []int
+	for _, s := range p.close {
+		if s.key.network == "udp" {
+			udp = append(udp, s.fd)
+		}
+		switch {
+		case !e.listening:
+			_ = unix.Close(s.fd)
+		case s.key.network == "udp":
+			if err := e.eng.DetachListener(ctx, s.loop, s.fd); err != nil {
+				e.log.Warn("detaching a listener", "listener", s.key.String(), "err", err)
+			}
+		default:
 			if err := e.eng.RemoveListener(ctx, s.loop, s.fd); err != nil {
 				e.log.Warn("closing a listener", "listener", s.key.String(), "err", err)
 			}
 		}
-	} else {
-		for _, s := range p.close {
-			_ = unix.Close(s.fd)
-		}
+	}
+	if !e.listening {
+		udp = nil
 	}
 	socks := e.socks[:0:0]
 	for _, s := range e.socks {
@@ -287,17 +300,22 @@ func (e *Engine) commitBinds(p *BindPlan, drain time.Duration, done func()) {
 		socks = append(socks, s)
 	}
 	e.socks = socks
-	if len(p.removed) == 0 {
+	e.endBinds(p.removed, drain, func() {
+		for _, fd := range udp {
+			_ = unix.Close(fd)
+		}
 		if done != nil {
 			done()
 		}
-		return
-	}
-	e.endBinds(p.removed, drain, done)
+	})
 }
 
 // endBinds ends the connections of binds gone: gracefully at once, and closed at drain.
 func (e *Engine) endBinds(gone []*BindOptions, drain time.Duration, done func()) {
+	if len(gone) == 0 {
+		done()
+		return
+	}
 	set := map[*BindOptions]bool{}
 	for _, b := range gone {
 		set[b] = true
@@ -388,11 +406,40 @@ func (e *Engine) StopListening() {
 	}
 	e.listening = false
 	for _, s := range e.socks {
+		if s.key.network == "udp" {
+			// Answers to the queries it brought leave from it; it closes at Stop.
+			if err := e.eng.DetachListener(context.Background(), s.loop, s.fd); err != nil {
+				e.log.Warn("detaching a listener", "listener", s.key.String(), "err", err)
+			}
+			e.detached = append(e.detached, s.fd)
+			continue
+		}
 		if err := e.eng.RemoveListener(context.Background(), s.loop, s.fd); err != nil {
 			e.log.Warn("closing a listener", "listener", s.key.String(), "err", err)
 		}
 	}
 	e.socks = nil
+}
+
+// Handover ends the engine's work once its listeners went to a successor
+// (StopListening): every stream connection ends gracefully (its queries in flight are
+// answered, then close_notify, GOAWAY or FIN; a client retries what it sent after that
+// on a new connection, which the successor accepts), every query in flight (UDP ones
+// too) is answered, then the loops stop. ctx bounds the wait (drain_timeout).
+func (e *Engine) Handover(ctx context.Context) error {
+	e.goodbye(ctx)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for e.Stats().Outstanding > 0 || e.connections() > 0 {
+		select {
+		case <-ctx.Done():
+			e.log.Warn("drain timeout: stopping with queries in flight or connections open",
+				"outstanding", e.Stats().Outstanding, "connections", e.connections())
+			return e.Stop()
+		case <-tick.C:
+		}
+	}
+	return e.Stop()
 }
 
 // adoptInherited sorts the sockets of a predecessor by address, for prepareBinds.

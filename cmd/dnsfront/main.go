@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newCheckConfigCmd(), newVersionCmd(), newReloadCmd())
+	root.AddCommand(newServeCmd(), newCheckConfigCmd(), newVersionCmd(), newReloadCmd(), newUpgradeCmd())
 	for _, c := range extraCommands() {
 		root.AddCommand(c)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/dnsfront/dnsfront/config"
 	"github.com/dnsfront/dnsfront/internal/sdnotify"
 	"github.com/dnsfront/dnsfront/internal/server"
+	"github.com/dnsfront/dnsfront/internal/upgrade"
 	"github.com/dnsfront/dnsfront/tlsframe"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -24,7 +25,7 @@ func newServeCmd() *cobra.Command {
 	var cfgPath, pidFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run dnsfront in the foreground (SIGHUP reloads, SIGTERM/SIGINT drain and stop)",
+		Short: "Run dnsfront in the foreground (SIGHUP reloads, SIGUSR2 upgrades the binary, SIGTERM/SIGINT drain and stop)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cfgPath, pidFile)
@@ -45,7 +46,12 @@ func serve(cfgPath, pidFile string) error {
 	// Catch signals first: a SIGTERM that arrives while the server is starting must stop
 	// it cleanly once it has started, not kill it with the default action.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
+	// A process started by an upgrade serves the sockets of the one it replaces.
+	heir, err := upgrade.Inherited()
+	if err != nil {
+		return err
+	}
 	// The level comes from the file; a file that does not load is reported by Start.
 	level := "info"
 	if cfg, err := config.Load(cfgPath); err == nil {
@@ -54,6 +60,10 @@ func serve(cfgPath, pidFile string) error {
 	log := newLogger(level)
 	raiseFileLimit(log)
 	notify := sdnotify.New()
+	if heir != nil && os.Getenv("WATCHDOG_USEC") != "" {
+		// systemd pings the main process; this one becomes it (MAINPID below).
+		_ = os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	}
 	var watchdog <-chan time.Time
 	if every, err := sdnotify.WatchdogInterval(); err != nil {
 		log.Warn("systemd watchdog off", "err", err)
@@ -64,8 +74,15 @@ func serve(cfgPath, pidFile string) error {
 		defer tick.Stop()
 		watchdog = tick.C
 	}
-	srv, err := server.Start(cfgPath, log)
+	var opts server.StartOptions
+	if heir != nil {
+		opts.Sockets = heir.Sockets
+	}
+	srv, err := server.StartWith(cfgPath, log, opts)
 	if err != nil {
+		if heir != nil {
+			heir.Fail()
+		}
 		return err
 	}
 	if cfg, err := config.Load(cfgPath); err == nil {
@@ -77,10 +94,19 @@ func serve(cfgPath, pidFile string) error {
 		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			log.Warn("cannot write pid file", "file", pidFile, "err", err)
 		}
-		defer os.Remove(pidFile)
+		defer removePIDFile(pidFile)
 	}
 	log.Info("dnsfront started", "version", server.Version, "config", cfgPath, "pid", os.Getpid())
-	notifyErr(log, notify.Ready("serving "+cfgPath))
+	if heir != nil {
+		// The predecessor stops reading the sockets once told; systemd follows the new
+		// main process (NotifyAccess=all in the unit).
+		notifyErr(log, notify.Notify("MAINPID="+strconv.Itoa(os.Getpid()), "READY=1", "STATUS=serving "+cfgPath+" (upgraded)"))
+		if err := heir.Ready(); err != nil {
+			log.Warn("upgrade: cannot tell the predecessor; it stops at its timeout", "err", err)
+		}
+	} else {
+		notifyErr(log, notify.Ready("serving "+cfgPath))
+	}
 	for {
 		select {
 		case <-watchdog:
@@ -93,6 +119,12 @@ func serve(cfgPath, pidFile string) error {
 					notifyErr(log, notify.Ready("reload failed, previous configuration serving: "+err.Error()))
 				} else {
 					notifyErr(log, notify.Ready("serving "+cfgPath))
+				}
+				continue
+			}
+			if sig == syscall.SIGUSR2 {
+				if upgradeAndHandOver(srv, log) {
+					return nil
 				}
 				continue
 			}
@@ -210,4 +242,13 @@ func newReloadCmd() *cobra.Command {
 	cmd.Flags().StringVar(&adminURL, "admin", "", "admin API base URL (e.g. http://127.0.0.1:10080) instead of a signal")
 	cmd.Flags().StringVar(&apiKey, "api-key", "", "admin API key")
 	return cmd
+}
+
+// removePIDFile removes the pid file unless a successor wrote its own ID into it.
+func removePIDFile(path string) {
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		return
+	}
+	_ = os.Remove(path)
 }

@@ -46,6 +46,7 @@ func startAdmin(s *Server, ws config.Webserver) (*admin, error) {
 	mux.Handle("GET /debug/pprof/profile", api(pprof.Profile))
 	mux.Handle("GET /debug/pprof/trace", api(pprof.Trace))
 	mux.Handle("POST /api/v1/reload", api(s.handleReload))
+	mux.Handle("POST /api/v1/upgrade", api(s.handleUpgrade))
 	s.registerAPI(mux, api)
 	s.registerBlocksAPI(mux, api)
 	s.registerFleetAPI(mux, api)
@@ -60,7 +61,7 @@ func startAdmin(s *Server, ws config.Webserver) (*admin, error) {
 	})
 	a := &admin{}
 	for _, addr := range ws.ListenAddresses {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := s.listenAdmin(addr) // upgrade.go: or the predecessor's
 		if err != nil {
 			a.shutdown(context.Background())
 			return nil, fmt.Errorf("webserver: %w", err)

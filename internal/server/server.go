@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -54,8 +56,11 @@ type Server struct {
 	// retiring are the TLS sides of binds removed or replaced by a reload, closed once
 	// their connections are gone.
 	retiring map[*tlsBind]struct{}
-	// inherit are the listening sockets of the process this one replaces (upgrade).
-	inherit []int
+	// inherit and inheritAdmin are the listening sockets of the process this one
+	// replaces (upgrade.go); adminLns the admin API's, by address.
+	inherit      []int
+	inheritAdmin map[string]int
+	adminLns     map[string]net.Listener
 	// upgrading is set while a successor takes over (upgrade.go): reloads are refused.
 	upgrading atomic.Bool
 	quic      []*quic.Listener
@@ -73,11 +78,19 @@ type Server struct {
 
 // Start loads the configuration at path and starts serving it.
 func Start(path string, log *slog.Logger) (*Server, error) {
+	return StartWith(path, log, StartOptions{})
+}
+
+// StartWith is Start for a process that inherited listening sockets (a binary upgrade):
+// the binds and admin listeners on their addresses serve them instead of opening new ones.
+func StartWith(path string, log *slog.Logger, o StartOptions) (*Server, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: log, path: path, cfg: cfg, started: time.Now(), reg: prometheus.NewRegistry()}
+	s := &Server{log: log, path: path, cfg: cfg, started: time.Now(), reg: prometheus.NewRegistry(),
+		inherit: o.Engine, inheritAdmin: maps.Clone(o.Admin), adminLns: map[string]net.Listener{}}
+	defer s.closeInheritedAdmin()
 	setMemoryLimit(cfg, log)
 	s.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reloads_total", Help: "Successful reloads."})
 	s.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dnsfront_reload_failures_total", Help: "Reloads rejected; the previous state kept serving."})
@@ -363,6 +376,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.adm != nil {
 		s.adm.shutdown(ctx)
 	}
+	s.stopRest()
+	return err
+}
+
+// stopRest stops what runs beside the engine: health checks, policies, TLS, the demo
+// backend and the GC tuner.
+func (s *Server) stopRest() {
 	s.hc.stop()
 	s.pol.stop()
 	s.closeTLS()
@@ -371,7 +391,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.gc != nil {
 		s.gc.Stop()
 	}
-	return err
+}
+
+// closeInheritedAdmin closes the admin sockets handed over for addresses the
+// configuration no longer has.
+func (s *Server) closeInheritedAdmin() {
+	for addr, fd := range s.inheritAdmin {
+		s.log.Info("inherited admin listener not in the configuration; closed", "listener", addr)
+		_ = newFile(fd, addr).Close()
+	}
+	s.inheritAdmin = nil
 }
 
 func (s *Server) closeTLS() {

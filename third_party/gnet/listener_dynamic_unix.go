@@ -116,6 +116,26 @@ func (e Engine) RemoveListener(ctx context.Context, i int, fd int) error {
 	})
 }
 
+// DetachListener stops polling the listener fd on event loop i without closing it: the
+// caller owns fd again (it may still send from a UDP socket, and whatever is queued on it
+// stays for another process holding the socket).
+func (e Engine) DetachListener(ctx context.Context, i int, fd int) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	el := e.eng.eventLoops.index(i)
+	if el == nil {
+		return ErrNoEventLoop
+	}
+	return el.runOnLoop(ctx, func() error {
+		if _, ok := el.listeners[fd]; !ok {
+			return errorx.ErrInvalidNetworkAddress
+		}
+		delete(el.listeners, fd)
+		return el.poller.Delete(fd)
+	})
+}
+
 // ListenerAddrs lists the addresses of the listeners event loop i polls.
 func (e Engine) ListenerAddrs(ctx context.Context, i int) (map[int]net.Addr, error) {
 	if err := e.Validate(); err != nil {

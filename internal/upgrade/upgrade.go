@@ -1,0 +1,197 @@
+// Package upgrade hands a running dnsfront's listening sockets to a new process (a binary
+// upgrade, as nginx's SIGUSR2): the predecessor starts its successor with the sockets as
+// inherited descriptors (fd passing through exec), the successor serves them from its own
+// event loops and says it is ready over a control socket, and only then does the
+// predecessor stop reading them. The sockets never close in between, so nothing queued on
+// them (a datagram, a connection in the accept backlog) is lost.
+//
+// Concurrency rule: Spawn blocks its caller until the successor is ready or has failed;
+// nothing here is shared between goroutines.
+package upgrade
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// envFDs tells a successor what its inherited descriptors are:
+// "ctl=3;engine=4,5,6;admin=7@127.0.0.1:8080,8@[::1]:8080".
+const envFDs = "DNSFRONT_UPGRADE_FDS"
+
+// Sockets are the listening sockets handed over: the engine's (every bind, UDP and TCP)
+// and the admin API's, by listen address.
+type Sockets struct {
+	Engine []int
+	Admin  map[string]int
+}
+
+// Spawn starts the successor: the executable this process was started from (which is
+// the new binary once it replaced the old one on disk), with the same arguments, the
+// descriptors of socks and the environment. It returns the successor's process ID once
+// the successor reports that it serves, or an error when it exits first or ctx ends (the
+// successor is then killed). The descriptors of socks stay the caller's.
+func Spawn(ctx context.Context, socks Sockets) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: control socket: %w", err)
+	}
+	ours := os.NewFile(uintptr(pair[0]), "upgrade-control")
+	defer ours.Close()
+	theirs := os.NewFile(uintptr(pair[1]), "upgrade-control-successor")
+	files := []*os.File{theirs}
+	var desc strings.Builder
+	desc.WriteString("ctl=3;engine=")
+	add := func(fd int) (int, error) {
+		d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return 0, err
+		}
+		files = append(files, os.NewFile(uintptr(d), "listener"))
+		return 2 + len(files), nil // ExtraFiles[i] is descriptor 3+i
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for i, fd := range socks.Engine {
+		n, err := add(fd)
+		if err != nil {
+			return 0, fmt.Errorf("upgrade: %w", err)
+		}
+		if i > 0 {
+			desc.WriteByte(',')
+		}
+		desc.WriteString(strconv.Itoa(n))
+	}
+	desc.WriteString(";admin=")
+	first := true
+	for addr, fd := range socks.Admin {
+		n, err := add(fd)
+		if err != nil {
+			return 0, fmt.Errorf("upgrade: %w", err)
+		}
+		if !first {
+			desc.WriteByte(',')
+		}
+		first = false
+		fmt.Fprintf(&desc, "%d@%s", n, addr)
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(withoutFDs(os.Environ()), envFDs+"="+desc.String())
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	cmd.ExtraFiles = files
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("upgrade: starting %s: %w", exe, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // reaps it if it fails; a successor outlives us otherwise
+		close(exited)
+	}()
+	theirs.Close()
+	files = files[1:]
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(ours).ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		if strings.TrimSpace(s) == "ready" {
+			return cmd.Process.Pid, nil
+		}
+		<-exited
+		return 0, fmt.Errorf("upgrade: the successor (pid %d) exited before it served: %v (its log says why)", cmd.Process.Pid, cmd.ProcessState)
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		return 0, fmt.Errorf("upgrade: the successor (pid %d) did not serve in time: %w", cmd.Process.Pid, ctx.Err())
+	}
+}
+
+func withoutFDs(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, envFDs+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Successor is what a process started by Spawn inherited.
+type Successor struct {
+	Sockets
+	ctl *os.File
+}
+
+// Inherited returns what the predecessor handed over, or nil when this process was not
+// started by an upgrade. It clears the environment variable, so that a later upgrade of
+// this process does not see it.
+func Inherited() (*Successor, error) {
+	v, ok := os.LookupEnv(envFDs)
+	if !ok {
+		return nil, nil
+	}
+	_ = os.Unsetenv(envFDs)
+	s := &Successor{Sockets: Sockets{Admin: map[string]int{}}}
+	for _, part := range strings.Split(v, ";") {
+		key, val, _ := strings.Cut(part, "=")
+		for _, item := range strings.Split(val, ",") {
+			if item == "" {
+				continue
+			}
+			num, addr, _ := strings.Cut(item, "@")
+			fd, err := strconv.Atoi(num)
+			if err != nil || fd < 3 {
+				return nil, fmt.Errorf("upgrade: %s=%q: bad descriptor %q", envFDs, v, item)
+			}
+			unix.CloseOnExec(fd)
+			switch key {
+			case "ctl":
+				s.ctl = os.NewFile(uintptr(fd), "upgrade-control")
+			case "engine":
+				s.Engine = append(s.Engine, fd)
+			case "admin":
+				s.Admin[addr] = fd
+			default:
+				return nil, fmt.Errorf("upgrade: %s=%q: unknown part %q", envFDs, v, key)
+			}
+		}
+	}
+	if s.ctl == nil {
+		return nil, fmt.Errorf("upgrade: %s=%q: no control socket", envFDs, v)
+	}
+	return s, nil
+}
+
+// Ready tells the predecessor that this process serves: it stops reading the sockets and
+// drains.
+func (s *Successor) Ready() error {
+	defer s.ctl.Close()
+	_ = s.ctl.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(s.ctl, "ready\n"); err != nil {
+		return fmt.Errorf("upgrade: telling the predecessor: %w", err)
+	}
+	return nil
+}
+
+// Fail tells the predecessor that this process will not serve (it keeps serving).
+func (s *Successor) Fail() { s.ctl.Close() }
+
+// ErrRefused is wrapped by the reasons a running server refuses an upgrade.
+var ErrRefused = errors.New("upgrade refused")

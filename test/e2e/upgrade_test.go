@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+
+	"github.com/dnsfront/dnsfront/internal/devpki"
+	"github.com/dnsfront/dnsfront/internal/testutil"
+)
+
+const upgradeConfig = `
+general:
+  event_loops: 2
+  log_level: info
+  drain_timeout: 5s
+acl: ["127.0.0.0/8"]
+webserver:
+  listen_addresses: ["127.0.0.1:{{port "admin"}}"]
+binds:
+  - listen_address: "127.0.0.1:{{port "dns"}}"
+  - listen_address: "127.0.0.1:{{port "dot"}}"
+    protocol: DoT
+    tls: {certificates: [{certificate: "{{.Cert.Chain}}", key: "{{.Cert.Key}}"}]}
+backends:
+  - address: "{{.Backend}}"
+    name: b1
+    health_checks: {mode: up}
+`
+
+// upgradeLoad is a constant load: UDP clients that send one query at a time and count
+// the ones never answered, and DoT clients on warm connections that reconnect when the
+// server ends a connection gracefully and count anything else.
+type upgradeLoad struct {
+	stop                 chan struct{}
+	wg                   sync.WaitGroup
+	udpAnswered, udpLost atomic.Int64
+	dotAnswered          atomic.Int64
+	graceful             atomic.Int64 // DoT connections the server ended with close_notify
+	mu                   sync.Mutex
+	errs                 []string
+}
+
+func (u *upgradeLoad) fail(format string, a ...any) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.errs) < 20 {
+		u.errs = append(u.errs, fmt.Sprintf(format, a...))
+	}
+}
+
+func (u *upgradeLoad) stopped() bool {
+	select {
+	case <-u.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (u *upgradeLoad) udpClient(t *testing.T, addr string, n int) {
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			u.fail("udp %d: %v", n, err)
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1500)
+		for id := uint16(1); !u.stopped(); id++ {
+			m := NewQuery(testName, dns.TypeA)
+			m.Id = id
+			wire, _ := m.Pack()
+			if _, err := c.Write(wire); err != nil {
+				u.fail("udp %d write: %v", n, err)
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			for {
+				k, err := c.Read(buf)
+				if err != nil {
+					u.udpLost.Add(1)
+					u.fail("udp %d: query %d not answered: %v", n, id, err)
+					break
+				}
+				r := new(dns.Msg)
+				if r.Unpack(buf[:k]) == nil && r.Id == id {
+					u.udpAnswered.Add(1)
+					break
+				}
+			}
+		}
+	}()
+}
+
+func (u *upgradeLoad) dotClient(t *testing.T, addr string, roots *x509.CertPool, n int) {
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		cfg := &tls.Config{ServerName: "dns.test", RootCAs: roots, NextProtos: []string{"dot"}}
+		var c *tls.Conn
+		defer func() {
+			if c != nil {
+				c.Close()
+			}
+		}()
+		for id := uint16(1); !u.stopped(); {
+			if c == nil {
+				var err error
+				if c, err = tls.DialWithDialer(&net.Dialer{Timeout: queryTimeout}, "tcp", addr, cfg); err != nil {
+					u.fail("dot %d dial: %v", n, err)
+					return
+				}
+			}
+			m := NewQuery(testName, dns.TypeA)
+			m.Id = id
+			wire, _ := m.Pack()
+			_ = c.SetDeadline(time.Now().Add(queryTimeout))
+			_, err := c.Write(append([]byte{byte(len(wire) >> 8), byte(len(wire))}, wire...))
+			var r *dns.Msg
+			if err == nil {
+				r, err = ReadDoT(c)
+			}
+			switch {
+			case err == nil && r.Id == id:
+				u.dotAnswered.Add(1)
+				id++
+			case errors.Is(err, io.EOF) && !isReset(err):
+				// The server ended the connection gracefully before this query reached
+				// it: the client resends it on a new connection.
+				u.graceful.Add(1)
+				c.Close()
+				c = nil
+			default:
+				u.fail("dot %d: query %d: %v", n, id, err)
+				return
+			}
+		}
+	}()
+}
+
+// A binary upgrade under a constant Do53 UDP and DoT load: `dnsfront upgrade` starts the
+// binary on disk with the listening sockets, the old process stops reading them, ends its
+// DoT connections with close_notify after their answers and exits. No UDP query goes
+// unanswered, no DoT connection is reset, and the new process serves.
+func TestUpgradeHandsOverWithoutLoss(t *testing.T) {
+	// Orphans (the new process, once the old one exits) become this process's children,
+	// so that the test can wait for it.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	d := Start(t, upgradeConfig, listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr})
+	old, err := readPIDFile(d.PIDFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var successor int
+	t.Cleanup(func() { stopSuccessor(t, successor) }) // before d's own cleanup (LIFO)
+
+	u := &upgradeLoad{stop: make(chan struct{})}
+	roots := CertPool(t, pki.Root.Cert)
+	for i := range 4 {
+		u.udpClient(t, d.Addr("dns"), i)
+	}
+	for i := range 2 {
+		u.dotClient(t, d.Addr("dot"), roots, i)
+	}
+	stopLoad := sync.OnceFunc(func() { close(u.stop); u.wg.Wait() })
+	defer stopLoad()
+	waitCounts := func(what string, udp, dot int64) {
+		t.Helper()
+		if !testutil.Poll(20*time.Second, func() bool {
+			return u.udpAnswered.Load() >= udp && u.dotAnswered.Load() >= dot
+		}) {
+			t.Fatalf("%s: %d UDP and %d DoT answers, want %d and %d; errors: %v", what,
+				u.udpAnswered.Load(), u.dotAnswered.Load(), udp, dot, u.errs)
+		}
+	}
+	waitCounts("before the upgrade", 200, 100)
+
+	out, code := RunCLI(t, "upgrade", "--pid-file", d.PIDFile, "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("dnsfront upgrade: exit %d: %s", code, out)
+	}
+	if successor, err = readPIDFile(d.PIDFile); err != nil || successor == old {
+		t.Fatalf("pid file after the upgrade: %d (%v), old pid %d", successor, err, old)
+	}
+	// The old process drains and exits.
+	if !testutil.Poll(20*time.Second, func() bool { return errors.Is(syscall.Kill(old, 0), syscall.ESRCH) }) {
+		t.Fatalf("the old process %d is still running 20s after the upgrade", old)
+	}
+	if !strings.Contains(d.Log(), "the successor serves; draining and stopping") {
+		t.Errorf("the old process's log does not show the handover:\n%s", d.Log())
+	}
+	a, b := u.udpAnswered.Load(), u.dotAnswered.Load()
+	waitCounts("after the upgrade", a+200, b+100)
+	stopLoad()
+
+	if n := u.udpLost.Load(); n != 0 || len(u.errs) > 0 {
+		t.Errorf("%d UDP queries lost; errors: %v", n, u.errs)
+	}
+	if n := u.graceful.Load(); n < 2 {
+		t.Errorf("%d DoT connections ended gracefully, want one per warm connection to the old process (2)", n)
+	}
+	t.Logf("UDP answered %d, lost %d; DoT answered %d, graceful closes %d",
+		u.udpAnswered.Load(), u.udpLost.Load(), u.dotAnswered.Load(), u.graceful.Load())
+}
+
+func readPIDFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// stopSuccessor stops the process an upgrade started (SIGTERM) and waits for it.
+func stopSuccessor(t *testing.T, pid int) {
+	if pid == 0 {
+		return
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { _, err := p.Wait(); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(stopTimeout):
+		_ = p.Kill()
+		t.Errorf("the new process %d did not stop within %v", pid, stopTimeout)
+	}
+}
