@@ -12,7 +12,7 @@
 #          HS_CONCURRENCY in flight, DURATION each
 #   udp    Do53 UDP queries, Q_CONNECTIONS sockets with Q_INFLIGHT each
 #   conns  a ramp of MEM_CONNS idle DoT connections, RSS per connection at the peak and
-#          after MEM_SETTLE, a fresh server per ramp
+#          after MEM_SETTLE, a fresh server per ramp; conns-doh the same over DoH
 # The load generator is always B's binary, so that only the server differs.
 # Environment: BIN_A (bin/dnsfront.prev), BIN_B (bin/dnsfront), ROUNDS (3), and those of
 # lib.sh. Writes bench/results/ab-DATE/{rN/*.json,ab.md}.
@@ -59,6 +59,10 @@ for r in $(seq "$ROUNDS"); do
 				;;
 			conns)
 				"$BIN_B" bench conns --target 127.0.0.1:11853 --proto dot --count "$MEM_CONNS" \
+					--settle "$MEM_SETTLE" "${common[@]}" --json "$out/r$r/$c.$side.json" >/dev/null
+				;;
+			conns-doh)
+				"$BIN_B" bench conns --target 127.0.0.1:11443 --proto doh --count "$MEM_CONNS" \
 					--settle "$MEM_SETTLE" "${common[@]}" --json "$out/r$r/$c.$side.json" >/dev/null
 				;;
 			*) die "unknown case $c" ;;
