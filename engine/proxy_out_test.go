@@ -20,15 +20,17 @@ type ppBackendConn struct {
 }
 
 // startPPBackend is a tcp_only backend that requires a PROXY header at the start of each
-// connection and answers every query but those for hold.example., which it keeps.
-func startPPBackend(t *testing.T) (netip.AddrPort, chan ppBackendConn) {
+// connection and answers every query but those for hold.example., which it keeps and
+// reports on held.
+func startPPBackend(t *testing.T) (addr netip.AddrPort, conns chan ppBackendConn, held chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	conns := make(chan ppBackendConn, 16)
+	conns = make(chan ppBackendConn, 16)
+	held = make(chan struct{}, 16)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -64,7 +66,11 @@ func startPPBackend(t *testing.T) (netip.AddrPort, chan ppBackendConn) {
 					for len(buf) >= 2 && len(buf) >= 2+int(binary.BigEndian.Uint16(buf)) {
 						n := int(binary.BigEndian.Uint16(buf))
 						q := new(dns.Msg)
-						if q.Unpack(buf[2:2+n]) == nil && q.Question[0].Name != "hold.example." {
+						switch {
+						case q.Unpack(buf[2:2+n]) != nil || len(q.Question) != 1:
+						case q.Question[0].Name == "hold.example.":
+							held <- struct{}{}
+						default:
 							r := new(dns.Msg)
 							r.SetReply(q)
 							out, _ := r.Pack()
@@ -81,14 +87,14 @@ func startPPBackend(t *testing.T) (netip.AddrPort, chan ppBackendConn) {
 			}()
 		}
 	}()
-	return ln.Addr().(*net.TCPAddr).AddrPort(), conns
+	return ln.Addr().(*net.TCPAddr).AddrPort(), conns, held
 }
 
 // TestProxyOutTCPPerClient: over TCP a use_proxy_protocol backend gets a connection per
 // client connection, whose header names that client, reused by its queries and closed
 // with it; a reload that removes the backend answers what waits on such a connection.
 func TestProxyOutTCPPerClient(t *testing.T) {
-	baddr, conns := startPPBackend(t)
+	baddr, conns, held := startPPBackend(t)
 	acl, err := NewACL([]string{"127.0.0.0/8"})
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +191,11 @@ func TestProxyOutTCPPerClient(t *testing.T) {
 
 	// A reload replaces the backend while b's query waits on b's connection to it.
 	send(b, "hold.example.", 4)
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held query did not reach the backend")
+	}
 	c := &Backend{Key: "c", Name: "c", Addr: baddr, Timeout: 10 * time.Second, TCPOnly: true, Proxy: BackendProxy{Use: true}}
 	e.Publish(newTestState(acl, []*Backend{c}, map[string]*Pool{"": {Backends: []*Backend{c}}}))
 	send(b, "b.example.", 5)
