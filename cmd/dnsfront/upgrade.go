@@ -50,9 +50,14 @@ func newUpgradeCmd() *cobra.Command {
 and hand it its listening sockets: the new process serves them, the old one stops reading
 them, ends its connections gracefully within drain_timeout and exits. The command signals
 SIGUSR2 through --pid-file (or posts to the admin API with --admin) and waits until the pid
-file names the new process. On failure the old process goes on serving; its log says why.`,
+file names the new process (with --admin alone it only asks). On failure the old process
+goes on serving; its log says why.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if adminURL != "" && !cmd.Flags().Changed("pid-file") {
+				// Nothing to watch: the process's log and pid file tell the outcome.
+				return apiPost(cmd, adminURL+"/api/v1/upgrade", apiKey)
+			}
 			old, err := readPID(pidFile)
 			if err != nil {
 				return err
