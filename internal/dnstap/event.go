@@ -30,8 +30,8 @@ const (
 
 // socketProtocol maps a Protocol to dnstap's SocketProtocol. DOQ is 7 in dnstap.proto
 // since 2023 (after DNSCryptUDP 5 and DNSCryptTCP 6); golang-dnstap v0.4.0's generated
-// code predates it, so a reader built on it decodes the value as unknown and shows no
-// socket_protocol for DoQ.
+// code predates it, so a reader built on it shows the number (its dnstap command prints
+// "socket_protocol: 7").
 var socketProtocol = [...]dnstappb.SocketProtocol{
 	UDP: dnstappb.SocketProtocol_UDP,
 	TCP: dnstappb.SocketProtocol_TCP,

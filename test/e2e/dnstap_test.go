@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -363,6 +364,53 @@ func TestDnstapProxyProtocolClient(t *testing.T) {
 	for _, m := range []string{q, resp} {
 		if dnstapField(m, "query_address") != "198.51.100.7" || dnstapField(m, "response_address") != "127.0.0.1" {
 			t.Errorf("want the header's client 198.51.100.7 and destination 127.0.0.1:\n%s", m)
+		}
+	}
+}
+
+// TestDnstapQUIC: queries over DoQ and DoH3 (quic-go's listeners, handed to the loops)
+// are logged too. DoH3 is DOH; DoQ is dnstap.proto's DOQ (7), which golang-dnstap
+// v0.4.0's reader does not name, so it prints the number.
+func TestDnstapQUIC(t *testing.T) {
+	t.Parallel()
+	client := buildQUICClient(t)
+	sock := filepath.Join(t.TempDir(), "tap.sock")
+	r := startDnstapReader(t, sock)
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	data := quicData{
+		Binds:   []quicBind{{"dot", "DoT"}, {"dot", "DoQ"}, {"doh", "DoH"}, {"doh", "DoH3"}},
+		Chain:   pki.Leaf.ChainFile,
+		Key:     pki.Leaf.KeyFile,
+		Staple:  pki.WriteFile("staple.der", pki.Good()),
+		Backend: StartTestBackend(t).Addr,
+	}
+	d := Start(t, quicConfig+fmt.Sprintf(`remote_logging:
+  dnstap_loggers: [{name: tap, transport: unix, address: %q}]
+query_rules:
+  - selector: {type: All}
+    action: {type: DnstapLog, identity: quic, logger_name: tap}
+response_rules:
+  - selector: {type: All}
+    action: {type: DnstapLog, identity: quic, logger_name: tap}
+`, sock), data)
+	for _, c := range []struct{ proto, port, want string }{{"doq", "dot", "7"}, {"doh3", "doh", "DOH"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, client, "-proto", c.proto, "-addr", d.Addr(c.port),
+			"-ca", pki.Root.CertFile, "-sni", "dns.test", "-name", testName).CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), testAnswer) {
+			t.Fatalf("quicclient %s: %v\n%s", c.proto, err, out)
+		}
+		q := r.await(t, c.proto+" query", isTap("CLIENT_QUERY", testName))
+		resp := r.await(t, c.proto+" response", isTap("CLIENT_RESPONSE", testName))
+		for _, m := range []string{q, resp} {
+			if dnstapField(m, "socket_protocol") != c.want || dnstapField(m, "query_address") != "127.0.0.1" ||
+				dnstapField(m, "identity") != `"quic"` {
+				t.Errorf("%s: want socket_protocol %q, the client 127.0.0.1, identity quic:\n%s", c.proto, c.want, m)
+			}
+		}
+		if !strings.Contains(resp, testAnswer) {
+			t.Errorf("%s response without the answer:\n%s", c.proto, resp)
 		}
 	}
 }
