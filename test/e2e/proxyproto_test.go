@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -334,6 +335,10 @@ binds:
     protocol: DoT
     tls:
       certificates: [{certificate: "{{.Cert}}", key: "{{.Key}}"}]
+  - listen_address: "127.0.0.1:{{port "doh"}}"
+    protocol: DoH
+    tls:
+      certificates: [{certificate: "{{.Cert}}", key: "{{.Key}}"}]
 backends:
   - address: "{{.Backend}}"
     health_checks: {mode: up}
@@ -483,6 +488,44 @@ webserver:
 	if err := readAnswer(tc2); err != nil {
 		t.Fatalf("DoT behind a valid inner header: %v", err)
 	}
+
+	// DoH over HTTP/1.1: the header inside TLS, before the request; the rule sees its client.
+	doh := func(hdr []byte) (int, error) {
+		c, err := tls.Dial("tcp", d.Addr("doh"), &tls.Config{RootCAs: CertPool(t, pki.Root.Cert), ServerName: "dns.test", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		req := fmt.Sprintf("POST /dns-query HTTP/1.1\r\nHost: dns.test\r\nContent-Type: application/dns-message\r\nContent-Length: %d\r\n\r\n", len(q))
+		if _, err := c.Write(append(append(bytes.Clone(hdr), req...), q...)); err != nil {
+			return 0, err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, err
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			return 0, err
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(body); err != nil {
+			return res.StatusCode, err
+		}
+		return m.Rcode, nil
+	}
+	if rc, err := doh(ppV4(true, nil)); err != nil || rc != dns.RcodeSuccess {
+		t.Fatalf("DoH behind a valid inner header: rcode %d, %v", rc, err)
+	}
+	if rc, err := doh(ppV4From(66, true, nil)); err != nil || rc != dns.RcodeRefused {
+		t.Fatalf("DoH behind a header naming 192.0.2.66: rcode %d, %v, want REFUSED by the rule", rc, err)
+	}
+	if _, err := doh(bad); err == nil {
+		t.Fatal("DoH behind a broken inner header was answered")
+	}
+	counted("invalid", 6)
 }
 
 // TestProxyProtocolOutDnsdist: dnsdist as the backend requires a header from dnsfront
