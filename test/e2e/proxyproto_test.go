@@ -601,3 +601,49 @@ webserver:
 		t.Fatalf("headers sent over TCP: %v", v)
 	}
 }
+
+// TestProxyProtocolReload: a reload changes proxy_protocol.acl for the datagrams and
+// connections that follow, and enable_proxy_protocol on a Do53 bind (which replaces the
+// bind's listener).
+func TestProxyProtocolReload(t *testing.T) {
+	be := StartBackend(t, BackendOptions{Records: []string{"pp.test. 60 IN A 192.0.2.1"}})
+	const tmpl = `
+general: {event_loops: 1}
+acl: ["127.0.0.0/8", "192.0.2.0/24"]
+proxy_protocol: {acl: [{{.ACL}}]}
+binds:
+  - listen_address: "127.0.0.1:{{port "dns"}}"
+    enable_proxy_protocol: {{.Enabled}}
+backends:
+  - address: "{{.Backend}}"
+    health_checks: {mode: up}
+webserver:
+  listen_addresses: ["127.0.0.1:{{port "admin"}}"]
+`
+	type data struct {
+		ACL, Backend string
+		Enabled      bool
+	}
+	d := Start(t, tmpl, data{ACL: `"127.0.0.1"`, Backend: be.Addr, Enabled: true})
+	q := packQuery(t, "pp.test.")
+	plain := func() bool {
+		r, err := ppExchangeFrom("udp", "127.0.0.1", d.Addr("dns"), NewQuery("pp.test.", dns.TypeA), time.Second)
+		return err == nil && answers(r, "192.0.2.1")
+	}
+	if plain() || !udpAnswered(t, d.Addr("dns"), append(ppV4(false, nil), q...)) {
+		t.Fatal("before the reload: a header is required from 127.0.0.1")
+	}
+	d.Rewrite(tmpl, data{ACL: "", Backend: be.Addr, Enabled: true})
+	reload(t, d)
+	if !plain() {
+		t.Fatal("with an empty proxy_protocol.acl, a plain query from 127.0.0.1 was not answered")
+	}
+	d.Rewrite(tmpl, data{ACL: `"127.0.0.1"`, Backend: be.Addr, Enabled: false})
+	reload(t, d)
+	testutil.Eventually(t, 10*time.Second, "the bind without enable_proxy_protocol answers plain queries", plain)
+	d.Rewrite(tmpl, data{ACL: `"127.0.0.1"`, Backend: be.Addr, Enabled: true})
+	reload(t, d)
+	testutil.Eventually(t, 10*time.Second, "the bind with enable_proxy_protocol requires a header again", func() bool {
+		return !plain() && udpAnswered(t, d.Addr("dns"), append(ppV4(false, nil), q...))
+	})
+}
