@@ -64,6 +64,16 @@ type encoder struct {
 	dt      dnstappb.Dnstap
 	msg     dnstappb.Message
 	buf     []byte
+	// The message's optional fields point here instead of to a fresh allocation each.
+	dtType       dnstappb.Dnstap_Type
+	typ          dnstappb.Message_Type
+	fam          dnstappb.SocketFamily
+	proto        dnstappb.SocketProtocol
+	qport, rport uint32
+	qsec, rsec   uint64
+	qnsec, rnsec uint32
+	lastIdentity []byte
+	qaddr, raddr [16]byte
 }
 
 func newEncoder(version string) *encoder {
@@ -74,50 +84,55 @@ func newEncoder(version string) *encoder {
 func (e *encoder) encode(ev *Event) ([]byte, error) {
 	m := &e.msg
 	m.Reset()
-	typ := dnstappb.Message_CLIENT_QUERY
+	e.typ = dnstappb.Message_CLIENT_QUERY
 	if ev.Kind == ClientResponse {
-		typ = dnstappb.Message_CLIENT_RESPONSE
+		e.typ = dnstappb.Message_CLIENT_RESPONSE
 	}
-	m.Type = &typ
-	fam := dnstappb.SocketFamily_INET
+	m.Type = &e.typ
+	e.fam = dnstappb.SocketFamily_INET
 	if a := ev.Client.Addr(); a.IsValid() && !a.Unmap().Is4() {
-		fam = dnstappb.SocketFamily_INET6
+		e.fam = dnstappb.SocketFamily_INET6
 	}
-	m.SocketFamily = &fam
+	m.SocketFamily = &e.fam
 	if int(ev.Protocol) < len(socketProtocol) {
-		sp := socketProtocol[ev.Protocol]
-		m.SocketProtocol = &sp
+		e.proto = socketProtocol[ev.Protocol]
+		m.SocketProtocol = &e.proto
 	}
 	if ev.Client.IsValid() {
-		m.QueryAddress = addrBytes(ev.Client.Addr(), fam)
-		m.QueryPort = proto.Uint32(uint32(ev.Client.Port()))
+		m.QueryAddress = addrBytes(&e.qaddr, ev.Client.Addr(), e.fam)
+		e.qport = uint32(ev.Client.Port())
+		m.QueryPort = &e.qport
 	}
 	if ev.Server.IsValid() && !ev.Server.Addr().IsUnspecified() {
-		m.ResponseAddress = addrBytes(ev.Server.Addr(), fam)
+		m.ResponseAddress = addrBytes(&e.raddr, ev.Server.Addr(), e.fam)
 	}
 	if ev.Server.IsValid() {
-		m.ResponsePort = proto.Uint32(uint32(ev.Server.Port()))
+		e.rport = uint32(ev.Server.Port())
+		m.ResponsePort = &e.rport
 	}
 	if !ev.QueryTime.IsZero() {
-		m.QueryTimeSec = proto.Uint64(uint64(ev.QueryTime.Unix()))
-		m.QueryTimeNsec = proto.Uint32(uint32(ev.QueryTime.Nanosecond()))
+		e.qsec, e.qnsec = uint64(ev.QueryTime.Unix()), uint32(ev.QueryTime.Nanosecond())
+		m.QueryTimeSec, m.QueryTimeNsec = &e.qsec, &e.qnsec
 	}
 	if ev.Kind == ClientQuery {
 		m.QueryMessage = ev.Msg
 	} else {
 		m.ResponseMessage = ev.Msg
 		if !ev.ResponseTime.IsZero() {
-			m.ResponseTimeSec = proto.Uint64(uint64(ev.ResponseTime.Unix()))
-			m.ResponseTimeNsec = proto.Uint32(uint32(ev.ResponseTime.Nanosecond()))
+			e.rsec, e.rnsec = uint64(ev.ResponseTime.Unix()), uint32(ev.ResponseTime.Nanosecond())
+			m.ResponseTimeSec, m.ResponseTimeNsec = &e.rsec, &e.rnsec
 		}
 	}
 	d := &e.dt
 	d.Reset()
-	dtType := dnstappb.Dnstap_MESSAGE
-	d.Type = &dtType
+	e.dtType = dnstappb.Dnstap_MESSAGE
+	d.Type = &e.dtType
 	d.Message = m
 	if ev.Identity != "" {
-		d.Identity = []byte(ev.Identity)
+		if string(e.lastIdentity) != ev.Identity {
+			e.lastIdentity = []byte(ev.Identity)
+		}
+		d.Identity = e.lastIdentity
 	}
 	if len(e.version) > 0 {
 		d.Version = e.version
@@ -127,14 +142,14 @@ func (e *encoder) encode(ev *Event) ([]byte, error) {
 	return e.buf, err
 }
 
-// addrBytes is a in the family of the message: an IPv4 client's server address is sent
+// addrBytes is a, in dst, in the family of the message: an IPv4 client's server address is sent
 // as 4 bytes even when the listener is dual-stack.
-func addrBytes(a netip.Addr, fam dnstappb.SocketFamily) []byte {
+func addrBytes(dst *[16]byte, a netip.Addr, fam dnstappb.SocketFamily) []byte {
 	a = a.Unmap()
 	if fam == dnstappb.SocketFamily_INET && a.Is4() {
 		b := a.As4()
-		return b[:]
+		return append(dst[:0], b[:]...)
 	}
-	b := a.As16()
-	return b[:]
+	*dst = a.As16()
+	return dst[:]
 }
