@@ -131,7 +131,7 @@ func (l *loop) proxyStreamStart(cc *clientConn) (more, drop bool) {
 	}
 	_, _ = cc.gc.Discard(n)
 	pp.state = ppDone
-	if !l.proxyApply(cc, h) {
+	if !l.proxyApply(cc, h, true) {
 		pp.state = ppFailed
 		return false, true
 	}
@@ -168,7 +168,7 @@ func (pp *proxyIn) inside(p []byte, bad bool) ([]byte, bool) {
 		return nil, true
 	}
 	pp.state = ppDone
-	if !l.proxyApply(pp.cc, h) {
+	if !l.proxyApply(pp.cc, h, false) {
 		pp.state = ppFailed
 		return nil, true
 	}
@@ -178,9 +178,9 @@ func (pp *proxyIn) inside(p []byte, bad bool) ([]byte, bool) {
 func (d *dotStream) setProxy(pp *proxyIn) { d.pp = pp }
 func (d *dohStream) setProxy(pp *proxyIn) { d.pp = pp }
 
-// proxyApply makes the header's addresses the stream client's; false: the client is
-// refused by the ACL.
-func (l *loop) proxyApply(cc *clientConn, h ppHeader) bool {
+// proxyApply makes the header's addresses the stream client's; outside: the header came
+// before the TLS session (if any). false: the client is refused by the ACL.
+func (l *loop) proxyApply(cc *clientConn, h ppHeader, outside bool) bool {
 	if h.local {
 		l.ppl.stats.local.Add(1)
 		return true
@@ -193,6 +193,17 @@ func (l *loop) proxyApply(cc *clientConn, h ppHeader) bool {
 		return false
 	}
 	cc.peer, cc.pp.dst = h.src, h.dst
+	if outside {
+		// Before the TLS session: its handshake limits count the client, not the proxy.
+		switch s := cc.stream.(type) {
+		case *dotStream:
+			s.t.SetPeer(h.src)
+		case *dohStream:
+			if s.t != nil {
+				s.t.SetPeer(h.src)
+			}
+		}
+	}
 	return true
 }
 
