@@ -151,7 +151,25 @@ func (e *Engine) setupBind(b *BindOptions) error {
 func sameBind(a, b *BindOptions) bool {
 	return a.Addr == b.Addr && a.Protocol == b.Protocol && a.MaxConns == b.MaxConns && a.Pool == b.Pool &&
 		a.TLSStore == b.TLSStore && a.Handshaker == b.Handshaker && a.PadResponses == b.PadResponses && a.Proxy == b.Proxy &&
-		reflect.DeepEqual(a.DoH, b.DoH)
+		sameExported(a.DoH, b.DoH)
+}
+
+// sameExported compares two option structs by their exported fields: the unexported
+// ones are caches filled on use (doh.Options resolves its defaults once).
+func sameExported[T any](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	for i := range va.NumField() {
+		if !va.Type().Field(i).IsExported() {
+			continue
+		}
+		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			return false
+		}
+	}
+	return true
 }
 
 func bindKeys(b *BindOptions) []listenKey {

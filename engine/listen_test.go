@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/doh"
 	"golang.org/x/sys/unix"
 )
 
@@ -111,4 +113,26 @@ func TestBindsChangeOnARunningEngine(t *testing.T) {
 		_ = unix.Close(s.FD)
 	}
 	<-ended
+}
+
+// A DoH bind whose options were used (their defaults resolved) is the same bind as one
+// built again from the same configuration: a reload keeps its connections.
+func TestSameBindIgnoresResolvedDoHOptions(t *testing.T) {
+	e := &Engine{opts: Options{Loops: 1, MaxTCPInFlight: 100}}
+	a := BindOptions{Addr: netip.MustParseAddrPort("127.0.0.1:443"), Protocol: "DoH"}
+	b := a
+	if err := e.setupBind(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.setupBind(&b); err != nil {
+		t.Fatal(err)
+	}
+	doh.NewSession(a.DoH, doh.Detect, nil) // resolves its defaults, as serving does
+	if !sameBind(&a, &b) {
+		t.Error("the same DoH bind compares as changed")
+	}
+	b.DoH.IdleTimeout = time.Minute
+	if sameBind(&a, &b) {
+		t.Error("a DoH bind with another idle timeout compares as the same")
+	}
 }
