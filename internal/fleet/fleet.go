@@ -121,10 +121,12 @@ type Fleet struct {
 	cli    *clientv3.Client
 	ttl    int64 // seconds
 
-	ctx     context.Context // canceled by Close
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	wake    chan struct{} // the rotation loop recomputes the ring
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	wake   chan struct{} // the rotation loop recomputes the ring
+	// tried turns true when the first attempt to reach etcd has ended, either way.
+	tried   atomic.Bool
 	closing atomic.Bool
 	warned  atomic.Bool // the first failure to connect was logged
 	cbMu    sync.Mutex  // callbacks one at a time, in order
@@ -275,6 +277,7 @@ func (f *Fleet) setDisconnected(err error) {
 		f.lastErr = err.Error()
 	}
 	f.mu.Unlock()
+	f.tried.Store(true)
 	switch {
 	case was:
 		f.log.Warn("fleet: lost etcd, serving with what this member has; ticket keys rotate locally", "err", err)
@@ -324,6 +327,7 @@ func (f *Fleet) session() error {
 	f.sess, f.connected, f.lastErr = sess, true, ""
 	f.reconnect++
 	f.mu.Unlock()
+	f.tried.Store(true)
 	f.log.Info("fleet: connected to etcd", "revision", rev)
 
 	// The campaign is not waited for: when etcd is gone, etcd's Campaign
@@ -506,6 +510,11 @@ func (f *Fleet) IsLeader() bool {
 	defer f.mu.Unlock()
 	return f.isLeader
 }
+
+// Tried reports whether the first attempt to reach etcd has ended, connected or not.
+// Until then nobody can tell whether this member will lead, be served by a leader, or act
+// alone; the attempt is bounded by the dial timeout.
+func (f *Fleet) Tried() bool { return f.tried.Load() }
 
 // Connected reports whether this member holds a session with etcd now.
 func (f *Fleet) Connected() bool {

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/base64"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -372,4 +373,29 @@ func TestWrongSecretIsNotInstalled(t *testing.T) {
 		t.Fatal("b installed keys it could not unseal")
 	}
 	noKeyMaterial(t, logs.String(), a.ring()...)
+}
+
+// Tried turns true when the first attempt ends, whichever way: against a port where
+// nothing listens it ends in failure within about the dial timeout; against etcd it ends
+// connected. Servers gate their first OCSP fetch on it (internal/server's mayFetch).
+func TestTriedAfterFirstAttempt(t *testing.T) {
+	secret := secretFile(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	lone := startMember(t, "lone", []string{"http://" + closed}, memberOpts{secret: secret})
+	testutil.Eventually(t, wait, "the first attempt against a closed port ended", lone.Tried)
+	if lone.Connected() {
+		t.Fatal("connected to a closed port")
+	}
+
+	etcd := startEtcd(t, 1)
+	a := startMember(t, "a", etcd.endpoints(), memberOpts{secret: secret})
+	testutil.Eventually(t, wait, "connected", a.Connected)
+	if !a.Tried() {
+		t.Fatal("connected, but the first attempt is not over")
+	}
 }

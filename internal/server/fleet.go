@@ -32,11 +32,10 @@ import (
 // evaluator, the OCSP manager's publish callback, the fleet's own callbacks) never wait
 // on etcd. shared is guarded by mu.
 type fleetMode struct {
-	cfg     *config.Fleet
-	log     *slog.Logger
-	started time.Time
-	member  string
-	f       atomic.Pointer[fleet.Fleet]
+	cfg    *config.Fleet
+	log    *slog.Logger
+	member string
+	f      atomic.Pointer[fleet.Fleet]
 
 	jobs   chan fleetJob
 	ctx    context.Context
@@ -68,7 +67,7 @@ func newFleetMode(cfg *config.Config, log *slog.Logger) *fleetMode {
 	if member == "" {
 		member, _ = os.Hostname()
 	}
-	fm := &fleetMode{cfg: cfg.Fleet, log: log, started: time.Now(), member: member,
+	fm := &fleetMode{cfg: cfg.Fleet, log: log, member: member,
 		jobs: make(chan fleetJob, fleetQueue), done: make(chan struct{}), shared: map[string][32]byte{},
 		blocks: map[netip.Prefix]time.Time{}}
 	fm.ctx, fm.cancel = context.WithCancel(context.Background())
@@ -103,21 +102,22 @@ func (fm *fleetMode) enqueue(what string, run func(context.Context, *fleet.Fleet
 }
 
 // mayFetch is the OCSP manager's FetchGate: the leader fetches for the fleet; the others
-// fetch only while they cannot reach etcd. Right after start, before the first session
-// had its chance (one dial timeout), nobody is known to lead, and fetching then would
-// make every instance of a fleet restarted together ask the responder.
+// fetch only while they cannot reach etcd. Until the first attempt to reach etcd has
+// ended, nobody is known to lead, and fetching then would make every instance of a fleet
+// restarted together ask the responder; the attempt is bounded by the dial timeout, but
+// on a loaded machine it may take longer, so the gate waits for its end, not for a time.
 func (fm *fleetMode) mayFetch() bool {
 	if fm == nil {
 		return true
 	}
 	f := fm.f.Load()
-	if f != nil && f.IsLeader() {
+	if f == nil {
+		return false // the fleet starts right after the manager; Start does not block
+	}
+	if f.IsLeader() {
 		return true
 	}
-	if time.Since(fm.started) < fm.cfg.Etcd.DialTimeout.D() {
-		return false
-	}
-	return f == nil || !f.Connected()
+	return f.Tried() && !f.Connected()
 }
 
 // wrapPublish shares, when this instance leads, every verified staple the OCSP manager

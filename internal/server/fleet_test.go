@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/dnsfront/dnsfront/config"
 	"github.com/dnsfront/dnsfront/engine/rules"
+	"github.com/dnsfront/dnsfront/internal/fleet"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // newTestFleetMode is a fleetMode without etcd or writer: what it would write stays in
@@ -19,7 +23,7 @@ func newTestFleetMode(t *testing.T) *fleetMode {
 	t.Helper()
 	cfg := &config.Fleet{Name: "t"}
 	cfg.Etcd.DialTimeout = config.Duration(time.Hour)
-	return &fleetMode{cfg: cfg, log: slog.New(slog.DiscardHandler), started: time.Now(), member: "m",
+	return &fleetMode{cfg: cfg, log: slog.New(slog.DiscardHandler), member: "m",
 		jobs: make(chan fleetJob, 16), shared: map[string][32]byte{}, blocks: map[netip.Prefix]time.Time{}}
 }
 
@@ -68,8 +72,9 @@ func TestFleetShareBlocks(t *testing.T) {
 	}
 }
 
-// Without a fleet everything fetches; in a fleet nobody fetches before the first session
-// had its chance, nor a member that is not the leader.
+// Without a fleet everything fetches; in a fleet nobody fetches before the first attempt
+// to reach etcd has ended, however long it takes, and a member that cannot reach etcd
+// fetches on its own.
 func TestFleetMayFetch(t *testing.T) {
 	var none *fleetMode
 	if !none.mayFetch() {
@@ -77,11 +82,31 @@ func TestFleetMayFetch(t *testing.T) {
 	}
 	fm := newTestFleetMode(t)
 	if fm.mayFetch() {
-		t.Error("fetching during the first dial timeout")
+		t.Error("fetching before the fleet started")
 	}
-	fm.started = time.Now().Add(-2 * time.Hour)
-	if !fm.mayFetch() {
-		t.Error("not fetching with no fleet session after the dial timeout")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, make([]byte, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fleet.Start(context.Background(), fleet.Options{Name: "t", Member: "m", Endpoints: []string{"http://" + closed},
+		DialTimeout: 200 * time.Millisecond, RotationDelay: time.Hour, NumberOfKeys: 2, SecretFile: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	fm.f.Store(f)
+	if fm.mayFetch() && !f.Tried() {
+		t.Error("fetching while the first attempt is under way")
+	}
+	testutil.Eventually(t, 30*time.Second, "a member that cannot reach etcd fetches", fm.mayFetch)
+	if !f.Tried() || f.Connected() {
+		t.Errorf("fetching with tried %v, connected %v", f.Tried(), f.Connected())
 	}
 }
 
