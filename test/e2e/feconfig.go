@@ -16,6 +16,7 @@ type feConfig struct {
 	EventLoops    int    // default 2
 	ACL           string // a YAML list; "" allows 127.0.0.0/8 and ::1
 	UDPTimeout    int    // general.udp_timeout in seconds; 0: dnsfront's default
+	DrainTimeout  string // general.drain_timeout ("30s"); "": dnsfront's default
 	PKI           *devpki.TestPKI
 	Binds         []feBind
 	Backends      []feBackend
@@ -61,6 +62,9 @@ func (c feConfig) YAML() string {
 	fmt.Fprintf(&b, "general:\n  event_loops: %d\n  log_level: info\n", loops)
 	if c.UDPTimeout > 0 {
 		fmt.Fprintf(&b, "  udp_timeout: %d\n", c.UDPTimeout)
+	}
+	if c.DrainTimeout != "" {
+		fmt.Fprintf(&b, "  drain_timeout: %s\n", c.DrainTimeout)
 	}
 	acl := c.ACL
 	if acl == "" {
