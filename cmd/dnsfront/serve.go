@@ -123,8 +123,20 @@ func serve(cfgPath, pidFile string) error {
 				continue
 			}
 			if sig == syscall.SIGUSR2 {
-				if upgradeAndHandOver(srv, log) {
-					return nil
+				// The watchdog is pinged meanwhile: the successor's start and the drain
+				// may take longer than its period.
+				done := make(chan bool, 1)
+				go func() { done <- upgradeAndHandOver(srv, log) }()
+				for waiting := true; waiting; {
+					select {
+					case <-watchdog:
+						notifyErr(log, notify.Watchdog())
+					case handedOver := <-done:
+						if handedOver {
+							return nil
+						}
+						waiting = false
+					}
 				}
 				continue
 			}
