@@ -251,3 +251,38 @@ func stopSuccessor(t *testing.T, pid int) {
 		t.Errorf("the new process %d did not stop within %v", pid, stopTimeout)
 	}
 }
+
+// An upgrade whose successor cannot start (here its configuration is broken) changes
+// nothing: the old process logs why and goes on serving its connections and listeners.
+func TestUpgradeFailureKeepsServing(t *testing.T) {
+	t.Parallel()
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	d := Start(t, upgradeConfig, listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr})
+	old, err := readPIDFile(d.PIDFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := DialDoT(t, d.Addr("dot"), "dns.test", CertPool(t, pki.Root.Cert), nil)
+	ExchangeDoT(t, c, NewQuery(testName, dns.TypeA))
+
+	d.WriteRaw("binds: [{listen_adress: \"127.0.0.1:1\"}]\n")
+	mark := len(d.Log())
+	if out, code := RunCLI(t, "upgrade", "--pid-file", d.PIDFile, "--timeout", "3s"); code == 0 {
+		t.Fatalf("dnsfront upgrade succeeded with a broken configuration: %s", out)
+	}
+	if !d.WaitLog("upgrade failed; this process goes on serving", mark, 20*time.Second) {
+		t.Fatalf("no failure logged:\n%s", d.Log()[mark:])
+	}
+	if pid, err := readPIDFile(d.PIDFile); err != nil || pid != old {
+		t.Errorf("pid file after a failed upgrade: %d (%v), want %d", pid, err, old)
+	}
+	if r := ExchangeDoT(t, c, NewQuery(testName, dns.TypeA)); !equalStrings(AnswerStrings(r), testAnswer) {
+		t.Errorf("the warm DoT connection after a failed upgrade: %v", AnswerStrings(r))
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		if r := MustExchange(t, network, d.Addr("dns"), NewQuery(testName, dns.TypeA)); !equalStrings(AnswerStrings(r), testAnswer) {
+			t.Errorf("Do53 over %s after a failed upgrade: %v", network, AnswerStrings(r))
+		}
+	}
+}
