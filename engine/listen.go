@@ -147,11 +147,32 @@ func (e *Engine) setupBind(b *BindOptions) error {
 	return nil
 }
 
-// sameBind reports whether a running bind a serves what b describes.
+// sameBind reports whether a running bind a serves what b describes: every exported
+// field is the same (a field added to BindOptions counts without a change here). Pointers
+// are the same object (the TLS store and handshaker of an unchanged TLS bind are kept),
+// except the DoH options, which the server builds anew at each reload.
 func sameBind(a, b *BindOptions) bool {
-	return a.Addr == b.Addr && a.Protocol == b.Protocol && a.MaxConns == b.MaxConns && a.Pool == b.Pool &&
-		a.TLSStore == b.TLSStore && a.Handshaker == b.Handshaker && a.PadResponses == b.PadResponses && a.Proxy == b.Proxy &&
-		sameExported(a.DoH, b.DoH)
+	if !sameExported(a.DoH, b.DoH) {
+		return false
+	}
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	for i := range va.NumField() {
+		f := va.Type().Field(i)
+		if !f.IsExported() || f.Name == "DoH" {
+			continue
+		}
+		x, y := va.Field(i), vb.Field(i)
+		if f.Type.Kind() == reflect.Pointer {
+			if x.Pointer() != y.Pointer() {
+				return false
+			}
+			continue
+		}
+		if !reflect.DeepEqual(x.Interface(), y.Interface()) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameExported compares two option structs by their exported fields: the unexported

@@ -136,3 +136,25 @@ func TestSameBindIgnoresResolvedDoHOptions(t *testing.T) {
 		t.Error("a DoH bind with another idle timeout compares as the same")
 	}
 }
+
+// Every setting of a bind counts: one that differs in any field is another bind, whose
+// connections are built anew.
+func TestSameBindComparesEveryField(t *testing.T) {
+	base := BindOptions{Addr: netip.MustParseAddrPort("127.0.0.1:53"), Protocol: "Do53"}
+	for name, change := range map[string]func(b *BindOptions){
+		"pool":      func(b *BindOptions) { b.Pool = "other" },
+		"max conns": func(b *BindOptions) { b.MaxConns = 3 },
+		"padding":   func(b *BindOptions) { b.PadResponses = true },
+		"proxy":     func(b *BindOptions) { b.Proxy.Enabled = true },
+	} {
+		a, b := base, base
+		change(&b)
+		if sameBind(&a, &b) {
+			t.Errorf("%s: a changed bind compares as the same", name)
+		}
+	}
+	a, b := base, base
+	if !sameBind(&a, &b) {
+		t.Error("the same bind compares as changed")
+	}
+}
