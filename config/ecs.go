@@ -1,7 +1,5 @@
 package config
 
-import "fmt"
-
 // EDNSClientSubnet is dnsdist's edns_client_subnet: what a query bound for a backend with
 // use_client_subnet carries (RFC 7871). Defaults: DefaultECSSourcePrefixV4 and V6.
 type EDNSClientSubnet struct {
@@ -41,9 +39,6 @@ func (c *Config) validateECS(v *validator) {
 	if p := e.SourcePrefixV6; p != nil && *p > 128 {
 		v.errorf("edns_client_subnet.source_prefix_v6", "must be between 0 and 128, got %d", *p)
 	}
-	for i, b := range c.Backends {
-		if b.DisableZeroScope && !b.UseClientSubnet {
-			v.errorf(fmt.Sprintf("backends[%d].disable_zero_scope", i), "has no effect without use_client_subnet")
-		}
-	}
+	// disable_zero_scope without use_client_subnet has no effect, and is accepted as
+	// dnsdist accepts it: a migrated configuration must load.
 }

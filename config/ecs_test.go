@@ -41,14 +41,25 @@ backends:
 	}
 }
 
+// dnsdist accepts disable_zero_scope on a backend without use_client_subnet (it has no
+// effect there); a configuration migrated from dnsdist must load as it did.
+func TestDisableZeroScopeAloneLoads(t *testing.T) {
+	doc := "binds: [{listen_address: \"127.0.0.1:53\"}]\nbackends:\n  - address: \"127.0.0.1:5300\"\n    disable_zero_scope: true\n"
+	c, err := Parse("ecs.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := c.Backends[0]; !b.DisableZeroScope || b.UseClientSubnet {
+		t.Fatalf("backend %+v", b)
+	}
+}
+
 func TestECSErrors(t *testing.T) {
 	cases := []struct{ doc, want string }{
 		{"binds: [{listen_address: \"127.0.0.1:53\"}]\nedns_client_subnet:\n  source_prefix_v4: 33\n",
 			"ecs.yaml:3:21: edns_client_subnet.source_prefix_v4: must be between 0 and 32, got 33"},
 		{"binds: [{listen_address: \"127.0.0.1:53\"}]\nedns_client_subnet:\n  source_prefix_v6: 129\n",
 			"ecs.yaml:3:21: edns_client_subnet.source_prefix_v6: must be between 0 and 128, got 129"},
-		{"binds: [{listen_address: \"127.0.0.1:53\"}]\nbackends:\n  - address: \"127.0.0.1:5300\"\n    disable_zero_scope: true\n",
-			"backends[0].disable_zero_scope: has no effect without use_client_subnet"},
 		{"binds: [{listen_address: \"127.0.0.1:53\"}]\nquery_rules:\n  - selector: { type: All }\n    action: { type: SetECS, ipv4: \"192.0.2.0/33\" }\n",
 			"ecs.yaml:4:35: query_rules[0].action.ipv4: \"192.0.2.0/33\" is not a netmask"},
 		{"binds: [{listen_address: \"127.0.0.1:53\"}]\nquery_rules:\n  - selector: { type: All }\n    action: { type: SetECS }\n",
