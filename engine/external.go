@@ -75,9 +75,10 @@ type externalStream struct {
 }
 
 // NewExternalClient registers a client of an external listener: protocol is "DoQ" or
-// "DoH3", pool the backend pool of its bind, peer its address. The caller checks the ACL
+// "DoH3", pool the backend pool of its bind, local the listener's address (what the
+// rules' LocalAddr and dnstap's response address read) and peer the client's. The caller checks the ACL
 // at accept (Allows), as the TCP listeners do.
-func (e *Engine) NewExternalClient(protocol, pool string, peer netip.AddrPort) (*ExternalClient, error) {
+func (e *Engine) NewExternalClient(protocol, pool string, local, peer netip.AddrPort) (*ExternalClient, error) {
 	var p proto
 	switch protocol {
 	case "DoQ":
@@ -92,7 +93,7 @@ func (e *Engine) NewExternalClient(protocol, pool string, peer netip.AddrPort) (
 		return nil, err
 	}
 	xs := &externalStream{waiting: map[uint64]AnswerFunc{}}
-	bind := &BindOptions{Addr: peer, Protocol: protocol, Pool: pool}
+	bind := &BindOptions{Addr: local, Protocol: protocol, Pool: pool}
 	cc := &clientConn{l: l, bind: bind, proto: p, peer: peer, stream: xs}
 	return &ExternalClient{l: l, cc: cc, xs: xs}, nil
 }

@@ -77,9 +77,10 @@ func ask(t *testing.T, x *ExternalClient, msg []byte) outcome {
 func TestExternalClient(t *testing.T) {
 	e := startExternalEngine(t, 2)
 	peer := netip.MustParseAddrPort("127.0.0.1:5000")
+	local := netip.MustParseAddrPort("127.0.0.1:853")
 	var xs []*ExternalClient
 	for range 4 {
-		x, err := e.NewExternalClient("DoQ", "", peer)
+		x, err := e.NewExternalClient("DoQ", "", local, peer)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,6 +88,9 @@ func TestExternalClient(t *testing.T) {
 	}
 	seen := map[*loop]bool{}
 	for _, x := range xs {
+		if x.cc.bind.Addr != local {
+			t.Fatalf("external client's bind address %v, want the listener's %v", x.cc.bind.Addr, local)
+		}
 		seen[x.l] = true
 	}
 	if len(seen) != 2 {
@@ -118,7 +122,7 @@ func TestExternalClient(t *testing.T) {
 	if r := ask(t, xs[1], append([]byte(nil), q...)); r.o != Dropped {
 		t.Fatalf("while draining: outcome %v, want dropped", r.o)
 	}
-	if _, err := e.NewExternalClient("DoT", "", peer); err == nil {
+	if _, err := e.NewExternalClient("DoT", "", local, peer); err == nil {
 		t.Fatal("an external client for DoT was made")
 	}
 	_ = e.Stop()

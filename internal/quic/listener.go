@@ -343,7 +343,7 @@ func (l *Listener) accept(qc *quicgo.Conn, info *connInfo) {
 	if ua != nil {
 		peer = ua.AddrPort()
 	}
-	client, err := l.eng.NewExternalClient(l.opts.Protocol, l.opts.Pool, peer)
+	client, err := l.eng.NewExternalClient(l.opts.Protocol, l.opts.Pool, l.Addr(), peer)
 	if err != nil {
 		l.stats.refused.Add(1)
 		_ = qc.CloseWithError(DoQInternalError, "server stopping")
