@@ -358,7 +358,6 @@ func (l *loop) answerError(p *pending, msg []byte, q question, rc byte) {
 func (l *loop) deliver(p *pending, m []byte, kind failKind) {
 	defer l.putPending(p)
 	l.tapResponse(p, m)
-	l.proxyAnswered(p)
 	if p.proto == protoUDP {
 		l.queueDatagram(p.udpFD, m, p.peer, nil, -1)
 		return

@@ -306,6 +306,9 @@ func (l *loop) giveUp(p *pending, timedOut bool) {
 
 // failSock answers SERVFAIL for every query waiting on a socket that closed or failed.
 func (l *loop) failSock(s *backendSock) {
+	if o, ok := l.ppl.socks[s]; ok && o.cc == nil {
+		delete(l.ppl.socks, s) // a one-query socket (proxy_out.go): nothing else will use it
+	}
 	for id, p := range s.pending {
 		delete(s.pending, id)
 		p.sock = nil

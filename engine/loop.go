@@ -208,7 +208,10 @@ func (l *loop) getPending() *pending {
 	return &pending{}
 }
 
+// putPending recycles p once its query has ended, whichever way: answered, answered with
+// an error, dropped, or its answer dropped by a rule.
 func (l *loop) putPending(p *pending) {
+	l.proxyDone(p)
 	gen := p.gen + 1
 	q := p.query[:0]
 	*p = pending{gen: gen, query: q}

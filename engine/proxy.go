@@ -65,6 +65,9 @@ type proxyIn struct {
 	dst netip.AddrPort
 	// buf holds the part of an inside-TLS header seen so far, when a TLS record split it.
 	buf []byte
+	// cfg is the setting that required the header: the rest of it is read against the
+	// same one, even if a reload has changed or removed it since.
+	cfg *ProxyProtocol
 }
 
 // proxiedStream is a TLS stream that can read a header at the start of its plaintext.
@@ -106,7 +109,7 @@ func (l *loop) proxyStreamStart(cc *clientConn) (more, drop bool) {
 		if cfg == nil || !cc.bind.Proxy.Enabled || !cfg.ACL.Allows(cc.peer.Addr()) {
 			return true, false
 		}
-		pp.state = ppOutside
+		pp.state, pp.cfg = ppOutside, cfg
 		if cc.bind.TLSStore != nil && !cc.bind.Proxy.OutsideTLS {
 			ps, ok := cc.stream.(proxiedStream)
 			if !ok {
@@ -120,7 +123,7 @@ func (l *loop) proxyStreamStart(cc *clientConn) (more, drop bool) {
 		return true, false
 	}
 	buf, _ := cc.gc.Peek(-1)
-	h, n, err := parseProxyHeader(buf, l.current().Proxy.MaxSize)
+	h, n, err := parseProxyHeader(buf, pp.cfg.MaxSize)
 	if errors.Is(err, errPPShort) {
 		return false, false
 	}
@@ -154,7 +157,7 @@ func (pp *proxyIn) inside(p []byte, bad bool) ([]byte, bool) {
 		pp.buf = append(pp.buf, p...)
 		b = pp.buf
 	}
-	h, n, err := parseProxyHeader(b, l.current().Proxy.MaxSize)
+	h, n, err := parseProxyHeader(b, pp.cfg.MaxSize)
 	if errors.Is(err, errPPShort) {
 		if len(pp.buf) == 0 {
 			pp.buf = append(pp.buf, p...) // p is the TLS layer's buffer: keep a copy
@@ -186,8 +189,7 @@ func (l *loop) proxyApply(cc *clientConn, h ppHeader, outside bool) bool {
 		return true
 	}
 	l.ppl.stats.valid.Add(1)
-	st := l.current()
-	if st.Proxy.ApplyACLToProxied && !st.ACL.Allows(h.src.Addr()) {
+	if cc.pp.cfg.ApplyACLToProxied && !l.current().ACL.Allows(h.src.Addr()) {
 		l.stats.aclDrops.Add(1)
 		l.e.log.Debug("connection dropped by the ACL", "peer", cc.peer, "client", h.src)
 		return false

@@ -52,9 +52,12 @@ func (l *loop) backendSockFor(p *pending, tcp bool) *backendSock {
 		return l.sock(p.backend, tcp)
 	}
 	cc := p.client
-	if cc != nil && cc.gc == nil {
+	if cc != nil && (cc.gc == nil || p.pp.src != cc.peer) {
 		// A DoQ or DoH3 client (external.go): the engine is not told when it goes, so
-		// its query gets a connection of its own, like a UDP client's.
+		// its query gets a connection of its own, like a UDP client's. So does a query
+		// whose client a DoH X-Forwarded-For names: a connection per named client would
+		// let one client connection open backend connections without bound, while one
+		// per query is bounded by the queries in flight (max_tcp_in_flight).
 		cc = nil
 	}
 	if cc != nil {
@@ -88,11 +91,15 @@ func (l *loop) backendSockFor(p *pending, tcp bool) *backendSock {
 	}
 	l.ppl.stats.sentTCP.Add(1)
 	s.connect()
+	if s.failed && cc == nil {
+		delete(l.ppl.socks, s) // its query fails with it; nothing else will reach it
+	}
 	return s
 }
 
-// proxyAnswered closes the one-query socket of a UDP client's query once it is answered.
-func (l *loop) proxyAnswered(p *pending) {
+// proxyDone closes the one-query socket of a query once the query has ended (putPending),
+// however it ended: answered, timed out, or its answer dropped or held by a rule.
+func (l *loop) proxyDone(p *pending) {
 	s := p.sock
 	if s == nil || !s.tcp || len(l.ppl.socks) == 0 {
 		return
