@@ -193,6 +193,9 @@ func appendECS(out []byte, hdr int, p *pending) []byte {
 		binary.BigEndian.PutUint16(out[len(out)-ol-2:], uint16(ol))
 		return out
 	}
+	if p.q.optOff < 0 {
+		return out // no OPT record, and too long for one: it goes without a subnet
+	}
 	h, _, err := dnswire.ReadRR(m, p.q.optOff)
 	if err != nil || h.End() != len(m) {
 		return out
@@ -234,13 +237,22 @@ func (l *loop) ecsAnswer(p *pending, m []byte) []byte {
 	if !p.ecs.clientECS {
 		return dnswire.RemoveOption(m, h, off, n)
 	}
+	// The backend's scope is for the subnet dnsfront sent; it says something of the
+	// client's own only when both are of one family, and never more than its bits. Else
+	// the answer is given for the client's whole source prefix.
 	own := p.ecs.orig
-	if n >= 8 {
-		own.Scope = m[off+7]
+	own.Scope = own.Source
+	if n >= 8 && binary.BigEndian.Uint16(m[off+4:]) == own.Family {
+		own.Scope = min(m[off+7], ecsMaxBits(own.Family))
 	}
 	if own.OptionLen() == n {
 		own.AppendOption(m[off:off])
 		return m
+	}
+	if len(m)-n+own.OptionLen() > maxMsgLen {
+		// The client's option is longer than the one it replaces and the answer has no
+		// room for it: the answer goes without one rather than past a TCP frame's length.
+		return dnswire.RemoveOption(m, h, off, n)
 	}
 	b := append(l.ecsBuf[:0], m[:off]...)
 	b = own.AppendOption(b)
@@ -248,4 +260,12 @@ func (l *loop) ecsAnswer(p *pending, m []byte) []byte {
 	binary.BigEndian.PutUint16(b[h.RDOff-2:], uint16(h.RDLen-n+own.OptionLen()))
 	l.ecsBuf = b
 	return b
+}
+
+// ecsMaxBits is the longest prefix of an ECS address family.
+func ecsMaxBits(family uint16) uint8 {
+	if family == dnswire.FamilyIPv4 {
+		return 32
+	}
+	return 128
 }

@@ -173,7 +173,13 @@ func TestECSAnswer(t *testing.T) {
 			t.Errorf("client gets %v", got)
 		}
 	})
-	for _, own := range []string{"198.51.100.7/32", "198.51.100.0/24", "2001:db8::/48"} {
+	// The backend answers for the IPv4 subnet dnsfront sent: its scope (20) is given
+	// back to IPv4 clients; an IPv6 client's option says its own source prefix instead.
+	for _, c := range []struct {
+		own   string
+		scope uint8
+	}{{"198.51.100.7/32", 20}, {"198.51.100.0/24", 20}, {"2001:db8::/48", 48}} {
+		own := c.own
 		t.Run("the client's own option comes back: "+own, func(t *testing.T) {
 			p := ecsPending(t, query(subnetOption(own, 0)), "192.0.2.0/24", true)
 			p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
@@ -182,8 +188,8 @@ func TestECSAnswer(t *testing.T) {
 			if e == nil {
 				t.Fatalf("client gets no ECS: %v", got)
 			}
-			if s := netip.PrefixFrom(netip.MustParseAddr(e.Address.String()).Unmap(), int(e.SourceNetmask)).String(); s != own || e.SourceScope != 20 {
-				t.Errorf("client gets %s scope %d, want %s scope 20", s, e.SourceScope, own)
+			if s := netip.PrefixFrom(netip.MustParseAddr(e.Address.String()).Unmap(), int(e.SourceNetmask)).String(); s != own || e.SourceScope != c.scope {
+				t.Errorf("client gets %s scope %d, want %s scope %d", s, e.SourceScope, own, c.scope)
 			}
 			if len(got.IsEdns0().Option) != 2 || len(got.Answer) != 1 {
 				t.Errorf("client gets %v", got)
@@ -301,5 +307,93 @@ func TestECSClientAddr(t *testing.T) {
 		if got := l.clientAddr(c.p); got.String() != c.want {
 			t.Errorf("client %s, want %s", got, c.want)
 		}
+	}
+}
+
+// A TCP query with no OPT record and too long for one (past 65524 bytes, trailing bytes
+// included) goes to an ECS backend unchanged: there is no OPT record to put a subnet in.
+// appendECS read a record at offset -1 and the loop crashed.
+func TestAppendECSQueryTooLongForOPT(t *testing.T) {
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	q := packMsg(t, m)
+	q = append(q, make([]byte, 65530-len(q))...)
+	pq, err := parseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ecsPending(t, q, "192.0.2.0/24", false)
+	p.q = pq
+	p.addOPT = pq.optOff < 0 && len(q)+optLen <= maxMsgLen // as forward decides
+	if p.addOPT {
+		t.Fatal("the query should be too long for an OPT record")
+	}
+	out := append([]byte{0, 0}, q...)
+	if got := appendECS(out, 2, p); len(got) != len(out) {
+		t.Fatalf("query changed from %d to %d bytes", len(out), len(got))
+	}
+}
+
+// A client's own option replaced by a subnet of the other family gets back an option
+// that is valid for its own family: the backend's scope (for the other family, or a
+// hostile 255) is not copied into it.
+func TestECSAnswerScopeStaysInFamily(t *testing.T) {
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, subnetOption("198.51.100.0/24", 0))
+	q := packMsg(t, m)
+	p := ecsPending(t, q, "2001:db8::/56", true)
+	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
+	l := &loop{}
+	for _, c := range []struct {
+		backend string
+		scope   uint8
+		want    uint8
+	}{{"2001:db8::/56", 56, 24}, {"2001:db8::/56", 255, 24}} {
+		out := l.ecsAnswer(p, ecsAnswerOf(t, subnetOption(c.backend, c.scope)))
+		_, h, _ := dnswire.FindOPT(out)
+		off, n, _ := dnswire.FindOption(out, h, dnswire.OptionECS)
+		e, err := dnswire.ParseECS(out[off+4 : off+n])
+		if err != nil || e.Family != dnswire.FamilyIPv4 || e.Scope != c.want {
+			t.Errorf("backend scope %d: the client gets % x (%+v, %v), want its IPv4 /24 with scope %d", c.scope, out[off+4:off+n], e, err, c.want)
+		}
+	}
+	// Of one family, the backend's scope is given back, bounded by the family's bits.
+	m.IsEdns0().Option[0] = subnetOption("2001:db8:1::/48", 0)
+	p = ecsPending(t, packMsg(t, m), "2001:db8::/56", true)
+	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
+	out := l.ecsAnswer(p, ecsAnswerOf(t, subnetOption("2001:db8::/56", 200)))
+	_, h, _ := dnswire.FindOPT(out)
+	off, n, _ := dnswire.FindOption(out, h, dnswire.OptionECS)
+	if e, err := dnswire.ParseECS(out[off+4 : off+n]); err != nil || e.Scope != 128 {
+		t.Errorf("same family, backend scope 200: the client gets %+v (%v), want scope 128", e, err)
+	}
+}
+
+// An answer near 64 KiB whose ECS option is shorter than the client's own does not grow
+// past what a TCP length prefix can say: it goes without the option instead.
+func TestECSAnswerStaysWithin64K(t *testing.T) {
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, subnetOption("2001:db8::1/128", 0))
+	q := packMsg(t, m)
+	p := ecsPending(t, q, "192.0.2.0/24", true)
+	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
+	r := new(dns.Msg)
+	r.SetReply(m)
+	r.SetEdns0(1232, false)
+	base := packMsg(t, r)
+	r.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_PADDING{Padding: make([]byte, 65535-len(base)-4-11-8)}, subnetOption("192.0.2.0/24", 24)}
+	a := packMsg(t, r)
+	l := &loop{}
+	out := l.ecsAnswer(p, a)
+	if len(out) > maxMsgLen {
+		t.Fatalf("answer to the client is %d bytes: its TCP length prefix would say %d", len(out), uint16(len(out)))
+	}
+	_, h, _ := dnswire.FindOPT(out)
+	if off, _, _ := dnswire.FindOption(out, h, dnswire.OptionECS); off >= 0 {
+		t.Errorf("an ECS option is left in an answer with no room for the client's own")
 	}
 }

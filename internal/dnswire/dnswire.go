@@ -55,7 +55,7 @@ func IsResponse(msg []byte) bool { return msg[2]&0x80 != 0 }
 func SkipName(msg []byte, off int) (int, error) {
 	n := 0 // octets of the labels read so far, length bytes included
 	for {
-		if off >= len(msg) {
+		if off < 0 || off >= len(msg) {
 			return 0, ErrShort
 		}
 		c := int(msg[off])
