@@ -366,8 +366,10 @@ func (c *Conn) runHandshake() error {
 	err := tc.Handshake()
 	c.tls, c.hsErr = tc, err
 	if err == nil {
-		// Still this goroutine's: drop what the handshake grew (release.go).
-		c.trimmed = releaseTLSBuffers(tc)
+		// Still this goroutine's: drop what the handshake grew (release.go). Trimmed
+		// also tells handBack that crypto/tls holds no bytes the loop must read, so it
+		// is true only where the buffers could be looked at: else the loop is woken.
+		c.trimmed = releaseTLSBuffers(tc) && tlsBuffers().ok
 	}
 	if c.handBack() {
 		_ = c.gc.Wake(nil)
