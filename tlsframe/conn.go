@@ -33,7 +33,9 @@ var (
 //
 // Concurrency: every method runs on the connection's event loop. The
 // handshake runs on a Handshaker goroutine that owns the tls.Conn until it
-// stores stateDone and wakes the connection; flightWritten and expire are
+// stores stateDone, and wakes the connection when the loop has something to
+// act on (handBack; else the loop takes over at the client's next bytes or
+// at close); flightWritten and expire are
 // the only other entry points off the caller's path, and they touch atomics,
 // the adapter's lock and gnet's concurrency-safe calls only.
 type Conn struct {
