@@ -36,7 +36,8 @@ type Options struct {
 	FlushTimeout time.Duration
 	FlushFrames  int
 	// ReopenInterval is the longest wait between two connection attempts
-	// (reopen_interval); the first retry comes sooner (minReconnect).
+	// (reopen_interval); the first retry comes sooner (minReconnect). It is also how
+	// long a connection must last to count as serving, which resets the wait.
 	ReopenInterval time.Duration
 	// Connections is the number of connections, each with its writer (connection_count).
 	Connections int
@@ -50,7 +51,10 @@ const (
 	// minReconnect is the first wait after a lost or refused connection: a collector
 	// that restarts is back within a fraction of a second, and the queue bridges that.
 	// Each failure doubles the wait, up to ReopenInterval, so a collector that is down
-	// costs one attempt per ReopenInterval.
+	// costs one attempt per ReopenInterval. A connection that closes before it has
+	// lasted ReopenInterval is a failure too, not a recovery: a collector that accepts
+	// the handshake and then closes (rejecting us, or crash-looping) would otherwise
+	// get ten connections a second.
 	minReconnect = 100 * time.Millisecond
 	// dialTimeout bounds a connection attempt (dnsdist's protobuf logger default).
 	dialTimeout = 2 * time.Second
@@ -65,8 +69,9 @@ const (
 
 // Logger is one dnstap destination. Log is safe for concurrent use and never blocks.
 type Logger struct {
-	opts Options
-	q    chan Event // never closed: a loop may still Log after Close
+	opts  Options
+	q     chan Event // never closed: a loop may still Log after Close
+	clock clock      // set before Start, read only by the writers
 
 	stop, kill       context.CancelFunc
 	stopCtx, killCtx context.Context
@@ -114,7 +119,7 @@ func New(opts Options) (*Logger, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	l := &Logger{opts: opts, q: make(chan Event, opts.QueueSize)}
+	l := &Logger{opts: opts, q: make(chan Event, opts.QueueSize), clock: realClock{}}
 	l.stopCtx, l.stop = context.WithCancel(context.Background())
 	l.killCtx, l.kill = context.WithCancel(context.Background())
 	return l, nil

@@ -14,56 +14,64 @@ import (
 
 // run is one writer: connect, write until the connection fails, wait, reconnect; until
 // Close.
+//
+// A failure streak starts with the first refused or lost connection and ends when a
+// connection has served for ReopenInterval: the streak logs one Warn at its start and
+// one Info at its end, whatever happens in between, and each failure in it doubles the
+// wait, up to ReopenInterval.
 func (l *Logger) run() {
 	defer l.wg.Done()
 	enc := newEncoder(l.opts.Version)
 	wait := minReconnect
-	failing := false // log the first failure of a series only
+	failing := false
 	for l.stopCtx.Err() == nil {
 		conn, fw, uncut, err := l.connect()
-		if err != nil {
+		if err == nil {
+			l.connects.Add(1)
+			l.connected.Add(1)
+			steady, stopSteady := l.clock.timer(l.opts.ReopenInterval)
+			onSteady := func() {
+				if failing {
+					l.opts.Log.Info("dnstap: serving the collector again", "logger", l.opts.Name, "peer", l.opts.Address)
+					failing = false
+				}
+				wait = minReconnect
+			}
+			err = l.serve(conn, fw, enc, watch(conn), steady, onSteady)
+			stopSteady()
+			l.connected.Add(-1)
+			uncut()
+			_ = conn.Close()
+			if err == nil {
+				return // closed
+			}
+			l.writeErrors.Add(1)
+			if !failing {
+				l.opts.Log.Warn("dnstap: lost the collector, reconnecting", "logger", l.opts.Name, "peer", l.opts.Address, "err", err)
+			}
+		} else {
 			if l.stopCtx.Err() != nil {
 				return
 			}
 			l.connectErrors.Add(1)
 			if !failing {
 				l.opts.Log.Warn("dnstap: cannot reach the collector, retrying", "logger", l.opts.Name, "peer", l.opts.Address, "err", err)
-				failing = true
 			}
-			if !l.pause(wait) {
-				return
-			}
-			wait = min(2*wait, l.opts.ReopenInterval)
-			continue
 		}
-		l.connects.Add(1)
-		l.connected.Add(1)
-		if failing {
-			l.opts.Log.Info("dnstap: connected to the collector", "logger", l.opts.Name, "peer", l.opts.Address)
-		}
-		failing, wait = false, minReconnect
-		err = l.serve(conn, fw, enc, watch(conn))
-		l.connected.Add(-1)
-		uncut()
-		_ = conn.Close()
-		if err == nil {
-			return // closed
-		}
-		l.writeErrors.Add(1)
-		l.opts.Log.Warn("dnstap: lost the collector, reconnecting", "logger", l.opts.Name, "peer", l.opts.Address, "err", err)
 		failing = true
-		if !l.pause(minReconnect) {
+		if !l.pause(wait) {
 			return
 		}
+		wait = min(2*wait, l.opts.ReopenInterval)
 	}
 }
 
 // pause waits d, or less if the logger is closed; it reports whether to go on.
 func (l *Logger) pause(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
+	c, stop := l.clock.timer(d)
+	defer stop()
 	select {
-	case <-t.C:
+	case <-c:
 		return true
 	case <-l.stopCtx.Done():
 		return false
@@ -114,8 +122,10 @@ var errGone = errors.New("the collector closed the connection")
 
 // serve writes queued events to fw until a write fails or the collector goes (the error
 // is returned) or the logger is closed (nil). Frames are flushed by size, count or age,
-// as fstrm does.
-func (l *Logger) serve(conn net.Conn, fw *framestream.Writer, enc *encoder, gone <-chan struct{}) error {
+// as fstrm does. It calls onSteady once steady fires: the connection has lasted long
+// enough to count as serving.
+func (l *Logger) serve(conn net.Conn, fw *framestream.Writer, enc *encoder, gone <-chan struct{},
+	steady <-chan time.Time, onSteady func()) error {
 	var (
 		frames, bytes int
 		timer         = time.NewTimer(time.Hour)
@@ -158,6 +168,9 @@ func (l *Logger) serve(conn net.Conn, fw *framestream.Writer, enc *encoder, gone
 			return nil
 		case <-gone:
 			return errGone
+		case <-steady:
+			onSteady()
+			steady = nil
 		case ev := <-l.q:
 			payload, err := enc.encode(&ev)
 			if err != nil {
