@@ -30,7 +30,7 @@ import (
 // Concurrency: the Fleet is behind an atomic pointer (nil until Start has it); writes to
 // etcd go through one queue worker, so that the callers that must not block (the rules'
 // evaluator, the OCSP manager's publish callback, the fleet's own callbacks) never wait
-// on etcd. shared is guarded by mu.
+// on etcd. shared and blocks are guarded by mu; tickets by ticketsMu.
 type fleetMode struct {
 	cfg    *config.Fleet
 	log    *slog.Logger
@@ -46,6 +46,12 @@ type fleetMode struct {
 	mu     sync.Mutex
 	shared map[string][32]byte        // certificate ID → SHA-256 of the staple DER last shared, either way
 	blocks map[netip.Prefix]time.Time // the end of each block as last shared by this member
+
+	// ticketsMu orders the fleet's installs in the binds in force against a reload's
+	// install in the binds it adds: whichever comes second sees the other's work, so a
+	// bind published by a reload never keeps a ring older than the others'.
+	ticketsMu sync.Mutex
+	tickets   [][32]byte // the fleet's ring as last installed; nil before its first keys
 }
 
 type fleetJob struct {
@@ -258,12 +264,7 @@ func (s *Server) startFleet() error {
 	opt.TLS = tc
 	// From the fleet's first keys on, the fleet rotates them and local rotation would fight
 	// it; until then (etcd unreachable since start) the rings keep rotating on their own.
-	opt.OnTicketKeys = func(keys [][32]byte) {
-		for _, tb := range s.tlsBinds() {
-			tb.tickets.Stop()
-			tb.tickets.SetKeys(keys)
-		}
-	}
+	opt.OnTicketKeys = func(keys [][32]byte) { fm.installTickets(keys, s.tlsBinds) }
 	opt.OnStaple = func(fp [32]byte, der []byte) {
 		id := hex.EncodeToString(fp[:])
 		fm.mu.Lock()
@@ -312,6 +313,39 @@ func (s *Server) startFleet() error {
 	s.reg.MustRegister(f.Collector())
 	s.log.Info("fleet: joining", "fleet", c.Name, "member", fm.member, "endpoints", c.Etcd.Endpoints)
 	return nil
+}
+
+// installTickets makes keys the ring of every TLS bind in force, and stops the binds'
+// own rotation. binds is read under ticketsMu, so that a bind a reload publishes
+// meanwhile gets keys either here or from adoptTickets.
+func (fm *fleetMode) installTickets(keys [][32]byte, binds func() map[string]*tlsBind) {
+	fm.ticketsMu.Lock()
+	defer fm.ticketsMu.Unlock()
+	fm.tickets = keys
+	for _, tb := range binds() {
+		tb.tickets.Stop()
+		tb.tickets.SetKeys(keys)
+	}
+}
+
+// adoptTickets gives the TLS binds a reload has just published (added, or replaced with
+// a new TLS side) the fleet's ring, so that sessions from the other members resume on
+// them at once rather than from the next rotation. Before the fleet's first keys they
+// keep rotating their own, as every bind does then. It runs at commit, after the binds
+// are published, and cannot fail.
+func (fm *fleetMode) adoptTickets(tbs []*tlsBind) {
+	if fm == nil || len(tbs) == 0 {
+		return
+	}
+	fm.ticketsMu.Lock()
+	defer fm.ticketsMu.Unlock()
+	if fm.tickets == nil {
+		return
+	}
+	for _, tb := range tbs {
+		tb.tickets.Stop()
+		tb.tickets.SetKeys(fm.tickets)
+	}
 }
 
 // fleetTLS loads the CA and client certificate that reach etcd; nil without fleet.etcd.tls.

@@ -74,14 +74,26 @@ func (s *Server) tlsBinds() map[string]*tlsBind {
 }
 
 // setTLSBinds publishes the TLS binds of a committed configuration and keeps the retired
-// ones until retire (or Shutdown) closes them.
+// ones until retire (or Shutdown) closes them. In a fleet, the binds new to it take the
+// fleet's ticket ring (fleet.go).
 func (s *Server) setTLSBinds(m map[string]*tlsBind, retired []*tlsBind) {
 	s.tlsMu.Lock()
-	defer s.tlsMu.Unlock()
+	was := map[*tlsBind]bool{}
+	for _, tb := range s.tls {
+		was[tb] = true
+	}
+	var added []*tlsBind
+	for _, tb := range m {
+		if !was[tb] {
+			added = append(added, tb)
+		}
+	}
 	s.tls = maps.Clone(m)
 	for _, tb := range retired {
 		s.retiring[tb] = struct{}{}
 	}
+	s.tlsMu.Unlock()
+	s.fm.adoptTickets(added) // outside tlsMu: the fleet's installs take ticketsMu, then tlsMu
 }
 
 // retire closes TLS sides whose connections are gone.
