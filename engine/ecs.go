@@ -17,7 +17,10 @@ import (
 //     removed (the whole OPT record when the client had none), and a client whose option
 //     was replaced gets its own back, with the backend's scope.
 //   - The packet cache keys on the subnet (packetcache/ecs.go), and shares an answer with
-//     scope 0 among all clients unless a backend of the pool has disable_zero_scope.
+//     scope 0 among all clients unless a backend of the pool has disable_zero_scope. An
+//     answer whose option names another subnet than the one sent is not the answer for
+//     it (RFC 7871 §7.3): the cache refuses it and counts it, the client still gets it
+//     (as from dnsdist), without that option.
 //
 // The decision is made once per query, before the cache (prepareECS), for the pool: the
 // cache is consulted before a backend is picked, so a pool with any backend that uses ECS
@@ -219,9 +222,10 @@ func appendECS(out []byte, hdr int, p *pending) []byte {
 
 // ecsAnswer gives the client of p the ECS view it asked for in the answer m: no option if
 // it sent none (the whole OPT record goes later, in finish, when it sent no OPT record),
-// its own subnet with the backend's scope if its option was replaced. It works in place
-// when the length does not change, else in the loop's ecs buffer. m is returned as it is
-// when its OPT record is not the last record.
+// its own subnet with the backend's scope if its option was replaced. Every ECS option
+// of the backend's goes, not only the first: a second one would name the subnet sent as
+// well. It works in place when the length does not change, else in the loop's ecs
+// buffer. m is returned as it is when its OPT record is not the last record.
 func (l *loop) ecsAnswer(p *pending, m []byte) []byte {
 	if !p.ecs.on || p.addOPT {
 		return m
@@ -235,16 +239,22 @@ func (l *loop) ecsAnswer(p *pending, m []byte) []byte {
 		return m
 	}
 	if !p.ecs.clientECS {
-		return dnswire.RemoveOption(m, h, off, n)
+		m, _, _ = dnswire.RemoveOptions(m, h, dnswire.OptionECS, off)
+		return m
 	}
 	// The backend's scope is for the subnet dnsfront sent; it says something of the
-	// client's own only when both are of one family, and never more than its bits. Else
-	// the answer is given for the client's whole source prefix.
+	// client's own only when it is the answer for that subnet (RFC 7871 §7.3) and both
+	// are of one family, and never more than its bits. Else the answer is given for the
+	// client's whole source prefix.
 	own := p.ecs.orig
 	own.Scope = own.Source
-	if n >= 8 && binary.BigEndian.Uint16(m[off+4:]) == own.Family {
-		own.Scope = min(m[off+7], ecsMaxBits(own.Family))
+	if p.ecs.sub.Family == own.Family {
+		if a := dnswire.CheckECSAnswer(m, h, p.ecs.sub); !a.Mismatch && a.Count == 1 {
+			own.Scope = min(m[off+7], ecsMaxBits(own.Family))
+		}
 	}
+	// The options after the first go, then the first becomes the client's own.
+	m, h, _ = dnswire.RemoveOptions(m, h, dnswire.OptionECS, off+n)
 	if own.OptionLen() == n {
 		own.AppendOption(m[off:off])
 		return m

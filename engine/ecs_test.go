@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/dnsfront/dnsfront/engine/packetcache"
 	"github.com/dnsfront/dnsfront/internal/dnswire"
 )
 
@@ -359,15 +360,19 @@ func TestECSAnswerScopeStaysInFamily(t *testing.T) {
 			t.Errorf("backend scope %d: the client gets % x (%+v, %v), want its IPv4 /24 with scope %d", c.scope, out[off+4:off+n], e, err, c.want)
 		}
 	}
-	// Of one family, the backend's scope is given back, bounded by the family's bits.
+	// Of one family, the backend's scope is given back; one past the family's bits makes
+	// the backend's option malformed, which says nothing of the subnet sent (RFC 7871 §6,
+	// §7.3): the client's own source prefix goes back instead.
 	m.IsEdns0().Option[0] = subnetOption("2001:db8:1::/48", 0)
 	p = ecsPending(t, packMsg(t, m), "2001:db8::/56", true)
 	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
-	out := l.ecsAnswer(p, ecsAnswerOf(t, subnetOption("2001:db8::/56", 200)))
-	_, h, _ := dnswire.FindOPT(out)
-	off, n, _ := dnswire.FindOption(out, h, dnswire.OptionECS)
-	if e, err := dnswire.ParseECS(out[off+4 : off+n]); err != nil || e.Scope != 128 {
-		t.Errorf("same family, backend scope 200: the client gets %+v (%v), want scope 128", e, err)
+	for _, c := range []struct{ scope, want uint8 }{{56, 56}, {128, 128}, {200, 48}} {
+		out := l.ecsAnswer(p, ecsAnswerOf(t, subnetOption("2001:db8::/56", c.scope)))
+		_, h, _ := dnswire.FindOPT(out)
+		off, n, _ := dnswire.FindOption(out, h, dnswire.OptionECS)
+		if e, err := dnswire.ParseECS(out[off+4 : off+n]); err != nil || e.Scope != c.want {
+			t.Errorf("same family, backend scope %d: the client gets %+v (%v), want scope %d", c.scope, e, err, c.want)
+		}
 	}
 }
 
@@ -395,5 +400,125 @@ func TestECSAnswerStaysWithin64K(t *testing.T) {
 	_, h, _ := dnswire.FindOPT(out)
 	if off, _, _ := dnswire.FindOption(out, h, dnswire.OptionECS); off >= 0 {
 		t.Errorf("an ECS option is left in an answer with no room for the client's own")
+	}
+}
+
+// RFC 7871 §7.3: an answer whose ECS option names another subnet than the one sent (its
+// family, source prefix length or address) is not the answer for that subnet. It is
+// stored neither for the subnet nor as a zero-scope entry, it is counted, and the client
+// still gets it, without the option. An answer with two options loses both, for the
+// client and in the shared entry.
+func TestECSAnswerMismatchNotCached(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		opts     []*dns.EDNS0_SUBNET
+		stored   bool // for 127.0.0.0/24
+		shared   bool // as a zero-scope entry
+		mismatch bool
+	}{
+		{"matching", []*dns.EDNS0_SUBNET{subnetOption("127.0.0.0/24", 24)}, true, false, false},
+		{"matching, scope 0", []*dns.EDNS0_SUBNET{subnetOption("127.0.0.0/24", 0)}, false, true, false},
+		{"family", []*dns.EDNS0_SUBNET{subnetOption("2001:db8::/24", 0)}, false, false, true},
+		{"source prefix", []*dns.EDNS0_SUBNET{subnetOption("127.0.0.0/25", 0)}, false, false, true},
+		{"address", []*dns.EDNS0_SUBNET{subnetOption("127.0.1.0/24", 24)}, false, false, true},
+		{"second option", []*dns.EDNS0_SUBNET{subnetOption("127.0.0.0/24", 0), subnetOption("10.0.0.0/24", 0)}, false, false, true},
+		{"two options", []*dns.EDNS0_SUBNET{subnetOption("127.0.0.0/24", 24), subnetOption("127.0.0.0/24", 24)}, true, false, false},
+		{"two options, scope 0", []*dns.EDNS0_SUBNET{subnetOption("127.0.0.0/24", 0), subnetOption("127.0.0.0/24", 0)}, false, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h, client := ecsHotPath(t)
+			cache := packetcache.New(packetcache.DefaultOptions(10))
+			h.l.e.state.Load().Pools[""].Cache = cache
+			a := unpackMsg(t, h.answer)
+			a.IsEdns0().Option = nil
+			for _, o := range c.opts {
+				a.IsEdns0().Option = append(a.IsEdns0().Option, o)
+			}
+			h.answer = packMsg(t, a)
+			h.roundTrip()
+
+			_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 4096)
+			n, err := client.Read(buf)
+			if err != nil {
+				t.Fatalf("the client got no answer: %v", err)
+			}
+			got := unpackMsg(t, buf[:n])
+			if got.IsEdns0() == nil || len(got.IsEdns0().Option) != 0 || len(got.Answer) != 2 {
+				t.Errorf("client gets %v", got)
+			}
+
+			st := cache.Stats()
+			if want := map[bool]uint64{true: 1}[c.mismatch]; st.ECSMismatches != want || st.Uncacheable != want {
+				t.Errorf("mismatches %d, uncacheable %d, want %d", st.ECSMismatches, st.Uncacheable, want)
+			}
+			sub := dnswire.ECSFromPrefix(netip.MustParsePrefix("127.0.0.0/24"))
+			if _, ok := cache.GetSubnet(h.query, sub, false, nil, time.Now()); ok != c.stored {
+				t.Errorf("stored for the subnet sent: %v, want %v", ok, c.stored)
+			}
+			shared, ok := cache.Get(h.query, nil, time.Now())
+			if ok != c.shared {
+				t.Fatalf("stored as a zero-scope entry: %v, want %v", ok, c.shared)
+			}
+			if ok {
+				if m := unpackMsg(t, shared); m.IsEdns0() == nil || len(m.IsEdns0().Option) != 0 {
+					t.Errorf("the shared entry carries %v", m.IsEdns0())
+				}
+			}
+		})
+	}
+}
+
+// A client whose own option was replaced gets it back once, however many the backend
+// sent, and with its own source prefix as the scope when the backend answered for
+// another subnet than the one sent.
+func TestECSAnswerOwnOptionOnMismatch(t *testing.T) {
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, subnetOption("198.51.100.0/24", 0))
+	p := ecsPending(t, packMsg(t, m), "192.0.2.0/24", true)
+	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
+	l := &loop{}
+	for _, c := range []struct {
+		name  string
+		opts  []dns.EDNS0
+		scope uint8
+	}{
+		{"matching", []dns.EDNS0{subnetOption("192.0.2.0/24", 20)}, 20},
+		{"address", []dns.EDNS0{subnetOption("192.0.3.0/24", 20)}, 24},
+		{"source prefix", []dns.EDNS0{subnetOption("192.0.2.0/23", 20)}, 24},
+		{"two matching", []dns.EDNS0{subnetOption("192.0.2.0/24", 20), subnetOption("192.0.2.0/24", 20)}, 24},
+		{"two, one with another subnet", []dns.EDNS0{subnetOption("192.0.2.0/24", 20), subnetOption("203.0.113.0/24", 16)}, 24},
+		{"two around a cookie", []dns.EDNS0{subnetOption("192.0.2.0/24", 20), &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}, subnetOption("203.0.113.0/25", 16)}, 24},
+	} {
+		r := new(dns.Msg)
+		r.SetReply(m)
+		r.SetEdns0(1232, false)
+		r.IsEdns0().Option = c.opts
+		got := unpackMsg(t, l.ecsAnswer(p, packMsg(t, r)))
+		e := ecsOf(t, got) // fails on two
+		if e == nil || e.SourceNetmask != 24 || !e.Address.Equal(net.IPv4(198, 51, 100, 0)) || e.SourceScope != c.scope {
+			t.Errorf("%s: the client gets %v, want its own /24 with scope %d", c.name, got.IsEdns0(), c.scope)
+		}
+	}
+}
+
+// The client that sent no subnet gets none, however many the backend sent.
+func TestECSAnswerRemovesEveryOption(t *testing.T) {
+	q := new(dns.Msg)
+	q.SetQuestion("www.example.com.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	p := ecsPending(t, packMsg(t, q), "192.0.2.0/24", false)
+	r := new(dns.Msg)
+	r.SetReply(q)
+	r.SetEdns0(1232, false)
+	r.IsEdns0().Option = []dns.EDNS0{subnetOption("192.0.2.0/24", 24),
+		&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"},
+		subnetOption("198.51.100.0/24", 24), subnetOption("192.0.2.0/24", 0)}
+	l := &loop{}
+	got := unpackMsg(t, l.ecsAnswer(p, packMsg(t, r)))
+	if o := got.IsEdns0(); o == nil || len(o.Option) != 1 || o.Option[0].Option() != dns.EDNS0COOKIE {
+		t.Errorf("the client gets %v, want the cookie alone", o)
 	}
 }

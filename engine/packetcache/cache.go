@@ -24,7 +24,10 @@ type Stats struct {
 	Evictions   uint64 // entries dropped to make room for another
 	Expunged    uint64 // expired entries whose slot was taken for another answer
 	Uncacheable uint64 // Insert calls whose answer was not stored
-	Entries     uint64 // entries held now, expired ones included until removed
+	// ECSMismatches are the answers InsertSubnet did not store because their ECS option
+	// named another subnet than the query's (counted in Uncacheable too).
+	ECSMismatches uint64
+	Entries       uint64 // entries held now, expired ones included until removed
 }
 
 // entry is one cached answer. Its fields are written under the shard's write
@@ -51,6 +54,7 @@ type shard struct {
 	hand   int
 
 	hits, misses, insertions, evictions, expunged, uncacheable, entries atomic.Uint64
+	ecsMismatches                                                       atomic.Uint64
 	_                                                                   [64]byte // keep hot counters of neighbouring shards apart
 }
 
@@ -260,6 +264,7 @@ func (c *Cache) Stats() Stats {
 		st.Evictions += s.evictions.Load()
 		st.Expunged += s.expunged.Load()
 		st.Uncacheable += s.uncacheable.Load()
+		st.ECSMismatches += s.ecsMismatches.Load()
 		st.Entries += s.entries.Load()
 	}
 	return st

@@ -22,7 +22,14 @@ import (
 // such an answer under the key of the query without the added subnet, so that every
 // client shares it, and GetSubnet looks there first. It applies only when the client sent
 // no subnet of its own (the caller says so with zeroScope), as in dnsdist: a client that
-// sent one must get its own back, which a shared entry cannot promise.
+// sent one must get its own back, which a shared entry cannot promise. The shared entry
+// has the key of a query without a subnet, which is also the key of the answers a pool
+// stores when it sends no subnet (a SetDisableECS rule, or a pool without ECS that uses
+// the same cache): one entry serves both, as in dnsdist (docs/protocols.md).
+//
+// Mismatches (RFC 7871 §7.3): an answer whose ECS option names another family, source
+// prefix length or address than the subnet sent is not the answer for that subnet, and
+// is stored neither for it nor with zero scope.
 
 const (
 	// ecsKeyLen is the most one subnet adds to a key: a tag, the family, the source
@@ -62,9 +69,10 @@ func (c *Cache) GetSubnet(query []byte, sub dnswire.ECS, zeroScope bool, dst []b
 }
 
 // InsertSubnet is Insert for the answer to a query sent with the client subnet sub (see
-// GetSubnet). With zeroScope, an answer whose ECS option has scope 0 is stored for every
-// client, without that option. tempFailTTL, when not negative, is the lifetime of a
-// SERVFAIL or REFUSED answer, as in InsertTempFailureTTL.
+// GetSubnet). With zeroScope, an answer whose ECS options all have scope 0 is stored for
+// every client, without them. An answer with an ECS option that names another subnet
+// than sub is not stored at all (ECSMismatches). tempFailTTL, when not negative, is the
+// lifetime of a SERVFAIL or REFUSED answer, as in InsertTempFailureTTL.
 func (c *Cache) InsertSubnet(query, response []byte, sub dnswire.ECS, zeroScope bool, now time.Time, tempFailTTL int64) {
 	tf := c.opts.TemporaryFailureTTL
 	if tempFailTTL >= 0 {
@@ -76,14 +84,24 @@ func (c *Cache) InsertSubnet(query, response []byte, sub dnswire.ECS, zeroScope 
 		c.shards[0].uncacheable.Add(1)
 		return
 	}
-	if zeroScope {
-		if start, h, err := dnswire.FindOPT(response); err == nil && start >= 0 && h.End() == len(response) {
-			off, n, err := dnswire.FindOption(response, h, dnswire.OptionECS)
-			if err == nil && off >= 0 && n >= 8 && response[off+7] == 0 {
-				// Stored without the option: it named the subnet of the client whose
-				// query brought the answer in, which is no other client's business.
-				var buf [1232]byte
-				shared := dnswire.RemoveOption(append(buf[:0], response...), h, off, n)
+	// A TC answer is refused by insertKey whatever its option says (RFC 7871 §7.3 checks
+	// only answers without TC); one whose OPT record cannot be found is judged there too.
+	if start, h, err := dnswire.FindOPT(response); err == nil && start >= 0 && response[2]&0x02 == 0 {
+		a := dnswire.CheckECSAnswer(response, h, sub)
+		if a.Mismatch {
+			// RFC 7871 §7.3: not the answer for sub, so it holds for no subnet; as a
+			// zero-scope entry it would reach every client.
+			c.shards[0].ecsMismatches.Add(1)
+			c.shards[0].uncacheable.Add(1)
+			return
+		}
+		if zeroScope && a.ZeroScope && h.End() == len(response) {
+			// Stored without the options: they named the subnet of the client whose
+			// query brought the answer in, which is no other client's business. Every
+			// one goes, as a second option would name it as well as the first.
+			var buf [1232]byte
+			shared, _, err := dnswire.RemoveOptions(append(buf[:0], response...), h, dnswire.OptionECS, h.RDOff)
+			if err == nil {
 				c.insertKey(kb[:kl], nameEnd, shared, now, tf)
 				return
 			}

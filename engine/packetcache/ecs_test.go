@@ -169,3 +169,86 @@ func BenchmarkGetSubnetHit(b *testing.B) {
 		}
 	}
 }
+
+// ecsAnswerWith is the backend's answer to q carrying the ECS options opts, in order.
+func ecsAnswerWith(t testing.TB, q *dns.Msg, opts ...dns.EDNS0) []byte {
+	r := answer(t, q, dns.RcodeSuccess, []string{q.Question[0].Name + " 300 IN A 192.0.2.1"}, nil)
+	if r.IsEdns0() == nil {
+		r.SetEdns0(1232, false)
+	}
+	r.IsEdns0().Option = append(r.IsEdns0().Option, opts...)
+	return pack(t, r)
+}
+
+// TestSubnetMismatchNotStored: RFC 7871 §7.3, an answer whose option names another
+// family, source prefix length or address than the subnet sent is not the answer for
+// it: stored neither for that subnet nor as a zero-scope entry, and counted.
+func TestSubnetMismatchNotStored(t *testing.T) {
+	q := newQuery("www.example.com.", dns.TypeA, qopt{edns: true})
+	qb := pack(t, q)
+	sent := subnet("192.0.2.0/24")
+	for _, c := range []struct {
+		name string
+		opts []dns.EDNS0
+	}{
+		{"family", []dns.EDNS0{ecsOption("2001:db8::/24", 0)}},
+		{"source prefix", []dns.EDNS0{ecsOption("192.0.2.0/25", 0)}},
+		{"shorter source prefix", []dns.EDNS0{ecsOption("192.0.0.0/16", 16)}},
+		{"address", []dns.EDNS0{ecsOption("198.51.100.0/24", 0)}},
+		{"second option", []dns.EDNS0{ecsOption("192.0.2.0/24", 0), ecsOption("198.51.100.0/24", 0)}},
+		{"malformed", []dns.EDNS0{&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24, 0, 192, 0}}}},
+	} {
+		for _, zeroScope := range []bool{true, false} {
+			c2 := New(DefaultOptions(100))
+			c2.InsertSubnet(qb, ecsAnswerWith(t, q, c.opts...), sent, zeroScope, t0, -1)
+			if _, ok := c2.GetSubnet(qb, sent, zeroScope, nil, t0); ok {
+				t.Errorf("%s (zero scope %v): stored for the subnet sent", c.name, zeroScope)
+			}
+			if _, ok := c2.Get(qb, nil, t0); ok {
+				t.Errorf("%s (zero scope %v): stored for every client", c.name, zeroScope)
+			}
+			if st := c2.Stats(); st.ECSMismatches != 1 || st.Uncacheable != 1 || st.Entries != 0 {
+				t.Errorf("%s (zero scope %v): stats %+v", c.name, zeroScope, st)
+			}
+		}
+	}
+	// An answer without an option stays with the subnet sent, as before; a TC answer is
+	// refused for being truncated, not counted as a mismatch.
+	c := New(DefaultOptions(100))
+	c.InsertSubnet(qb, ecsAnswerWith(t, q), sent, true, t0, -1)
+	if _, ok := c.GetSubnet(qb, sent, false, nil, t0); !ok {
+		t.Error("an answer without an option was not stored for the subnet sent")
+	}
+	tc := ecsAnswerWith(t, q, ecsOption("198.51.100.0/24", 0))
+	tc[2] |= 0x02
+	c.InsertSubnet(qb, tc, sent, true, t0, -1)
+	if st := c.Stats(); st.ECSMismatches != 0 || st.Uncacheable != 1 || st.Entries != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestZeroScopeSharedWithoutAnyOption: an answer with two zero-scope options is shared
+// without either; the other options stay.
+func TestZeroScopeSharedWithoutAnyOption(t *testing.T) {
+	c := New(DefaultOptions(100))
+	q := newQuery("www.example.com.", dns.TypeA, qopt{edns: true})
+	qb := pack(t, q)
+	cookie := &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}
+	c.InsertSubnet(qb, ecsAnswerWith(t, q, ecsOption("192.0.2.0/24", 0), cookie, ecsOption("192.0.2.0/24", 0)), subnet("192.0.2.0/24"), true, t0, -1)
+	got, ok := c.GetSubnet(qb, subnet("198.51.100.0/24"), true, nil, t0)
+	if !ok {
+		t.Fatal("another subnet missed the zero-scope answer")
+	}
+	if o := unpack(t, got).IsEdns0(); o == nil || len(o.Option) != 1 || o.Option[0].Option() != dns.EDNS0COOKIE {
+		t.Errorf("the shared answer carries %v, want the cookie alone", o)
+	}
+	// Scope 0 in one option and 24 in the other: it holds for the subnet only.
+	c2 := New(DefaultOptions(100))
+	c2.InsertSubnet(qb, ecsAnswerWith(t, q, ecsOption("192.0.2.0/24", 0), ecsOption("192.0.2.0/24", 24)), subnet("192.0.2.0/24"), true, t0, -1)
+	if _, ok := c2.Get(qb, nil, t0); ok {
+		t.Error("shared although one option has scope 24")
+	}
+	if _, ok := c2.GetSubnet(qb, subnet("192.0.2.0/24"), false, nil, t0); !ok {
+		t.Error("not stored for its subnet")
+	}
+}
