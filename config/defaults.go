@@ -55,6 +55,11 @@ const (
 	DefaultECSSourcePrefixV6 = 56
 	// DefaultProxyProtocolMaxSize is dnsdist's proxy_protocol.maximum_payload_size.
 	DefaultProxyProtocolMaxSize = 512
+	// The QUIC keys of DoQ and DoH3 binds (config/quic.go).
+	DefaultQUICIdleTimeout      = 5 // seconds, dnsdist's
+	DefaultQUICCongestion       = "reno"
+	DefaultQUICRetryThreshold   = 64
+	DefaultDoQQueriesPerConnect = 65535 // dnsdist's
 )
 
 func boolPtr(b bool) *bool { return &b }

@@ -41,14 +41,6 @@ type BindDoQ struct {
 	MaxConcurrentQueriesPerConnection int `yaml:"max_concurrent_queries_per_connection"`
 }
 
-// Defaults of the QUIC keys.
-const (
-	DefaultQUICIdleTimeout      = 5 // seconds, dnsdist's
-	DefaultQUICCongestion       = "reno"
-	DefaultQUICRetryThreshold   = 64
-	DefaultDoQQueriesPerConnect = 65535 // dnsdist's
-)
-
 // IsQUIC reports whether the bind listens on UDP for QUIC (DoQ or DoH3).
 func (b *Bind) IsQUIC() bool { return b.Protocol == "DoQ" || b.Protocol == "DoH3" }
 
