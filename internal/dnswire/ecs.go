@@ -128,24 +128,7 @@ func ParseECS(data []byte) (ECS, error) {
 // or off -1 when the record does not carry it. An option running past the record is
 // an error.
 func FindOption(msg []byte, h RRHeader, code uint16) (off, n int, err error) {
-	end := h.End()
-	if end > len(msg) {
-		return -1, 0, ErrShort
-	}
-	for o := h.RDOff; o < end; {
-		if o+4 > end {
-			return -1, 0, ErrShort
-		}
-		l := 4 + int(binary.BigEndian.Uint16(msg[o+2:]))
-		if o+l > end {
-			return -1, 0, ErrShort
-		}
-		if binary.BigEndian.Uint16(msg[o:]) == code {
-			return o, l, nil
-		}
-		o += l
-	}
-	return -1, 0, nil
+	return NextOption(msg, h, code, h.RDOff)
 }
 
 // ReadECS finds the ECS option of the OPT record h of msg and parses it. found is false
