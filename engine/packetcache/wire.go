@@ -12,14 +12,14 @@ import (
 // shape. They never allocate: the cache runs them on every lookup.
 
 const (
-	headerLen  = 12
-	maxNameLen = 255
+	headerLen  = dnswire.HeaderLen
+	maxNameLen = dnswire.MaxNameLen
 	// key = lower-cased qname wire form, qtype, qclass, one flag byte, then the
 	// client's own EDNS Client Subnet and the one a frontend adds, if any (ecs.go).
 	maxKeyLen = maxNameLen + 5 + 2*ecsKeyLen
 
 	typeSOA = 6
-	typeOPT = 41
+	typeOPT = dnswire.TypeOPT
 
 	rcodeNoError  = 0
 	rcodeServFail = 2
