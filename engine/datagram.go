@@ -59,6 +59,9 @@ func (l *loop) drainBackend(s *backendSock, fd int) {
 // queueDatagram queues m for the socket fd: an answer to the UDP client to, or a query on
 // the connected socket of backend sock (to invalid). Outside a pass it leaves at once.
 func (l *loop) queueDatagram(fd int, m []byte, to netip.AddrPort, sock *backendSock, backend int) {
+	if fd < 0 {
+		return // the client's listener closed (forgetListeners): its fd may name another socket
+	}
 	if l.wr.full() {
 		l.flushDatagrams()
 	}
@@ -102,6 +105,32 @@ func (l *loop) sentDatagram(o *outMsg, err error) {
 		// other error leaves the query pending for its timeout.
 		if errors.Is(err, unix.ECONNREFUSED) && o.sock.gc != nil && !o.sock.closed {
 			_ = o.sock.gc.Close()
+		}
+	}
+}
+
+// forgetListeners makes the UDP listeners fds unanswerable on the loop before they close:
+// the queries in flight that came on them, the answers a Delay rule holds and the answers
+// queued get fd -1, and are dropped when they are due. Once a listener closes, the kernel
+// may give its number to a client's TCP connection, and an answer sent to that number
+// would land in the client's stream.
+func (l *loop) forgetListeners(fds map[int]bool) {
+	for qi := range l.timeouts {
+		for _, f := range l.timeouts[qi].entries {
+			// Every query sent to a backend has its deadline here until it ends.
+			if p := f.p; p.gen == f.gen && p.proto == protoUDP && fds[p.udpFD] {
+				p.udpFD = -1
+			}
+		}
+	}
+	for i := range l.pol.delay.entries {
+		if d := &l.pol.delay.entries[i]; fds[d.fd] {
+			d.fd = -1
+		}
+	}
+	for i := range l.wr.q {
+		if o := &l.wr.q[i]; o.sock == nil && fds[o.fd] {
+			o.fd = -1
 		}
 	}
 }

@@ -99,6 +99,9 @@ type Engine struct {
 	detached  []int // UDP listeners no longer read, closed at Stop
 	start     *BindPlan
 
+	// udpDrain holds the UDP sockets of removed binds until their drain ends (listen.go).
+	udpDrain map[listenKey][]drainingSock
+
 	loopsMu sync.Mutex
 	loops   atomic.Pointer[map[gnet.EventLoop]*loop]
 	loopSeq int

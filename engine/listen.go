@@ -65,9 +65,11 @@ func unmapped(ap netip.AddrPort) netip.AddrPort {
 type BindPlan struct {
 	binds []*BindOptions
 	open  []listenSock // opened (or inherited), for the loops at commit
-	// inherited are the descriptors of open that came from Options.Inherit: Abort puts
-	// them back.
+	// inherited are the descriptors of open that came from Options.Inherit, reclaimed
+	// those that were draining (a removed bind's address added again): Abort puts them
+	// back.
 	inherited map[int]listenKey
+	reclaimed map[int]drainingSock
 	close     []listenSock   // sockets of addresses no bind has any more
 	removed   []*BindOptions // binds whose connections end
 	keep      map[listenKey]bool
@@ -105,12 +107,74 @@ func (p *BindPlan) Abort() {
 
 func (p *BindPlan) abort() {
 	p.committed = true
+	over := map[int]bool{}
 	for _, s := range p.open {
 		if k, ok := p.inherited[s.fd]; ok && p.e.inherit != nil {
 			p.e.inherit[k] = append(p.e.inherit[k], s.fd)
 			continue
 		}
+		if d, ok := p.reclaimed[s.fd]; ok {
+			if d.drain.over {
+				over[s.fd] = true // its drain ended meanwhile and left it to the plan
+				continue
+			}
+			p.e.udpDrain[s.key] = append(p.e.udpDrain[s.key], d)
+			continue
+		}
 		_ = unix.Close(s.fd)
+	}
+	p.e.closeListeners(over)
+}
+
+// A UDP socket of a removed bind is no longer read but stays open for drain_timeout: the
+// answers to the queries it brought leave from it. While it is open it stays in the
+// kernel's SO_REUSEPORT group of its address, which hands it a share of the datagrams
+// sent there, so a bind added again on the address takes it back (prepareBinds) rather
+// than open new sockets beside it that would leave that share unread.
+
+// udpDrain is the drain of the UDP sockets a commit removed; over once it ended (listenMu).
+type udpDrain struct{ over bool }
+
+// drainingSock is a UDP socket of a removed bind, open until its drain ends.
+type drainingSock struct {
+	listenSock
+	drain *udpDrain
+}
+
+// endUDPDrain closes the sockets of drain d that no plan took back.
+func (e *Engine) endUDPDrain(d *udpDrain) {
+	e.listenMu.Lock()
+	defer e.listenMu.Unlock()
+	d.over = true
+	fds := map[int]bool{}
+	for k, list := range e.udpDrain {
+		keep := list[:0]
+		for _, s := range list {
+			if s.drain == d {
+				fds[s.fd] = true
+			} else {
+				keep = append(keep, s)
+			}
+		}
+		if len(keep) == 0 {
+			delete(e.udpDrain, k)
+		} else {
+			e.udpDrain[k] = keep
+		}
+	}
+	e.closeListeners(fds)
+}
+
+// closeListeners closes UDP listeners the loops no longer read, once every loop has made
+// them unanswerable (forgetListeners): an answer still to come for a query they brought is
+// dropped rather than sent on a number the kernel may give to another socket.
+func (e *Engine) closeListeners(fds map[int]bool) {
+	if len(fds) == 0 {
+		return
+	}
+	e.onLoops(func(l *loop) { l.forgetListeners(fds) })
+	for fd := range fds {
+		_ = unix.Close(fd)
 	}
 }
 
@@ -212,7 +276,7 @@ func (e *Engine) PrepareBinds(binds []BindOptions) (*BindPlan, error) {
 
 func (e *Engine) prepareBinds(binds []BindOptions) (*BindPlan, error) {
 	cur := e.binds.Load()
-	p := &BindPlan{e: e, inherited: map[int]listenKey{}, keep: map[listenKey]bool{}}
+	p := &BindPlan{e: e, inherited: map[int]listenKey{}, reclaimed: map[int]drainingSock{}, keep: map[listenKey]bool{}}
 	seen := map[netip.AddrPort]bool{}
 	for i := range binds {
 		nb := binds[i]
@@ -246,15 +310,23 @@ func (e *Engine) prepareBinds(binds []BindOptions) (*BindPlan, error) {
 				continue
 			}
 			running[k] = true
-			// Every inherited socket of the address is served (what is queued on it
-			// is read), spread over the loops; loops left without one get a new one.
+			// Every inherited or draining socket of the address is served (what is
+			// queued on it is read), spread over the loops; loops left without one get
+			// a new one.
 			inh := e.inherit[k]
 			delete(e.inherit, k)
 			for j, fd := range inh {
 				p.inherited[fd] = k
 				p.open = append(p.open, listenSock{key: k, fd: fd, loop: j % e.opts.Loops})
 			}
-			for i := len(inh); i < e.opts.Loops; i++ {
+			n := len(inh)
+			for _, d := range e.udpDrain[k] {
+				p.reclaimed[d.fd] = d
+				p.open = append(p.open, listenSock{key: k, fd: d.fd, loop: n % e.opts.Loops})
+				n++
+			}
+			delete(e.udpDrain, k)
+			for i := n; i < e.opts.Loops; i++ {
 				fd, err := openSocket(k.network, k.addr)
 				if err != nil {
 					return fail(err)
@@ -300,10 +372,10 @@ func (e *Engine) commitBinds(p *BindPlan, drain time.Duration, done func()) {
 	// A TCP listener closes at once, so that new connections are refused. A UDP socket
 	// only stops being read: the answers to the queries it brought are sent from it, so
 	// it closes with the drain.
-	var udp []int
+	var udp []listenSock
 	for _, s := range p.close {
 		if s.key.network == "udp" {
-			udp = append(udp, s.fd)
+			udp = append(udp, s)
 		}
 		switch {
 		case !e.listening:
@@ -328,20 +400,36 @@ func (e *Engine) commitBinds(p *BindPlan, drain time.Duration, done func()) {
 		}
 	}
 	e.binds.Store(newBindTable(p.binds, e.opts.Loops))
+	refused := map[int]bool{}
 	for _, s := range p.open {
 		if e.listening {
 			if err := e.eng.AddListener(ctx, s.loop, s.fd); err != nil {
 				e.log.Error("a loop refused a listener", "listener", s.key.String(), "loop", s.loop, "err", err)
-				_ = unix.Close(s.fd)
+				if _, ok := p.reclaimed[s.fd]; ok {
+					refused[s.fd] = true // queries in flight may still name it
+				} else {
+					_ = unix.Close(s.fd)
+				}
 				continue
 			}
 		}
 		socks = append(socks, s)
 	}
 	e.socks = socks
-	e.endBinds(p.removed, drain, func() {
-		for _, fd := range udp {
-			_ = unix.Close(fd)
+	e.closeListeners(refused)
+	var d *udpDrain
+	if len(udp) > 0 {
+		d = &udpDrain{}
+		if e.udpDrain == nil {
+			e.udpDrain = map[listenKey][]drainingSock{}
+		}
+		for _, s := range udp {
+			e.udpDrain[s.key] = append(e.udpDrain[s.key], drainingSock{s, d})
+		}
+	}
+	e.endBinds(p.removed, d != nil, drain, func() {
+		if d != nil {
+			e.endUDPDrain(d)
 		}
 		if done != nil {
 			done()
@@ -349,9 +437,11 @@ func (e *Engine) commitBinds(p *BindPlan, drain time.Duration, done func()) {
 	})
 }
 
-// endBinds ends the connections of binds gone: gracefully at once, and closed at drain.
-func (e *Engine) endBinds(gone []*BindOptions, drain time.Duration, done func()) {
-	if len(gone) == 0 {
+// endBinds ends the connections of binds gone: gracefully at once, and closed at drain;
+// done runs then, off the caller's goroutine when there was anything to wait for (wait:
+// UDP sockets to close).
+func (e *Engine) endBinds(gone []*BindOptions, wait bool, drain time.Duration, done func()) {
+	if len(gone) == 0 && !wait {
 		done()
 		return
 	}

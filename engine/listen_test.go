@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dnsfront/dnsfront/doh"
+	"github.com/dnsfront/dnsfront/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -156,5 +158,196 @@ func TestSameBindComparesEveryField(t *testing.T) {
 	a, b := base, base
 	if !sameBind(&a, &b) {
 		t.Error("the same bind compares as changed")
+	}
+}
+
+// startTwoBinds starts an engine with two loops on Do53 binds a and b, forwarding to be.
+func startTwoBinds(t *testing.T, be *Backend) (e *Engine, a, b netip.AddrPort) {
+	t.Helper()
+	acl, err := NewACL([]string{"127.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
+	a = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	b = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	e, err = New(Options{Loops: 2, Binds: []BindOptions{{Addr: a, Protocol: "Do53"}, {Addr: b, Protocol: "Do53"}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Stop() })
+	return e, a, b
+}
+
+// rebind puts binds in force with drain and returns a channel closed when the drain ended.
+func rebind(t *testing.T, e *Engine, drain time.Duration, addrs ...netip.AddrPort) <-chan struct{} {
+	t.Helper()
+	var binds []BindOptions
+	for _, a := range addrs {
+		binds = append(binds, BindOptions{Addr: a, Protocol: "Do53"})
+	}
+	p, err := e.PrepareBinds(binds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	e.CommitBinds(p, drain, func() { close(ended) })
+	return ended
+}
+
+// An answer due after its UDP listener closed (here the SERVFAIL of a backend timeout
+// that comes after drain_timeout) is dropped: the listener's descriptor number, reused by
+// a TCP connection accepted since, must not receive it.
+func TestRemovedUDPBindAnswersNoReusedDescriptor(t *testing.T) {
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	be := &Backend{Key: "s", Name: "s", Addr: silent.LocalAddr().(*net.UDPAddr).AddrPort(), Timeout: time.Second}
+	e, a, b := startTwoBinds(t, be)
+
+	e.listenMu.Lock()
+	old := map[int]bool{}
+	for _, s := range e.socks {
+		if s.key == (listenKey{"udp", b}) {
+			old[s.fd] = true
+		}
+	}
+	e.listenMu.Unlock()
+	const queries = 8
+	for i := range queries {
+		c, err := net.Dial("udp", b.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		q := new(dns.Msg)
+		q.SetQuestion(fmt.Sprintf("slow%d.test.", i), dns.TypeA)
+		m, _ := q.Pack()
+		if _, err := c.Write(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "queries in flight", func() bool { return e.Stats().Outstanding == queries })
+
+	// The client sockets exist before the listeners close, so that the descriptors
+	// accepted for them are the lowest free ones: those the listeners had.
+	clients := make([]int, 2*len(old)+4)
+	for i := range clients {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = fd
+		defer unix.Close(fd)
+	}
+	<-rebind(t, e, 10*time.Millisecond, a)
+	if e.Stats().Outstanding != queries {
+		t.Fatal("the backend timeout passed before the drain ended; the test proves nothing")
+	}
+	for _, fd := range clients {
+		if err := unix.Connect(fd, sockaddr(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reused := func() int {
+		n := 0
+		e.onLoops(func(l *loop) {
+			for c := range l.clients {
+				if old[c.gc.Fd()] {
+					n++
+				}
+			}
+		})
+		return n
+	}
+	testutil.Eventually(t, 5*time.Second, "the connections accepted", func() bool { return e.connections() == int64(len(clients)) })
+	if reused() == 0 {
+		t.Fatal("no accepted connection took a closed listener's descriptor; the test proves nothing")
+	}
+	testutil.Eventually(t, 5*time.Second, "the backend timeouts", func() bool { return e.Stats().Outstanding == 0 })
+	e.onLoops(func(*loop) {}) // the sweep's pass has sent what it queued
+	for _, fd := range clients {
+		tv := unix.Timeval{Usec: 20000}
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		if n, _ := unix.Read(fd, make([]byte, 512)); n > 0 {
+			t.Errorf("a TCP client received %d bytes meant for a UDP client of a removed bind", n)
+		}
+	}
+}
+
+// A bind removed and added again before its UDP sockets closed takes them back: no socket
+// of the address is left unread in its SO_REUSEPORT group, so no datagram is lost.
+func TestReaddedUDPBindTakesBackItsDrainingSockets(t *testing.T) {
+	be := &Backend{Key: "b", Name: "b", Addr: udpTestBackend(t), Timeout: 5 * time.Second}
+	e, a, b := startTwoBinds(t, be)
+	askUDPAndTCP(t, b)
+	removed := rebind(t, e, time.Minute, a)
+	<-rebind(t, e, time.Minute, a, b)
+	e.listenMu.Lock()
+	left := len(e.udpDrain)
+	e.listenMu.Unlock()
+	if left != 0 {
+		t.Errorf("%d addresses still draining after they were added again", left)
+	}
+
+	const n = 40
+	conns := make([]*net.UDPConn, n)
+	for i := range conns {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		q := new(dns.Msg)
+		q.SetQuestion("a.example.", dns.TypeA)
+		m, _ := q.Pack()
+		if _, err := c.Write(m); err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	lost := 0
+	for _, c := range conns {
+		_ = c.SetReadDeadline(deadline)
+		if _, err := c.Read(make([]byte, 512)); err != nil {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d queries to the bind added again got no answer", lost, n)
+	}
+	_ = e.Stop()
+	<-removed
+}
+
+// A plan that takes back a draining socket and is aborted returns it to its drain.
+func TestAbortedPlanReturnsDrainingSockets(t *testing.T) {
+	be := &Backend{Key: "b", Name: "b", Addr: udpTestBackend(t), Timeout: 5 * time.Second}
+	e, a, b := startTwoBinds(t, be)
+	removed := rebind(t, e, time.Minute, a)
+	p, err := e.PrepareBinds([]BindOptions{{Addr: a, Protocol: "Do53"}, {Addr: b, Protocol: "Do53"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Abort()
+	e.listenMu.Lock()
+	back := len(e.udpDrain[listenKey{"udp", b}])
+	e.listenMu.Unlock()
+	if back != 2 {
+		t.Errorf("%d sockets draining after the abort, want 2", back)
+	}
+	_ = e.Stop()
+	<-removed
+	e.listenMu.Lock()
+	defer e.listenMu.Unlock()
+	if len(e.udpDrain) != 0 {
+		t.Errorf("sockets still draining after the drain ended: %v", e.udpDrain)
 	}
 }

@@ -155,7 +155,9 @@ func (e Engine) ListenerAddrs(ctx context.Context, i int) (map[int]net.Addr, err
 	return out, err
 }
 
-// runOnLoop runs f on the event loop and waits for its result.
+// runOnLoop runs f on the event loop and waits for its result. A loop that has exited
+// never runs f: the engine's context, cancelled at shutdown or when a loop fails, ends the
+// wait, so a caller with no deadline of its own does not wait forever.
 func (el *eventloop) runOnLoop(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
 	err := el.poller.Trigger(queue.HighPriority, func(any) error {
@@ -170,5 +172,7 @@ func (el *eventloop) runOnLoop(ctx context.Context, f func() error) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-el.engine.concurrency.ctx.Done():
+		return errorx.ErrEngineShutdown
 	}
 }
