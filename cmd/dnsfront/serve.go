@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -76,7 +77,7 @@ func serve(cfgPath, pidFile string) error {
 	}
 	var opts server.StartOptions
 	if heir != nil {
-		opts.Sockets = heir.Sockets
+		opts.Sockets, opts.Serving = heir.Sockets, heir.Serving
 	}
 	srv, err := server.StartWith(cfgPath, log, opts)
 	if err != nil {
@@ -90,22 +91,39 @@ func serve(cfgPath, pidFile string) error {
 			log.Warn(w)
 		}
 	}
-	if pidFile != "" {
+	writePID := func() {
+		if pidFile == "" {
+			return
+		}
 		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			log.Warn("cannot write pid file", "file", pidFile, "err", err)
 		}
-		defer removePIDFile(pidFile)
 	}
 	log.Info("dnsfront started", "version", server.Version, "config", cfgPath, "pid", os.Getpid())
 	if heir != nil {
 		// The predecessor stops reading the sockets once told; systemd follows the new
-		// main process (NotifyAccess=all in the unit).
-		notifyErr(log, notify.Notify("MAINPID="+strconv.Itoa(os.Getpid()), "READY=1", "STATUS=serving "+cfgPath+" (upgraded)"))
-		if err := heir.Ready(); err != nil {
+		// main process (NotifyAccess=all in the unit). Neither is told when the
+		// predecessor gave up waiting: the sockets are its own again.
+		err := heir.Ready(func() {
+			writePID()
+			notifyErr(log, notify.Notify("MAINPID="+strconv.Itoa(os.Getpid()), "READY=1", "STATUS=serving "+cfgPath+" (upgraded)"))
+		})
+		if errors.Is(err, upgrade.ErrAborted) {
+			log.Error("upgrade: the predecessor gave up waiting and goes on serving; handing the listeners back and stopping")
+			if herr := srv.Handover(context.Background()); herr != nil {
+				log.Warn("upgrade: handing back ended early", "err", herr)
+			}
+			return err
+		}
+		if err != nil {
 			log.Warn("upgrade: cannot tell the predecessor; it stops at its timeout", "err", err)
 		}
 	} else {
+		writePID()
 		notifyErr(log, notify.Ready("serving "+cfgPath))
+	}
+	if pidFile != "" {
+		defer removePIDFile(pidFile)
 	}
 	for {
 		select {
@@ -123,22 +141,14 @@ func serve(cfgPath, pidFile string) error {
 				continue
 			}
 			if sig == syscall.SIGUSR2 {
-				// The watchdog is pinged meanwhile: the successor's start and the drain
-				// may take longer than its period.
-				done := make(chan bool, 1)
-				go func() { done <- upgradeAndHandOver(srv, log) }()
-				for waiting := true; waiting; {
-					select {
-					case <-watchdog:
-						notifyErr(log, notify.Watchdog())
-					case handedOver := <-done:
-						if handedOver {
-							return nil
-						}
-						waiting = false
-					}
+				done, stop := upgradeAndHandOver(srv, log, notify, watchdog, sigs)
+				if done {
+					return nil
 				}
-				continue
+				if stop == nil {
+					continue
+				}
+				sig = stop
 			}
 			log.Info("stopping: draining queries in flight", "signal", sig.String())
 			notifyErr(log, notify.Stopping())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dnsfront/dnsfront/internal/sdnotify"
 	"github.com/dnsfront/dnsfront/internal/server"
 )
 
@@ -22,22 +23,75 @@ const upgradeTimeout = 60 * time.Second
 
 // upgradeAndHandOver runs a binary upgrade (SIGUSR2): it starts the successor with the
 // listening sockets, and once the successor serves, stops reading them, drains and stops.
-// It reports whether this process is done; on a failed upgrade it goes on serving.
-func upgradeAndHandOver(srv *server.Server, log *slog.Logger) bool {
+// It reports whether this process is done; on a failed upgrade it goes on serving, and
+// stop is a SIGTERM or SIGINT that arrived meanwhile, for the caller to act on.
+//
+// Signals are read meanwhile: a stop signal during a successful upgrade is meant for the
+// service, which the successor is now, so it is forwarded there (a stop must not turn
+// into an upgrade). The watchdog is pinged too: the successor's start and the drain may
+// take longer than its period.
+func upgradeAndHandOver(srv *server.Server, log *slog.Logger, notify *sdnotify.Notifier,
+	watchdog <-chan time.Time, sigs <-chan os.Signal) (done bool, stop os.Signal) {
 	log.Info("upgrade: handing the listeners to a new process")
-	ctx, cancel := context.WithTimeout(context.Background(), upgradeTimeout)
-	pid, err := srv.Upgrade(ctx)
-	cancel()
-	if err != nil {
-		log.Error("upgrade failed; this process goes on serving", "err", err)
-		return false
+	type outcome struct {
+		pid int
+		err error
 	}
-	log.Info("upgrade: the successor serves; draining and stopping", "successor", pid)
-	if err := srv.Handover(context.Background()); err != nil {
-		log.Warn("upgrade: drain ended early", "err", err)
+	started := make(chan outcome, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), upgradeTimeout)
+		defer cancel()
+		pid, err := srv.Upgrade(ctx)
+		started <- outcome{pid, err}
+	}()
+	pid := 0
+	forward := func(sig os.Signal) {
+		log.Info("upgrade: stop signal during the handover; forwarded to the successor", "signal", sig.String(), "successor", pid)
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			log.Error("upgrade: cannot forward the stop signal", "successor", pid, "err", err)
+		}
 	}
-	log.Info("stopped", "successor", pid)
-	return true
+	var handedOver chan struct{} // closed once drained, after the successor serves
+	for {
+		select {
+		case <-watchdog:
+			notifyErr(log, notify.Watchdog())
+		case sig := <-sigs:
+			switch {
+			case sig == syscall.SIGHUP:
+				log.Warn("reload refused: a binary upgrade is under way; reload the new process")
+			case sig == syscall.SIGUSR2:
+				log.Warn("upgrade refused: an upgrade is under way")
+			case stop != nil:
+			case pid != 0:
+				stop = sig
+				forward(sig)
+			default:
+				stop = sig
+				log.Info("upgrade: stop signal during the upgrade; acted on once the successor serves or fails", "signal", sig.String())
+			}
+		case o := <-started:
+			if o.err != nil {
+				log.Error("upgrade failed; this process goes on serving", "err", o.err)
+				return false, stop
+			}
+			pid = o.pid
+			log.Info("upgrade: the successor serves; draining and stopping", "successor", pid)
+			if stop != nil {
+				forward(stop)
+			}
+			handedOver = make(chan struct{})
+			go func() {
+				defer close(handedOver)
+				if err := srv.Handover(context.Background()); err != nil {
+					log.Warn("upgrade: drain ended early", "err", err)
+				}
+			}()
+		case <-handedOver:
+			log.Info("stopped", "successor", pid)
+			return true, nil
+		}
+	}
 }
 
 func newUpgradeCmd() *cobra.Command {

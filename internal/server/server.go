@@ -61,6 +61,9 @@ type Server struct {
 	inherit      []int
 	inheritAdmin map[string]int
 	adminLns     map[string]net.Listener
+	// reservedAdmin are the admin addresses bound before the engine started (start.go),
+	// kept in inheritAdmin until startAdmin serves them.
+	reservedAdmin map[string]bool
 	// upgrading is set while a successor takes over (upgrade.go): reloads are refused.
 	upgrading atomic.Bool
 	quic      []*quic.Listener
@@ -119,6 +122,7 @@ func StartWith(path string, log *slog.Logger, o StartOptions) (*Server, error) {
 	s.reg.MustRegister(tlsframe.HandshakeCollector()) // dnsfront_tls_handshakes_negotiated_total, process-wide
 	s.reg.MustRegister(&s.tap)
 	fail := func(err error) (*Server, error) {
+		s.releaseAdmin()
 		s.closeDnstap()
 		s.closeQUIC()
 		s.closeTLS()
@@ -162,24 +166,36 @@ func StartWith(path string, log *slog.Logger, o StartOptions) (*Server, error) {
 	s.reg.MustRegister(s.eng.ProxyCollector())
 	s.reg.MustRegister(s.eng.Collector(), s.pol.dyn.Collector(), newPolicyCollector(s.eng),
 		rules.RuleCollector(func() *rules.RuleSet { return s.eng.CurrentState().Rules }))
+	// Everything that can fail runs before the loops start reading the sockets: a
+	// successor of an upgrade shares them with its predecessor, and what its loops took
+	// off them (datagrams read, connections accepted) is lost if it then stops.
+	if err := s.reserveAdmin(cfg.Webserver.ListenAddresses); err != nil {
+		return fail(err)
+	}
+	if err := s.startFleet(); err != nil {
+		return fail(err)
+	}
+	if o.Serving != nil {
+		if err := o.Serving(); err != nil {
+			return fail(err)
+		}
+	}
 	if err := s.eng.Start(); err != nil {
 		return fail(err)
 	}
+	// QUIC stays after the engine: its queries go to the loops, and a client whose
+	// handshake came first would be refused instead of getting no answer yet.
 	if err := s.startQUIC(cfg, binds); err != nil {
-		_ = s.eng.Stop()
+		s.stopServing()
 		return fail(err)
 	}
 	s.pol.run()
 	for _, b := range cfg.Binds {
 		log.Info("listening", "listener", b.ListenAddress, "protocol", b.Protocol)
 	}
-	if err := s.startFleet(); err != nil {
-		_ = s.eng.Stop()
-		return fail(err)
-	}
 	if len(cfg.Webserver.ListenAddresses) > 0 {
 		if s.adm, err = startAdmin(s, cfg.Webserver); err != nil {
-			_ = s.eng.Stop()
+			s.stopServing()
 			return fail(err)
 		}
 	}

@@ -21,6 +21,9 @@ import (
 // StartOptions are what a process started by an upgrade inherited.
 type StartOptions struct {
 	upgrade.Sockets
+	// Serving, if set, runs just before the loops start reading the sockets; an error
+	// fails the start (upgrade.Successor.Serving).
+	Serving func() error
 }
 
 // Upgrade hands the listening sockets to a successor started from the binary on disk, and

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,8 +39,11 @@ type Sockets struct {
 // Spawn starts the successor: the executable this process was started from (which is
 // the new binary once it replaced the old one on disk), with the same arguments, the
 // descriptors of socks and the environment. It returns the successor's process ID once
-// the successor reports that it serves, or an error when it exits first or ctx ends (the
-// successor is then killed). The descriptors of socks stay the caller's.
+// the successor reports that it serves, or an error when it exits first or ctx ends.
+// When ctx ends the successor is asked to give up ("abort" on the control socket): one
+// whose loops do not read the sockets yet answers "aborted" and is killed; one whose loops
+// do answers "serving" and hands its connections and queries back gracefully before it
+// exits, since a kill would lose them. The descriptors of socks stay the caller's.
 func Spawn(ctx context.Context, socks Sockets) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -105,23 +109,59 @@ func Spawn(ctx context.Context, socks Sockets) (int, error) {
 	}()
 	theirs.Close()
 	files = files[1:]
-	line := make(chan string, 1)
+	// Each answer ends the exchange: the reader stops after one, so it never blocks on a
+	// channel nobody reads.
+	lines := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(ours).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		if strings.TrimSpace(s) == "ready" {
-			return cmd.Process.Pid, nil
+		defer close(lines)
+		s, err := bufio.NewReader(ours).ReadString('\n')
+		if err == nil {
+			lines <- strings.TrimSpace(s)
 		}
-		<-exited
-		return 0, fmt.Errorf("upgrade: the successor (pid %d) exited before it served: %v (its log says why)", cmd.Process.Pid, cmd.ProcessState)
-	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		return 0, fmt.Errorf("upgrade: the successor (pid %d) did not serve in time: %w", cmd.Process.Pid, ctx.Err())
+	}()
+	pid := cmd.Process.Pid
+	done := ctx.Done()
+	var grace <-chan time.Time
+	for {
+		select {
+		case s, ok := <-lines:
+			switch {
+			case !ok:
+				<-exited
+				return 0, fmt.Errorf("upgrade: the successor (pid %d) exited before it served: %v (its log says why)", pid, cmd.ProcessState)
+			case s == "ready":
+				return pid, nil
+			case s == "aborted":
+				// It promised never to read the sockets: nothing of theirs is lost.
+				_ = cmd.Process.Kill()
+				return 0, fmt.Errorf("upgrade: the successor (pid %d) did not serve in time: %w", pid, ctx.Err())
+			case s == "serving":
+				// It reads the sockets already: killing it would lose what it accepted
+				// and read. It hands them back (engine.Handover) and exits on its own.
+				return 0, fmt.Errorf("upgrade: the successor (pid %d) did not finish its start in time (%w); it hands its connections back and exits", pid, ctx.Err())
+			default:
+				<-exited
+				return 0, fmt.Errorf("upgrade: the successor (pid %d) said %q and exited: %v", pid, s, cmd.ProcessState)
+			}
+		case <-done:
+			// Ask rather than kill: only the successor knows whether its loops read the
+			// sockets yet. It answers at once, from a goroutine of its own.
+			done = nil
+			grace = time.After(abortGrace)
+			_ = ours.SetWriteDeadline(time.Now().Add(abortGrace))
+			_, _ = io.WriteString(ours, "abort\n")
+		case <-grace:
+			// No answer at all: a binary that does not run, or one from before this
+			// protocol, which says nothing until it is ready.
+			_ = cmd.Process.Kill()
+			return 0, fmt.Errorf("upgrade: the successor (pid %d) did not serve in time and did not answer: %w", pid, ctx.Err())
+		}
 	}
 }
+
+// abortGrace bounds the wait for the successor's answer to "abort": it comes from a
+// goroutine that does nothing else, so a live successor answers within milliseconds.
+const abortGrace = 5 * time.Second
 
 func withoutFDs(env []string) []string {
 	out := env[:0:0]
@@ -134,10 +174,30 @@ func withoutFDs(env []string) []string {
 }
 
 // Successor is what a process started by Spawn inherited.
+//
+// Concurrency rule: phase and aborted are guarded by mu, which is held while the control
+// socket is written, so that the predecessor's "abort" and this process's start are
+// ordered: either the loops start reading the sockets first (the answer is "serving"),
+// or the abort comes first and they never do.
 type Successor struct {
 	Sockets
 	ctl *os.File
+
+	mu      sync.Mutex
+	phase   phase
+	aborted bool
 }
+
+type phase int
+
+const (
+	starting phase = iota // the loops do not read the sockets yet
+	serving               // they do; the predecessor has not been told
+	ready                 // the predecessor was told
+)
+
+// ErrAborted is returned by Serving and Ready once the predecessor gave up waiting.
+var ErrAborted = errors.New("upgrade: the predecessor gave up waiting for this process")
 
 // Inherited returns what the predecessor handed over, or nil when this process was not
 // started by an upgrade. It clears the environment variable, so that a later upgrade of
@@ -176,15 +236,64 @@ func Inherited() (*Successor, error) {
 	if s.ctl == nil {
 		return nil, fmt.Errorf("upgrade: %s=%q: no control socket", envFDs, v)
 	}
+	go s.listen()
 	return s, nil
 }
 
+// listen answers the predecessor's "abort". An end of file (the predecessor stopped) is
+// no abort: this process goes on starting and serves alone.
+func (s *Successor) listen() {
+	r := bufio.NewReader(s.ctl)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.TrimSpace(line) != "abort" {
+			continue
+		}
+		s.mu.Lock()
+		if s.phase != ready {
+			s.aborted = true
+			answer := "aborted\n"
+			if s.phase == serving {
+				answer = "serving\n"
+			}
+			_ = s.ctl.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.WriteString(s.ctl, answer)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Serving is called just before the loops start reading the inherited sockets: it
+// returns ErrAborted, and they must not start, once the predecessor gave up waiting.
+func (s *Successor) Serving() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted {
+		return ErrAborted
+	}
+	s.phase = serving
+	return nil
+}
+
 // Ready tells the predecessor that this process serves: it stops reading the sockets and
-// drains.
-func (s *Successor) Ready() error {
-	defer s.ctl.Close()
+// drains. announce runs first (the pid file, systemd's MAINPID), and only when the
+// predecessor still waits: after ErrAborted this process must hand the sockets back
+// (they are the predecessor's again) and exit.
+func (s *Successor) Ready(announce func()) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted {
+		return ErrAborted
+	}
+	announce()
+	s.phase = ready
 	_ = s.ctl.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(s.ctl, "ready\n"); err != nil {
+	_, err := io.WriteString(s.ctl, "ready\n")
+	s.ctl.Close() // ends listen
+	if err != nil {
 		return fmt.Errorf("upgrade: telling the predecessor: %w", err)
 	}
 	return nil

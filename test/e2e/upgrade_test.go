@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type upgradeLoad struct {
 	wg                   sync.WaitGroup
 	udpAnswered, udpLost atomic.Int64
 	dotAnswered          atomic.Int64
+	tcpAnswered, tcpBad  atomic.Int64
 	graceful             atomic.Int64 // DoT connections the server ended with close_notify
 	mu                   sync.Mutex
 	errs                 []string
@@ -150,6 +152,33 @@ func (u *upgradeLoad) dotClient(t *testing.T, addr string, roots *x509.CertPool,
 			default:
 				u.fail("dot %d: query %d: %v", n, id, err)
 				return
+			}
+		}
+	}()
+}
+
+// tcpClient sends one query per new Do53 TCP connection, so that a successor's loops
+// accept some of them. A connection the server ends gracefully before the query reached
+// it is retried, as RFC 7766 has a client do; anything else (a reset, a timeout) counts.
+func (u *upgradeLoad) tcpClient(addr string, n int) {
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		for id := uint16(1); !u.stopped(); {
+			m := NewQuery(testName, dns.TypeA)
+			m.Id = id
+			c := &dns.Client{Net: "tcp", Timeout: queryTimeout}
+			r, _, err := c.Exchange(m, addr)
+			switch {
+			case err == nil && r.Id == id:
+				u.tcpAnswered.Add(1)
+				id++
+			case errors.Is(err, io.EOF) && !isReset(err):
+				u.graceful.Add(1)
+			default:
+				u.tcpBad.Add(1)
+				u.fail("tcp %d: query %d: %v", n, id, err)
+				id++
 			}
 		}
 	}()
@@ -284,5 +313,155 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 		if r := MustExchange(t, network, d.Addr("dns"), NewQuery(testName, dns.TypeA)); !equalStrings(AnswerStrings(r), testAnswer) {
 			t.Errorf("Do53 over %s after a failed upgrade: %v", network, AnswerStrings(r))
 		}
+	}
+}
+
+// An upgrade whose successor fails late, under a constant Do53 UDP and DoT load, loses
+// nothing: a successor whose second admin address is in use fails before its loops read
+// the shared sockets; one whose DoQ address is in use fails after they did (QUIC starts
+// after the engine), and hands back what it took as a predecessor hands over: the queries
+// it read are answered, its DoT connections end with close_notify. The old process goes
+// on serving throughout.
+func TestUpgradeLateFailureLosesNothing(t *testing.T) {
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	data := listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr}
+	d := Start(t, upgradeConfig, data)
+	old, err := readPIDFile(d.PIDFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	u := &upgradeLoad{stop: make(chan struct{})}
+	roots := CertPool(t, pki.Root.Cert)
+	for i := range 4 {
+		u.udpClient(t, d.Addr("dns"), i)
+	}
+	for i := range 2 {
+		u.dotClient(t, d.Addr("dot"), roots, i)
+		u.tcpClient(d.Addr("dns"), i)
+	}
+	stopLoad := sync.OnceFunc(func() { close(u.stop); u.wg.Wait() })
+	defer stopLoad()
+	waitCounts := func(what string, udp, dot int64) {
+		t.Helper()
+		if !testutil.Poll(20*time.Second, func() bool {
+			return u.udpAnswered.Load() >= udp && u.dotAnswered.Load() >= dot && u.tcpAnswered.Load() >= dot
+		}) {
+			t.Fatalf("%s: %d UDP, %d DoT and %d TCP answers, want %d, %d and %d; errors: %v", what,
+				u.udpAnswered.Load(), u.dotAnswered.Load(), u.tcpAnswered.Load(), udp, dot, dot, u.errs)
+		}
+	}
+	waitCounts("before the upgrades", 200, 100)
+
+	busyAdmin := strings.Replace(upgradeConfig, `listen_addresses: ["127.0.0.1:{{port "admin"}}"]`,
+		`listen_addresses: ["127.0.0.1:{{port "admin"}}", "127.0.0.1:{{port "busy"}}"]`, 1)
+	busyDoQ := strings.Replace(upgradeConfig, "backends:\n", `  - listen_address: "127.0.0.1:{{port "busyq"}}"
+    protocol: DoQ
+    tls: {certificates: [{certificate: "{{.Cert.Chain}}", key: "{{.Cert.Key}}"}]}
+backends:
+`, 1)
+	d.Rewrite(busyAdmin, data)
+	d.Rewrite(busyDoQ, data) // allocates busyq beside busy
+	tcp, err := net.Listen("tcp", d.Addr("busy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	udp, err := net.ListenPacket("udp", d.Addr("busyq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+
+	for _, tc := range []struct {
+		name, config string
+		late         bool // fails after its loops read the sockets
+	}{
+		{"admin address in use", busyAdmin, false},
+		{"DoQ address in use", busyDoQ, true},
+	} {
+		d.Rewrite(tc.config, data)
+		for round := range 3 {
+			a, b := u.udpAnswered.Load(), min(u.dotAnswered.Load(), u.tcpAnswered.Load())
+			mark := len(d.Log())
+			d.Signal(syscall.SIGUSR2)
+			if !d.WaitLog("upgrade failed; this process goes on serving", mark, 30*time.Second) {
+				t.Fatalf("%s, round %d: no failure logged:\n%s", tc.name, round, d.Log()[mark:])
+			}
+			handedBack := strings.Contains(d.Log()[mark:], "handing them back")
+			if handedBack != tc.late {
+				t.Errorf("%s, round %d: the successor handed the listeners back: %v, want %v:\n%s",
+					tc.name, round, handedBack, tc.late, d.Log()[mark:])
+			}
+			waitCounts(fmt.Sprintf("%s, round %d", tc.name, round), a+50, b+25)
+		}
+	}
+	if pid, err := readPIDFile(d.PIDFile); err != nil || pid != old {
+		t.Errorf("pid file after failed upgrades: %d (%v), want %d", pid, err, old)
+	}
+	stopLoad()
+	if n, m := u.udpLost.Load(), u.tcpBad.Load(); n != 0 || m != 0 || len(u.errs) > 0 {
+		t.Errorf("%d UDP queries lost, %d TCP queries failed; errors: %v", n, m, u.errs)
+	}
+	t.Logf("UDP answered %d, lost %d; TCP answered %d, failed %d; DoT answered %d, graceful closes %d",
+		u.udpAnswered.Load(), u.udpLost.Load(), u.tcpAnswered.Load(), u.tcpBad.Load(), u.dotAnswered.Load(), u.graceful.Load())
+}
+
+// A SIGTERM that arrives while an upgrade runs is not lost when the upgrade succeeds: it
+// was meant for the service, which the successor now is, so the old process forwards it
+// there, and both processes end. SIGUSR2 and SIGTERM sent together arrive in that order
+// (pending standard signals are delivered lowest number first, and Go's signal loop
+// forwards them in that order), so the SIGTERM always finds the upgrade under way.
+func TestUpgradeStopSignalDuringHandover(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	d := Start(t, upgradeConfig, listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr})
+	old, err := readPIDFile(d.PIDFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := len(d.Log())
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(old, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.Wait(30 * time.Second); code != 0 {
+		t.Errorf("the old process exited %d, want 0:\n%s", code, d.Log()[mark:])
+	}
+	log := d.Log()[mark:]
+	if !strings.Contains(log, "forwarded to the successor") {
+		t.Fatalf("the old process did not forward the stop signal:\n%s", log)
+	}
+	m := regexp.MustCompile(`the successor serves; draining and stopping" successor=(\d+)`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("no successor pid in the log:\n%s", log)
+	}
+	successor, _ := strconv.Atoi(m[1])
+	// The old process has exited: the successor is this process's child now.
+	exited := make(chan unix.WaitStatus, 1)
+	go func() {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(successor, &ws, 0, nil); err != nil {
+			t.Errorf("wait for the successor %d: %v", successor, err)
+		}
+		exited <- ws
+	}()
+	select {
+	case ws := <-exited:
+		if ws.ExitStatus() != 0 {
+			t.Errorf("the successor exited with %v, want 0", ws)
+		}
+	case <-time.After(stopTimeout):
+		_ = syscall.Kill(successor, syscall.SIGKILL)
+		t.Fatalf("the successor %d still runs %v after the forwarded SIGTERM:\n%s", successor, stopTimeout, d.Log()[mark:])
+	}
+	if _, err := os.Stat(d.PIDFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pid file after both stopped: %v, want removed", err)
 	}
 }
