@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -316,52 +314,17 @@ addAction(AllRule(), LuaAction(echoECS))
 `
 
 // startDnsdistECSEcho runs dnsdist 1.7.3 as a backend that reflects the ECS option it
-// receives (ecsDnsdistLua) until the test ends, and returns its address once it answers.
+// receives (ecsDnsdistLua) until the test ends, and returns its address once it listens.
 func startDnsdistECSEcho(t *testing.T) string {
 	t.Helper()
-	bin := RequireTool(t, "dnsdist", "dnsdist")
 	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "dnsdist.conf")
+	conf := filepath.Join(t.TempDir(), "dnsdist.conf")
 	WriteFile(t, conf, []byte(fmt.Sprintf("setLocal(%q)\nsetACL({\"127.0.0.0/8\"})\n%s", addr, ecsDnsdistLua)))
-	logf, err := os.Create(filepath.Join(dir, "dnsdist.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--supervised", "--disable-syslog", "-C", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logf.Close()
-	})
-	up := testutil.Poll(10*time.Second, func() bool {
-		select {
-		case <-exited:
-			return true
-		default:
-		}
-		_, err := ExchangeTimeout("udp", addr, NewQuery("up.ecs.test", dns.TypeA), 500*time.Millisecond)
-		return err == nil
-	})
-	select {
-	case <-exited:
-		up = false
-	default:
-	}
-	if !up {
-		log, _ := os.ReadFile(logf.Name())
-		t.Fatalf("dnsdist does not answer on %s:\n%s", addr, log)
-	}
+	startPeer(t, "dnsdist", []string{"--supervised", "--disable-syslog", "-C", conf}, addr)
 	return addr
 }
 
