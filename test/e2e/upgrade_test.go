@@ -334,12 +334,12 @@ func TestUpgradeLateFailureLosesNothing(t *testing.T) {
 
 	u := &upgradeLoad{stop: make(chan struct{})}
 	roots := CertPool(t, pki.Root.Cert)
-	for i := range 4 {
+	for i := range 6 {
 		u.udpClient(t, d.Addr("dns"), i)
+		u.tcpClient(d.Addr("dns"), i)
 	}
 	for i := range 2 {
 		u.dotClient(t, d.Addr("dot"), roots, i)
-		u.tcpClient(d.Addr("dns"), i)
 	}
 	stopLoad := sync.OnceFunc(func() { close(u.stop); u.wg.Wait() })
 	defer stopLoad()
@@ -382,7 +382,7 @@ backends:
 		{"DoQ address in use", busyDoQ, true},
 	} {
 		d.Rewrite(tc.config, data)
-		for round := range 3 {
+		for round := range 8 {
 			a, b := u.udpAnswered.Load(), min(u.dotAnswered.Load(), u.tcpAnswered.Load())
 			mark := len(d.Log())
 			d.Signal(syscall.SIGUSR2)
