@@ -116,7 +116,7 @@ func serve(cfgPath, pidFile string) error {
 			return err
 		}
 		if err != nil {
-			log.Warn("upgrade: cannot tell the predecessor; it stops at its timeout", "err", err)
+			log.Warn("upgrade: cannot tell the predecessor that this process serves", "err", err)
 		}
 	} else {
 		writePID()
