@@ -99,7 +99,6 @@ func serve(cfgPath, pidFile string) error {
 			log.Warn("cannot write pid file", "file", pidFile, "err", err)
 		}
 	}
-	log.Info("dnsfront started", "version", server.Version, "config", cfgPath, "pid", os.Getpid())
 	if heir != nil {
 		// The predecessor stops reading the sockets once told; systemd follows the new
 		// main process (NotifyAccess=all in the unit). Neither is told when the
@@ -122,6 +121,8 @@ func serve(cfgPath, pidFile string) error {
 		writePID()
 		notifyErr(log, notify.Ready("serving "+cfgPath))
 	}
+	// Logged once the pid file names this process: whoever waits for the line may read it.
+	log.Info("dnsfront started", "version", server.Version, "config", cfgPath, "pid", os.Getpid())
 	if pidFile != "" {
 		defer removePIDFile(pidFile)
 	}
