@@ -410,9 +410,11 @@ backends:
 
 // A SIGTERM that arrives while an upgrade runs is not lost when the upgrade succeeds: it
 // was meant for the service, which the successor now is, so the old process forwards it
-// there, and both processes end. SIGUSR2 and SIGTERM sent together arrive in that order
-// (pending standard signals are delivered lowest number first, and Go's signal loop
-// forwards them in that order), so the SIGTERM always finds the upgrade under way.
+// there, and both processes end. The SIGTERM is sent once the old process has logged that
+// the upgrade began (two signals sent together may reach a multi-threaded process in
+// either order), and a TCP connection the test holds open keeps the old process in its
+// graceful close for seconds after the successor serves, so the SIGTERM always finds the
+// upgrade under way, held or forwarded.
 func TestUpgradeStopSignalDuringHandover(t *testing.T) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
@@ -424,9 +426,25 @@ func TestUpgradeStopSignalDuringHandover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	held, err := net.Dial("tcp", d.Addr("dns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	dc := &dns.Conn{Conn: held}
+	_ = held.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := dc.WriteMsg(NewQuery(testName, dns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := dc.ReadMsg(); err != nil || !equalStrings(AnswerStrings(r), testAnswer) {
+		t.Fatalf("the held connection's query: %v, %v", r, err)
+	}
 	mark := len(d.Log())
 	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
+	}
+	if !d.WaitLog("upgrade: handing the listeners to a new process", mark, 20*time.Second) {
+		t.Fatalf("the old process did not begin the upgrade:\n%s", d.Log()[mark:])
 	}
 	if err := syscall.Kill(old, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -443,23 +461,29 @@ func TestUpgradeStopSignalDuringHandover(t *testing.T) {
 		t.Fatalf("no successor pid in the log:\n%s", log)
 	}
 	successor, _ := strconv.Atoi(m[1])
-	// The old process has exited: the successor is this process's child now.
-	exited := make(chan unix.WaitStatus, 1)
-	go func() {
+	// The successor ends on the forwarded SIGTERM. If it outlived the old process it is this
+	// process's child now (the subreaper above), and its status is read here; if it ended
+	// first, the old process reaped it, and it must simply be gone, having logged its stop.
+	gone := testutil.Poll(stopTimeout, func() bool {
 		var ws unix.WaitStatus
-		if _, err := unix.Wait4(successor, &ws, 0, nil); err != nil {
-			t.Errorf("wait for the successor %d: %v", successor, err)
+		wpid, err := unix.Wait4(successor, &ws, unix.WNOHANG, nil)
+		switch {
+		case wpid == successor:
+			if ws.ExitStatus() != 0 {
+				t.Errorf("the successor exited with %v, want 0", ws)
+			}
+			return true
+		case errors.Is(err, unix.ECHILD):
+			return errors.Is(unix.Kill(successor, 0), unix.ESRCH)
 		}
-		exited <- ws
-	}()
-	select {
-	case ws := <-exited:
-		if ws.ExitStatus() != 0 {
-			t.Errorf("the successor exited with %v, want 0", ws)
-		}
-	case <-time.After(stopTimeout):
+		return false
+	})
+	if !gone {
 		_ = syscall.Kill(successor, syscall.SIGKILL)
 		t.Fatalf("the successor %d still runs %v after the forwarded SIGTERM:\n%s", successor, stopTimeout, d.Log()[mark:])
+	}
+	if !regexp.MustCompile(`(?m)msg=stopped$`).MatchString(d.Log()[mark:]) {
+		t.Errorf("the successor did not log its stop:\n%s", d.Log()[mark:])
 	}
 	if _, err := os.Stat(d.PIDFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pid file after both stopped: %v, want removed", err)
