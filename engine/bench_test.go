@@ -11,6 +11,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // fakeConn stands in for the gnet connections of a loop: the methods the UDP hot path
@@ -318,7 +320,7 @@ func forwardLoopback(b *testing.B) (*net.UDPConn, []byte) {
 			_, _ = backend.WriteToUDPAddrPort(buf[:n], from)
 		}
 	}()
-	port := freeUDPPort(b)
+	port := testutil.FreePort(b, "127.0.0.1")
 	acl, _ := NewACL([]string{"127.0.0.0/8"})
 	be := &Backend{Key: "b", Name: "b", Addr: backend.LocalAddr().(*net.UDPAddr).AddrPort(), Timeout: time.Second}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
@@ -347,23 +349,4 @@ func forwardLoopback(b *testing.B) (*net.UDPConn, []byte) {
 		b.Fatal(err)
 	}
 	return client, query
-}
-
-func freeUDPPort(tb testing.TB) uint16 {
-	tb.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp4", ln.Addr().String())
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return uint16(port)
-		}
-	}
-	tb.Fatal("no free port")
-	return 0
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // udpTestBackend answers every query it gets: big.example. with TXT records larger than
@@ -67,7 +69,7 @@ func startUDPEngine(t *testing.T, backend netip.AddrPort) (v4, v6 netip.AddrPort
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: backend, Timeout: 5 * time.Second}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	v4 = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	v4 = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 	binds := []BindOptions{{Addr: v4, Protocol: "Do53"}}
 	if pc, err := net.ListenPacket("udp6", "[::1]:0"); err == nil {
 		v6 = pc.LocalAddr().(*net.UDPAddr).AddrPort()

@@ -37,7 +37,7 @@ func startExternalEngine(t *testing.T, loops int) *Engine {
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	e, err := New(Options{
 		Loops:  loops,
-		Binds:  []BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t)), Protocol: "Do53"}},
+		Binds:  []BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1")), Protocol: "Do53"}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st)
 	if err != nil {

@@ -57,16 +57,6 @@ func dotFrame(t *testing.T, id uint16) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)
 }
 
-func freeTCPPort(t *testing.T) uint16 {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
-}
-
 // Records crypto/tls writes while reading stay on their connection. Client A (openssl)
 // sends a KeyUpdate that asks for one back and a query in the same read pass; the
 // server's KeyUpdate is written into the loop's record buffer, shared by the bind's
@@ -120,7 +110,7 @@ func TestKeyUpdateStaysOnItsConnection(t *testing.T) {
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: ln.Addr().(*net.TCPAddr).AddrPort(), Timeout: 10 * time.Second, TCPOnly: true}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeTCPPort(t))
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 	e, err := New(Options{
 		Loops:  1,
 		Binds:  []BindOptions{{Addr: addr, Protocol: "DoT", TLSStore: store, Handshaker: hs}},

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // Drain ends an idle Do53 TCP connection with a lingering close: the client reads EOF,
@@ -26,7 +28,7 @@ func TestDrainLingers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeTCPPort(t))
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 	e, err := New(Options{
 		Loops:  1,
 		Binds:  []BindOptions{{Addr: addr, Protocol: "Do53"}},

@@ -133,7 +133,7 @@ func TestProxyHeaderReadAgainstItsSetting(t *testing.T) {
 	be := &Backend{Key: "b", Name: "b", Addr: backend, Timeout: 5 * time.Second}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	st.Proxy = &ProxyProtocol{ACL: acl, MaxSize: 512}
-	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 	e := startProxyTestEngine(t, st, BindOptions{Addr: bind, Protocol: "Do53", Proxy: BindProxy{Enabled: true}})
 	c, err := net.Dial("tcp", bind.String())
 	if err != nil {
@@ -173,7 +173,7 @@ func TestProxyOutForwardedForBounded(t *testing.T) {
 	acl, _ := NewACL([]string{"127.0.0.0/8"})
 	be := &Backend{Key: "b", Name: "b", Addr: b.addr, Timeout: 5 * time.Second, TCPOnly: true, Proxy: BackendProxy{Use: true}}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 	e := startProxyTestEngine(t, st, BindOptions{Addr: bind, Protocol: "DoH", DoH: &doh.Options{TrustForwardedFor: true}})
 	c, err := net.Dial("tcp", bind.String())
 	if err != nil {
@@ -215,7 +215,7 @@ func TestProxyOutOneQuerySocketsEnd(t *testing.T) {
 		ln.Close()
 		be := &Backend{Key: "b", Name: "b", Addr: dead, Timeout: 5 * time.Second, TCPOnly: true, Proxy: BackendProxy{Use: true}}
 		st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-		bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+		bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 		e := startProxyTestEngine(t, st, BindOptions{Addr: bind, Protocol: "Do53"})
 		c, err := net.Dial("udp", bind.String())
 		if err != nil {
@@ -247,7 +247,7 @@ func TestProxyOutOneQuerySocketsEnd(t *testing.T) {
 		if st.Rules, err = rules.Compile(cfg, rules.Options{Loops: 1}); err != nil {
 			t.Fatal(err)
 		}
-		bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+		bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 		e := startProxyTestEngine(t, st, BindOptions{Addr: bind, Protocol: "Do53"})
 		c, err := net.Dial("udp", bind.String())
 		if err != nil {

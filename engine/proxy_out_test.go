@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // ppBackendConn is one TCP connection a proxy protocol backend accepted: the client its
@@ -101,7 +103,7 @@ func TestProxyOutTCPPerClient(t *testing.T) {
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: baddr, Timeout: 10 * time.Second, TCPOnly: true, Proxy: BackendProxy{Use: true}}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 	e, err := New(Options{Loops: 1, Binds: []BindOptions{{Addr: bind, Protocol: "Do53"}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
 	if err != nil {
 		t.Fatal(err)

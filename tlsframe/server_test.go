@@ -17,6 +17,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // echoServer is a minimal DoT-shaped gnet handler for the tests: it echoes
@@ -125,16 +127,6 @@ func (s *echoServer) OnTraffic(c gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer runs an echoServer on loopback with loops event loops until
 // the test ends.
 func startServer(t testing.TB, snap *Snapshot, hs *Handshaker, loops int) *echoServer {
@@ -145,7 +137,7 @@ func startServer(t testing.TB, snap *Snapshot, hs *Handshaker, loops int) *echoS
 		hs = NewHandshaker(HandshakerOptions{})
 	}
 	s := &echoServer{store: st, hs: hs, booted: make(chan struct{}), loopIdx: make(map[gnet.EventLoop]int)}
-	s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.addr = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
 	errc := make(chan error, 1)
 	go func() {
 		errc <- gnet.Run(s, "tcp://"+s.addr, gnet.WithNumEventLoop(loops), gnet.WithMulticore(loops > 1),

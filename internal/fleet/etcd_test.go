@@ -3,7 +3,6 @@ package fleet
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,16 +32,6 @@ type etcdNode struct {
 	exited                  chan struct{}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func startEtcd(t testing.TB, n int) *etcdCluster {
 	t.Helper()
 	return startEtcdWith(t, n, "http", http.DefaultClient)
@@ -58,8 +47,8 @@ func startEtcdWith(t testing.TB, n int, scheme string, httpc *http.Client, extra
 	for i := range n {
 		nd := &etcdNode{
 			name:   fmt.Sprintf("e%d", i),
-			client: fmt.Sprintf("%s://127.0.0.1:%d", scheme, freePort(t)),
-			peer:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			client: fmt.Sprintf("%s://127.0.0.1:%d", scheme, testutil.FreePort(t, "127.0.0.1")),
+			peer:   fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1")),
 		}
 		nd.dir = filepath.Join(base, nd.name)
 		nd.log = filepath.Join(base, nd.name+".log")

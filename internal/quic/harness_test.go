@@ -64,7 +64,7 @@ func newHarness(t *testing.T, o Options, acl ...string) *harness {
 	}})
 	h.eng, err = engine.New(engine.Options{
 		Loops:  loops,
-		Binds:  []engine.BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freePort(t)), Protocol: "Do53"}},
+		Binds:  []engine.BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1")), Protocol: "Do53"}},
 		Logger: quietLogger(),
 	}, st)
 	if err != nil {
@@ -194,25 +194,6 @@ func closedWith(t *testing.T, c *quicgo.Conn) quicgo.ApplicationErrorCode {
 		t.Fatalf("connection ended with %v, want an application error from the server", cause)
 	}
 	return ae.ErrorCode
-}
-
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp4", ln.Addr().String())
-		_ = ln.Close()
-		if err == nil {
-			_ = pc.Close()
-			return uint16(port)
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }

@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"net"
-	"strconv"
-	"syscall"
 	"text/template"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // ports hands out free loopback ports by name, so that a configuration template can
@@ -35,27 +33,14 @@ func (p *ports) get(name string) (int, error) {
 	return n, nil
 }
 
-// FreePort returns a port that is free for TCP and UDP on host. Another process may take
-// it before it is used: Start retries with new ports when dnsfront reports a bind conflict.
+// FreePort returns a port that is free for TCP and UDP on host, reserved across the test
+// processes of the machine (testutil.ReservePort): dnsfront and several peers listen with
+// SO_REUSEPORT, and two of them on one port would share its traffic without an error.
+// A program outside the tests may still take it before it is used: Start retries with new
+// ports when dnsfront reports a bind conflict.
 func FreePort(host string) (int, error) {
-	for range 20 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
-		ln.Close()
-		if err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) {
-				continue
-			}
-			return 0, err
-		}
-		pc.Close()
-		return port, nil
-	}
-	return 0, fmt.Errorf("no port free for both TCP and UDP on %s", host)
+	p, err := testutil.ReservePort(host)
+	return int(p), err
 }
 
 // render expands a configuration template. Besides the fields of data, it offers
