@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-repo=$(git rev-parse --show-toplevel)
+repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 commit=$(git -C "$repo" rev-parse --short "$rev")
 [ -n "$out" ] || out=$(mktemp -d /tmp/dnsfront-fresh-runs.XXXXXX)
 mkdir -p "$out"
