@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
-	"net"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 func TestConnsRamp(t *testing.T) {
@@ -45,13 +47,8 @@ func TestConnsRamp(t *testing.T) {
 // A ramp that cannot open every connection fails: a partial ramp would
 // understate the cost per connection.
 func TestConnsRampFailsWhenConnectionsFail(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, err = RunConns(context.Background(), ConnsOptions{Target: addr, Proto: "tcp", Count: 3, RunInfo: RunInfo{ServerPID: os.Getpid()}})
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	_, err := RunConns(context.Background(), ConnsOptions{Target: addr, Proto: "tcp", Count: 3, RunInfo: RunInfo{ServerPID: os.Getpid()}})
 	if err == nil || !strings.Contains(err.Error(), "3 of 3 connections failed") {
 		t.Fatalf("err = %v, want 3 of 3 connections failed", err)
 	}

@@ -71,9 +71,8 @@ func startUDPEngine(t *testing.T, backend netip.AddrPort) (v4, v6 netip.AddrPort
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	v4 = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
 	binds := []BindOptions{{Addr: v4, Protocol: "Do53"}}
-	if pc, err := net.ListenPacket("udp6", "[::1]:0"); err == nil {
-		v6 = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		pc.Close()
+	if p, err := testutil.ReservePort("::1"); err == nil {
+		v6 = netip.AddrPortFrom(netip.IPv6Loopback(), p)
 		binds = append(binds, BindOptions{Addr: v6, Protocol: "Do53"})
 	} else {
 		t.Logf("no ::1 here: IPv6 not tested (%v)", err)

@@ -312,7 +312,7 @@ func TestReaddedUDPBindTakesBackItsDrainingSockets(t *testing.T) {
 		}
 		conns[i] = c
 	}
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	lost := 0
 	for _, c := range conns {
 		_ = c.SetReadDeadline(deadline)

@@ -3,6 +3,7 @@ package lb
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // behaviour of a test backend for its next answer.
@@ -96,16 +99,11 @@ func startBackend(t *testing.T, mode behaviour) *testBackend {
 }
 
 // closedPort returns a loopback address nobody listens on: its UDP probes
-// get ICMP port unreachable, its TCP ones a reset.
+// get ICMP port unreachable, its TCP ones a reset. The port is reserved, so
+// no other test binds it meanwhile.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	p, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := p.LocalAddr().String()
-	p.Close()
-	return a
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(testutil.FreePort(t, "127.0.0.1"))))
 }
 
 // fastCheck is a check whose rounds the tests drive with a fake clock. Its

@@ -2,8 +2,8 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -84,12 +84,7 @@ func TestFleetMayFetch(t *testing.T) {
 	if fm.mayFetch() {
 		t.Error("fetching before the fleet started")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String()
-	l.Close()
+	closed := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, make([]byte, 32), 0o600); err != nil {
 		t.Fatal(err)

@@ -3,10 +3,12 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -45,35 +47,79 @@ func FreePort(tb testing.TB, host string) uint16 {
 
 // ReservePort returns a port free for TCP and UDP on host that no other test process of
 // the machine has reserved, and reserves it until this process ends. The port is not
-// held open: a program that is not a test can still take it, which a server then reports
-// as a bind error.
+// held open. It is drawn from below the kernel's ephemeral range (ip_local_port_range),
+// so that no socket bound to port 0 and no client's connection can take it in the
+// meantime; a program that is not a test still can, which a server then reports as a
+// bind error.
 func ReservePort(host string) (uint16, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	lo, hi := reservedRange()
+	for range 200 {
+		port := lo + rand.IntN(hi-lo+1)
+		ok, err := bothFree(host, port)
 		if err != nil {
 			return 0, err
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
-		if err != nil {
-			ln.Close()
-			if errors.Is(err, syscall.EADDRINUSE) {
-				continue
+		if !ok {
+			continue
+		}
+		if ok, err := lockPort(port); err != nil {
+			return 0, err
+		} else if ok {
+			// Checked again under the lock: another process may have bound it between.
+			if free, err := bothFree(host, port); err != nil || free {
+				return uint16(port), err
 			}
-			return 0, err
-		}
-		// Locked while both sockets still hold the port.
-		ok, err := lockPort(port)
-		ln.Close()
-		pc.Close()
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			return uint16(port), nil
 		}
 	}
-	return 0, fmt.Errorf("no port free for both TCP and UDP on %s that no other test process holds", host)
+	return 0, fmt.Errorf("no port from %d to %d free for both TCP and UDP on %s that no other test process holds", lo, hi, host)
+}
+
+// Ports the tests reserve: from 20000 (above the fixed ports of examples/dev.yaml and the
+// benchmark scripts) to just below the ephemeral range, or, where that range starts too
+// low to leave room, the upper half of the ephemeral range itself.
+const reservedLow, reservedMin = 20000, 2000
+
+func reservedRange() (lo, hi int) {
+	ephemeralLow, ephemeralHigh := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && 1024 < l && l < h && h < 65536 {
+				ephemeralLow, ephemeralHigh = l, h
+			}
+		}
+	}
+	if ephemeralLow-1-reservedLow >= reservedMin {
+		return reservedLow, ephemeralLow - 1
+	}
+	if 65535-ephemeralHigh >= reservedMin {
+		return ephemeralHigh + 1, 65535
+	}
+	return (ephemeralLow + ephemeralHigh) / 2, ephemeralHigh
+}
+
+// bothFree reports whether port can be bound on host for TCP and for UDP. The binds are
+// made without SO_REUSEPORT, so a listener that has it (dnsfront's) counts as a holder.
+func bothFree(host string, port int) (bool, error) {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+			return false, nil
+		}
+		return false, err
+	}
+	pc.Close()
+	return true, nil
 }
 
 // lockPort takes the lock file of port, reporting false if another process (or an

