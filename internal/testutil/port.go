@@ -145,3 +145,19 @@ func lockPort(port int) (bool, error) {
 	portLocks.Unlock()
 	return true, nil
 }
+
+// RequireIPv6Loopback returns a port reserved on ::1 (see ReservePort) for a test
+// that needs IPv6. Where ::1 is missing the test fails under CI, which must run
+// every test, and is skipped elsewhere.
+func RequireIPv6Loopback(tb testing.TB) uint16 {
+	tb.Helper()
+	p, err := ReservePort("::1")
+	if err == nil {
+		return p
+	}
+	if InCI() {
+		tb.Fatalf("no IPv6 loopback (::1) on this machine: %v; CI must run every test", err)
+	}
+	tb.Skipf("no IPv6 loopback (::1) on this machine: %v", err)
+	return 0
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsfront/dnsfront/internal/testutil"
 )
 
 // TestACLDropsOutsiders: with an ACL that excludes 127.0.0.1, a UDP query gets no answer
@@ -54,11 +56,7 @@ func TestACLDropsOutsiders(t *testing.T) {
 // TestACLIPv6Loopback: acl ["::1/128"] lets ::1 query and drops 127.0.0.1.
 func TestACLIPv6Loopback(t *testing.T) {
 	t.Parallel()
-	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
-		t.Skipf("no IPv6 loopback on this machine: %v", err)
-	} else {
-		ln.Close()
-	}
+	testutil.RequireIPv6Loopback(t)
 	be := StartBackend(t, BackendOptions{Records: exampleRecords})
 	d := Start(t, `
 general:
