@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -47,7 +46,7 @@ func TestConnsRamp(t *testing.T) {
 // A ramp that cannot open every connection fails: a partial ramp would
 // understate the cost per connection.
 func TestConnsRampFailsWhenConnectionsFail(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	addr := testutil.FreeAddr(t, "127.0.0.1").String()
 	_, err := RunConns(context.Background(), ConnsOptions{Target: addr, Proto: "tcp", Count: 3, RunInfo: RunInfo{ServerPID: os.Getpid()}})
 	if err == nil || !strings.Contains(err.Error(), "3 of 3 connections failed") {
 		t.Fatalf("err = %v, want 3 of 3 connections failed", err)

@@ -320,23 +320,12 @@ func forwardLoopback(b *testing.B) (*net.UDPConn, []byte) {
 			_, _ = backend.WriteToUDPAddrPort(buf[:n], from)
 		}
 	}()
-	port := testutil.FreePort(b, "127.0.0.1")
+	bind := testutil.FreeAddr(b, "127.0.0.1")
 	acl, _ := NewACL([]string{"127.0.0.0/8"})
 	be := &Backend{Key: "b", Name: "b", Addr: backend.LocalAddr().(*net.UDPAddr).AddrPort(), Timeout: time.Second}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	e, err := New(Options{
-		Loops:  1,
-		Binds:  []BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), Protocol: "Do53"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { e.Stop() })
-	client, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	startTestEngine(b, st, 1, BindOptions{Addr: bind, Protocol: "Do53"})
+	client, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(bind))
 	if err != nil {
 		b.Fatal(err)
 	}

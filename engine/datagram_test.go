@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -69,17 +67,9 @@ func startUDPEngine(t *testing.T, backend netip.AddrPort) (v4, v6 netip.AddrPort
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: backend, Timeout: 5 * time.Second}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	v4 = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
+	v4 = testutil.FreeAddr(t, "127.0.0.1")
 	v6 = netip.AddrPortFrom(netip.IPv6Loopback(), testutil.RequireIPv6Loopback(t))
-	binds := []BindOptions{{Addr: v4, Protocol: "Do53"}, {Addr: v6, Protocol: "Do53"}}
-	e, err := New(Options{Loops: 1, Binds: binds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Stop() })
+	startTestEngine(t, st, 1, BindOptions{Addr: v4, Protocol: "Do53"}, BindOptions{Addr: v6, Protocol: "Do53"})
 	return v4, v6
 }
 

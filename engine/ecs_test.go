@@ -59,7 +59,8 @@ func unpackMsg(t testing.TB, b []byte) *dns.Msg {
 	return m
 }
 
-// ecsPending is the pending entry of the query q with the subnet sub decided for it.
+// ecsPending is the pending entry of the query q with the subnet sub decided for it;
+// with clientECS, the client's own option is read from q, as the query path does.
 func ecsPending(t *testing.T, q []byte, sub string, clientECS bool) *pending {
 	t.Helper()
 	pq, err := parseQuery(q)
@@ -68,7 +69,22 @@ func ecsPending(t *testing.T, q []byte, sub string, clientECS bool) *pending {
 	}
 	p := &pending{q: pq, addOPT: pq.optOff < 0, query: q}
 	p.ecs = ecsQuery{on: true, clientECS: clientECS, sub: dnswire.ECSFromPrefix(netip.MustParsePrefix(sub))}
+	if clientECS {
+		p.ecs.orig, _, _ = dnswire.ReadECS(q, mustOPT(t, q))
+	}
 	return p
+}
+
+// answerECS returns the ECS option of the answer out as it is on the wire, and parsed.
+func answerECS(t *testing.T, out []byte) ([]byte, dnswire.ECS, error) {
+	t.Helper()
+	_, h, _ := dnswire.FindOPT(out)
+	off, n, _ := dnswire.FindOption(out, h, dnswire.OptionECS)
+	if off < 0 {
+		t.Fatalf("no ECS option in the answer % x", out)
+	}
+	e, err := dnswire.ParseECS(out[off+4 : off+n])
+	return out[off+4 : off+n], e, err
 }
 
 func TestAppendECS(t *testing.T) {
@@ -183,7 +199,6 @@ func TestECSAnswer(t *testing.T) {
 		own := c.own
 		t.Run("the client's own option comes back: "+own, func(t *testing.T) {
 			p := ecsPending(t, query(subnetOption(own, 0)), "192.0.2.0/24", true)
-			p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
 			got := unpackMsg(t, l.ecsAnswer(p, ecsAnswerOf(t, subnetOption("192.0.2.0/24", 20))))
 			e := ecsOf(t, got)
 			if e == nil {
@@ -346,19 +361,15 @@ func TestECSAnswerScopeStaysInFamily(t *testing.T) {
 	m.IsEdns0().Option = append(m.IsEdns0().Option, subnetOption("198.51.100.0/24", 0))
 	q := packMsg(t, m)
 	p := ecsPending(t, q, "2001:db8::/56", true)
-	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
 	l := &loop{}
 	for _, c := range []struct {
 		backend string
 		scope   uint8
 		want    uint8
 	}{{"2001:db8::/56", 56, 24}, {"2001:db8::/56", 255, 24}} {
-		out := l.ecsAnswer(p, ecsAnswerOf(t, subnetOption(c.backend, c.scope)))
-		_, h, _ := dnswire.FindOPT(out)
-		off, n, _ := dnswire.FindOption(out, h, dnswire.OptionECS)
-		e, err := dnswire.ParseECS(out[off+4 : off+n])
+		wire, e, err := answerECS(t, l.ecsAnswer(p, ecsAnswerOf(t, subnetOption(c.backend, c.scope))))
 		if err != nil || e.Family != dnswire.FamilyIPv4 || e.Scope != c.want {
-			t.Errorf("backend scope %d: the client gets % x (%+v, %v), want its IPv4 /24 with scope %d", c.scope, out[off+4:off+n], e, err, c.want)
+			t.Errorf("backend scope %d: the client gets % x (%+v, %v), want its IPv4 /24 with scope %d", c.scope, wire, e, err, c.want)
 		}
 	}
 	// Of one family, the backend's scope is given back; one past the family's bits makes
@@ -366,12 +377,8 @@ func TestECSAnswerScopeStaysInFamily(t *testing.T) {
 	// §7.3): the client's own source prefix goes back instead.
 	m.IsEdns0().Option[0] = subnetOption("2001:db8:1::/48", 0)
 	p = ecsPending(t, packMsg(t, m), "2001:db8::/56", true)
-	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
 	for _, c := range []struct{ scope, want uint8 }{{56, 56}, {128, 128}, {200, 48}} {
-		out := l.ecsAnswer(p, ecsAnswerOf(t, subnetOption("2001:db8::/56", c.scope)))
-		_, h, _ := dnswire.FindOPT(out)
-		off, n, _ := dnswire.FindOption(out, h, dnswire.OptionECS)
-		if e, err := dnswire.ParseECS(out[off+4 : off+n]); err != nil || e.Scope != c.want {
+		if _, e, err := answerECS(t, l.ecsAnswer(p, ecsAnswerOf(t, subnetOption("2001:db8::/56", c.scope)))); err != nil || e.Scope != c.want {
 			t.Errorf("same family, backend scope %d: the client gets %+v (%v), want scope %d", c.scope, e, err, c.want)
 		}
 	}
@@ -386,7 +393,6 @@ func TestECSAnswerStaysWithin64K(t *testing.T) {
 	m.IsEdns0().Option = append(m.IsEdns0().Option, subnetOption("2001:db8::1/128", 0))
 	q := packMsg(t, m)
 	p := ecsPending(t, q, "192.0.2.0/24", true)
-	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
 	r := new(dns.Msg)
 	r.SetReply(m)
 	r.SetEdns0(1232, false)
@@ -479,7 +485,6 @@ func TestECSAnswerOwnOptionOnMismatch(t *testing.T) {
 	m.SetEdns0(1232, false)
 	m.IsEdns0().Option = append(m.IsEdns0().Option, subnetOption("198.51.100.0/24", 0))
 	p := ecsPending(t, packMsg(t, m), "192.0.2.0/24", true)
-	p.ecs.orig, _, _ = dnswire.ReadECS(p.query, mustOPT(t, p.query))
 	l := &loop{}
 	for _, c := range []struct {
 		name  string

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -35,19 +33,7 @@ func startExternalEngine(t *testing.T, loops int) *Engine {
 	acl, _ := NewACL([]string{"127.0.0.0/8"})
 	be := &Backend{Key: "b", Name: "b", Addr: backend.LocalAddr().(*net.UDPAddr).AddrPort(), Timeout: time.Second}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	e, err := New(Options{
-		Loops:  loops,
-		Binds:  []BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1")), Protocol: "Do53"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Stop() })
-	return e
+	return startTestEngine(t, st, loops, BindOptions{Addr: testutil.FreeAddr(t, "127.0.0.1"), Protocol: "Do53"})
 }
 
 type outcome struct {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -110,7 +109,7 @@ func TestKeyUpdateStaysOnItsConnection(t *testing.T) {
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: ln.Addr().(*net.TCPAddr).AddrPort(), Timeout: 10 * time.Second, TCPOnly: true}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
+	addr := testutil.FreeAddr(t, "127.0.0.1")
 	e, err := New(Options{
 		Loops:  1,
 		Binds:  []BindOptions{{Addr: addr, Protocol: "DoT", TLSStore: store, Handshaker: hs}},

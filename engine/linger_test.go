@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -28,7 +27,7 @@ func TestDrainLingers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
+	addr := testutil.FreeAddr(t, "127.0.0.1")
 	e, err := New(Options{
 		Loops:  1,
 		Binds:  []BindOptions{{Addr: addr, Protocol: "Do53"}},

@@ -44,8 +44,8 @@ func TestBindsChangeOnARunningEngine(t *testing.T) {
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: backend, Timeout: 5 * time.Second}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	a := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
-	b := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
+	a := testutil.FreeAddr(t, "127.0.0.1")
+	b := testutil.FreeAddr(t, "127.0.0.1")
 	e, err := New(Options{Loops: 2, Binds: []BindOptions{{Addr: a, Protocol: "Do53"}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
 	if err != nil {
@@ -169,8 +169,8 @@ func startTwoBinds(t *testing.T, be *Backend) (e *Engine, a, b netip.AddrPort) {
 		t.Fatal(err)
 	}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	a = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
-	b = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
+	a = testutil.FreeAddr(t, "127.0.0.1")
+	b = testutil.FreeAddr(t, "127.0.0.1")
 	e, err = New(Options{Loops: 2, Binds: []BindOptions{{Addr: a, Protocol: "Do53"}, {Addr: b, Protocol: "Do53"}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
 	if err != nil {

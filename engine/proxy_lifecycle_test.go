@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -87,19 +86,6 @@ func startCountingPPBackend(t *testing.T) *countingPPBackend {
 	return b
 }
 
-func startProxyTestEngine(t *testing.T, st *State, binds ...BindOptions) *Engine {
-	t.Helper()
-	e, err := New(Options{Loops: 1, Binds: binds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Stop() })
-	return e
-}
-
 // onLoop runs f on the engine's only loop and waits for it.
 func onLoop(t *testing.T, e *Engine, f func(l *loop)) {
 	t.Helper()
@@ -133,8 +119,8 @@ func TestProxyHeaderReadAgainstItsSetting(t *testing.T) {
 	be := &Backend{Key: "b", Name: "b", Addr: backend, Timeout: 5 * time.Second}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	st.Proxy = &ProxyProtocol{ACL: acl, MaxSize: 512}
-	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
-	e := startProxyTestEngine(t, st, BindOptions{Addr: bind, Protocol: "Do53", Proxy: BindProxy{Enabled: true}})
+	bind := testutil.FreeAddr(t, "127.0.0.1")
+	e := startTestEngine(t, st, 1, BindOptions{Addr: bind, Protocol: "Do53", Proxy: BindProxy{Enabled: true}})
 	c, err := net.Dial("tcp", bind.String())
 	if err != nil {
 		t.Fatal(err)
@@ -173,8 +159,8 @@ func TestProxyOutForwardedForBounded(t *testing.T) {
 	acl, _ := NewACL([]string{"127.0.0.0/8"})
 	be := &Backend{Key: "b", Name: "b", Addr: b.addr, Timeout: 5 * time.Second, TCPOnly: true, Proxy: BackendProxy{Use: true}}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
-	e := startProxyTestEngine(t, st, BindOptions{Addr: bind, Protocol: "DoH", DoH: &doh.Options{TrustForwardedFor: true}})
+	bind := testutil.FreeAddr(t, "127.0.0.1")
+	e := startTestEngine(t, st, 1, BindOptions{Addr: bind, Protocol: "DoH", DoH: &doh.Options{TrustForwardedFor: true}})
 	c, err := net.Dial("tcp", bind.String())
 	if err != nil {
 		t.Fatal(err)
@@ -207,16 +193,11 @@ func TestProxyOutForwardedForBounded(t *testing.T) {
 func TestProxyOutOneQuerySocketsEnd(t *testing.T) {
 	acl, _ := NewACL([]string{"127.0.0.0/8"})
 	t.Run("refused", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		dead := ln.Addr().(*net.TCPAddr).AddrPort()
-		ln.Close()
+		dead := testutil.FreeAddr(t, "127.0.0.1") // reserved: nothing listens there
 		be := &Backend{Key: "b", Name: "b", Addr: dead, Timeout: 5 * time.Second, TCPOnly: true, Proxy: BackendProxy{Use: true}}
 		st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-		bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
-		e := startProxyTestEngine(t, st, BindOptions{Addr: bind, Protocol: "Do53"})
+		bind := testutil.FreeAddr(t, "127.0.0.1")
+		e := startTestEngine(t, st, 1, BindOptions{Addr: bind, Protocol: "Do53"})
 		c, err := net.Dial("udp", bind.String())
 		if err != nil {
 			t.Fatal(err)
@@ -247,8 +228,8 @@ func TestProxyOutOneQuerySocketsEnd(t *testing.T) {
 		if st.Rules, err = rules.Compile(cfg, rules.Options{Loops: 1}); err != nil {
 			t.Fatal(err)
 		}
-		bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
-		e := startProxyTestEngine(t, st, BindOptions{Addr: bind, Protocol: "Do53"})
+		bind := testutil.FreeAddr(t, "127.0.0.1")
+		e := startTestEngine(t, st, 1, BindOptions{Addr: bind, Protocol: "Do53"})
 		c, err := net.Dial("udp", bind.String())
 		if err != nil {
 			t.Fatal(err)

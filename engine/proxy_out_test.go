@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -103,15 +102,8 @@ func TestProxyOutTCPPerClient(t *testing.T) {
 	}
 	be := &Backend{Key: "b", Name: "b", Addr: baddr, Timeout: 10 * time.Second, TCPOnly: true, Proxy: BackendProxy{Use: true}}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
-	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1"))
-	e, err := New(Options{Loops: 1, Binds: []BindOptions{{Addr: bind, Protocol: "Do53"}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Stop() })
+	bind := testutil.FreeAddr(t, "127.0.0.1")
+	e := startTestEngine(t, st, 1, BindOptions{Addr: bind, Protocol: "Do53"})
 
 	dial := func(src string) net.Conn {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}

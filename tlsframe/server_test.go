@@ -137,7 +137,7 @@ func startServer(t testing.TB, snap *Snapshot, hs *Handshaker, loops int) *echoS
 		hs = NewHandshaker(HandshakerOptions{})
 	}
 	s := &echoServer{store: st, hs: hs, booted: make(chan struct{}), loopIdx: make(map[gnet.EventLoop]int)}
-	s.addr = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	s.addr = testutil.FreeAddr(t, "127.0.0.1").String()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- gnet.Run(s, "tcp://"+s.addr, gnet.WithNumEventLoop(loops), gnet.WithMulticore(loops > 1),

@@ -3,7 +3,6 @@ package lb
 import (
 	"context"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,7 +102,7 @@ func startBackend(t *testing.T, mode behaviour) *testBackend {
 // no other test binds it meanwhile.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(testutil.FreePort(t, "127.0.0.1"))))
+	return testutil.FreeAddr(t, "127.0.0.1").String()
 }
 
 // fastCheck is a check whose rounds the tests drive with a fake clock. Its

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -383,7 +382,7 @@ func TestWrongSecretIsNotInstalled(t *testing.T) {
 // connected. Servers gate their first OCSP fetch on it (internal/server's mayFetch).
 func TestTriedAfterFirstAttempt(t *testing.T) {
 	secret := secretFile(t)
-	closed := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	closed := testutil.FreeAddr(t, "127.0.0.1").String()
 	lone := startMember(t, "lone", []string{"http://" + closed}, memberOpts{secret: secret})
 	testutil.Eventually(t, wait, "the first attempt against a closed port ended", lone.Tried)
 	if lone.Connected() {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -84,7 +83,7 @@ func TestFleetMayFetch(t *testing.T) {
 	if fm.mayFetch() {
 		t.Error("fetching before the fleet started")
 	}
-	closed := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "127.0.0.1"))
+	closed := testutil.FreeAddr(t, "127.0.0.1").String()
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, make([]byte, 32), 0o600); err != nil {
 		t.Fatal(err)

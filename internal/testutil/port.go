@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -55,20 +56,15 @@ func ReservePort(host string) (uint16, error) {
 	lo, hi := reservedRange()
 	for range 200 {
 		port := lo + rand.IntN(hi-lo+1)
-		ok, err := bothFree(host, port)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			continue
-		}
 		if ok, err := lockPort(port); err != nil {
 			return 0, err
-		} else if ok {
-			// Checked again under the lock: another process may have bound it between.
-			if free, err := bothFree(host, port); err != nil || free {
-				return uint16(port), err
-			}
+		} else if !ok {
+			continue // another test process holds it
+		}
+		// Under the lock, so that no test process binds it in between. A port some other
+		// program holds stays locked, unused, and another is tried.
+		if free, err := bothFree(host, port); err != nil || free {
+			return uint16(port), err
 		}
 	}
 	return 0, fmt.Errorf("no port from %d to %d free for both TCP and UDP on %s that no other test process holds", lo, hi, host)
@@ -80,16 +76,7 @@ func ReservePort(host string) (uint16, error) {
 const reservedLow, reservedMin = 20000, 2000
 
 func reservedRange() (lo, hi int) {
-	ephemeralLow, ephemeralHigh := 32768, 60999
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			l, err1 := strconv.Atoi(f[0])
-			h, err2 := strconv.Atoi(f[1])
-			if err1 == nil && err2 == nil && 1024 < l && l < h && h < 65536 {
-				ephemeralLow, ephemeralHigh = l, h
-			}
-		}
-	}
+	ephemeralLow, ephemeralHigh := ephemeralRange()
 	if ephemeralLow-1-reservedLow >= reservedMin {
 		return reservedLow, ephemeralLow - 1
 	}
@@ -97,6 +84,22 @@ func reservedRange() (lo, hi int) {
 		return ephemeralHigh + 1, 65535
 	}
 	return (ephemeralLow + ephemeralHigh) / 2, ephemeralHigh
+}
+
+// ephemeralRange is the kernel's range of ports for port-0 binds and client connections
+// (net.ipv4.ip_local_port_range, which IPv6 uses too), or Linux's default where it
+// cannot be read.
+func ephemeralRange() (lo, hi int) {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && 1024 < l && l < h && h < 65536 {
+				return l, h
+			}
+		}
+	}
+	return 32768, 60999
 }
 
 // bothFree reports whether port can be bound on host for TCP and for UDP. The binds are
@@ -144,6 +147,12 @@ func lockPort(port int) (bool, error) {
 	portLocks.files = append(portLocks.files, f)
 	portLocks.Unlock()
 	return true, nil
+}
+
+// FreeAddr is FreePort as an address: host and a port reserved on it.
+func FreeAddr(tb testing.TB, host string) netip.AddrPort {
+	tb.Helper()
+	return netip.AddrPortFrom(netip.MustParseAddr(host), FreePort(tb, host))
 }
 
 // RequireIPv6Loopback returns a port reserved on ::1 (see ReservePort) for a test

@@ -184,23 +184,37 @@ func (u *upgradeLoad) tcpClient(addr string, n int) {
 	}()
 }
 
+// adoptOrphans makes this process the parent of orphans (the new process, once the old
+// one exits), so that the test can wait for it.
+func adoptOrphans(t *testing.T) {
+	t.Helper()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+}
+
+// startUpgradeFront starts dnsfront on upgradeConfig in front of a backend that answers
+// testName, and returns it with its PKI, the data of its configuration and its pid.
+func startUpgradeFront(t *testing.T) (*Dnsfront, *devpki.TestPKI, listenersData, int) {
+	t.Helper()
+	pki := devpki.NewTestPKI(t, t.TempDir())
+	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
+	data := listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr}
+	d := Start(t, upgradeConfig, data)
+	pid, err := readPIDFile(d.PIDFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, pki, data, pid
+}
+
 // A binary upgrade under a constant Do53 UDP and DoT load: `dnsfront upgrade` starts the
 // binary on disk with the listening sockets, the old process stops reading them, ends its
 // DoT connections with close_notify after their answers and exits. No UDP query goes
 // unanswered, no DoT connection is reset, and the new process serves.
 func TestUpgradeHandsOverWithoutLoss(t *testing.T) {
-	// Orphans (the new process, once the old one exits) become this process's children,
-	// so that the test can wait for it.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
-	}
-	pki := devpki.NewTestPKI(t, t.TempDir())
-	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
-	d := Start(t, upgradeConfig, listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr})
-	old, err := readPIDFile(d.PIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	adoptOrphans(t)
+	d, pki, _, old := startUpgradeFront(t)
 	var successor int
 	t.Cleanup(func() { stopSuccessor(t, successor) }) // before d's own cleanup (LIFO)
 
@@ -229,6 +243,7 @@ func TestUpgradeHandsOverWithoutLoss(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("dnsfront upgrade: exit %d: %s", code, out)
 	}
+	var err error
 	if successor, err = readPIDFile(d.PIDFile); err != nil || successor == old {
 		t.Fatalf("pid file after the upgrade: %d (%v), old pid %d", successor, err, old)
 	}
@@ -285,13 +300,7 @@ func stopSuccessor(t *testing.T, pid int) {
 // nothing: the old process logs why and goes on serving its connections and listeners.
 func TestUpgradeFailureKeepsServing(t *testing.T) {
 	t.Parallel()
-	pki := devpki.NewTestPKI(t, t.TempDir())
-	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
-	d := Start(t, upgradeConfig, listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr})
-	old, err := readPIDFile(d.PIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, pki, _, old := startUpgradeFront(t)
 	c := DialDoT(t, d.Addr("dot"), "dns.test", CertPool(t, pki.Root.Cert), nil)
 	ExchangeDoT(t, c, NewQuery(testName, dns.TypeA))
 
@@ -323,14 +332,7 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 // it read are answered, its DoT connections end with close_notify. The old process goes
 // on serving throughout.
 func TestUpgradeLateFailureLosesNothing(t *testing.T) {
-	pki := devpki.NewTestPKI(t, t.TempDir())
-	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
-	data := listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr}
-	d := Start(t, upgradeConfig, data)
-	old, err := readPIDFile(d.PIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, pki, data, old := startUpgradeFront(t)
 
 	u := &upgradeLoad{stop: make(chan struct{})}
 	roots := CertPool(t, pki.Root.Cert)
@@ -416,16 +418,8 @@ backends:
 // graceful close for seconds after the successor serves, so the SIGTERM always finds the
 // upgrade under way, held or forwarded.
 func TestUpgradeStopSignalDuringHandover(t *testing.T) {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
-	}
-	pki := devpki.NewTestPKI(t, t.TempDir())
-	be := StartBackend(t, BackendOptions{Records: []string{testName + ". 60 IN A " + testAnswer}})
-	d := Start(t, upgradeConfig, listenersData{Cert: CertOf(pki.Leaf), Backend: be.Addr})
-	old, err := readPIDFile(d.PIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	adoptOrphans(t)
+	d, _, _, old := startUpgradeFront(t)
 	held, err := net.Dial("tcp", d.Addr("dns"))
 	if err != nil {
 		t.Fatal(err)
