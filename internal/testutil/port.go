@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -102,21 +103,36 @@ func ephemeralRange() (lo, hi int) {
 	return 32768, 60999
 }
 
-// bothFree reports whether port can be bound on host for TCP and for UDP. The binds are
-// made without SO_REUSEPORT, so a listener that has it (dnsfront's) counts as a holder.
+// bothFree reports whether port can be bound on host for TCP and for UDP by any server.
+// The binds are made without SO_REUSEPORT, so that a listener that has it (dnsfront's)
+// counts as a holder, and without SO_REUSEADDR, so that connections of an earlier
+// process still in TIME_WAIT on the port count too: a server that does not set it (gnet
+// by default) could not bind there.
 func bothFree(host string, port int) (bool, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	ln, err := net.Listen("tcp", addr)
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	inUse := func(err error) bool {
+		return errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES)
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+		if inUse(err) {
 			return false, nil
 		}
 		return false, err
 	}
 	defer ln.Close()
-	pc, err := net.ListenPacket("udp", addr)
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+		if inUse(err) {
 			return false, nil
 		}
 		return false, err

@@ -101,3 +101,33 @@ func TestLockPortChild(t *testing.T) {
 		fmt.Println("lock: held")
 	}
 }
+
+// A port where a closed server's connection waits in TIME_WAIT is not free: a server
+// that binds without SO_REUSEADDR (gnet's default) would fail there with "address
+// already in use", though a bind with it (Go's net.Listen) succeeds.
+func TestPortInTimeWaitIsNotFree(t *testing.T) {
+	p := FreePort(t, "127.0.0.1")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p)))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // the server closes first: its side of the connection goes to TIME_WAIT
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the client read data, want EOF")
+	}
+	c.Close()
+	ln.Close()
+	free, err := bothFree("127.0.0.1", int(p))
+	if err != nil || free {
+		t.Fatalf("port %d with a connection in TIME_WAIT: free %v (%v), want not free", p, free, err)
+	}
+}
