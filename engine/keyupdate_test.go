@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"io"
-	"log/slog"
 	"net"
 	"os/exec"
 	"strconv"
@@ -110,21 +109,8 @@ func TestKeyUpdateStaysOnItsConnection(t *testing.T) {
 	be := &Backend{Key: "b", Name: "b", Addr: ln.Addr().(*net.TCPAddr).AddrPort(), Timeout: 10 * time.Second, TCPOnly: true}
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	addr := testutil.FreeAddr(t, "127.0.0.1")
-	e, err := New(Options{
-		Loops:  1,
-		Binds:  []BindOptions{{Addr: addr, Protocol: "DoT", TLSStore: store, Handshaker: hs}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = e.Stop()
-		hs.Wait()
-	})
+	t.Cleanup(hs.Wait) // after the engine stops: cleanups run last first
+	e := startTestEngine(t, st, 1, BindOptions{Addr: addr, Protocol: "DoT", TLSStore: store, Handshaker: hs})
 
 	// Client B's query waits on the backend connection.
 	roots := x509.NewCertPool()

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -28,18 +27,7 @@ func TestDrainLingers(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := testutil.FreeAddr(t, "127.0.0.1")
-	e, err := New(Options{
-		Loops:  1,
-		Binds:  []BindOptions{{Addr: addr, Protocol: "Do53"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, newTestState(acl, nil, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Stop() })
+	e := startTestEngine(t, newTestState(acl, nil, nil), 1, BindOptions{Addr: addr, Protocol: "Do53"})
 
 	c, err := net.Dial("tcp", addr.String())
 	if err != nil {

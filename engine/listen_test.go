@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"syscall"
@@ -46,15 +45,7 @@ func TestBindsChangeOnARunningEngine(t *testing.T) {
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	a := testutil.FreeAddr(t, "127.0.0.1")
 	b := testutil.FreeAddr(t, "127.0.0.1")
-	e, err := New(Options{Loops: 2, Binds: []BindOptions{{Addr: a, Protocol: "Do53"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer e.Stop()
+	e := startTestEngine(t, st, 2, BindOptions{Addr: a, Protocol: "Do53"})
 	askUDPAndTCP(t, a)
 	held, err := net.Dial("tcp", a.String())
 	if err != nil {
@@ -171,16 +162,7 @@ func startTwoBinds(t *testing.T, be *Backend) (e *Engine, a, b netip.AddrPort) {
 	st := newTestState(acl, []*Backend{be}, map[string]*Pool{"": {Backends: []*Backend{be}}})
 	a = testutil.FreeAddr(t, "127.0.0.1")
 	b = testutil.FreeAddr(t, "127.0.0.1")
-	e, err = New(Options{Loops: 2, Binds: []BindOptions{{Addr: a, Protocol: "Do53"}, {Addr: b, Protocol: "Do53"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Stop() })
-	return e, a, b
+	return startTestEngine(t, st, 2, BindOptions{Addr: a, Protocol: "Do53"}, BindOptions{Addr: b, Protocol: "Do53"}), a, b
 }
 
 // rebind puts binds in force with drain and returns a channel closed when the drain ended.

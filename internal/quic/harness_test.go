@@ -64,7 +64,7 @@ func newHarness(t *testing.T, o Options, acl ...string) *harness {
 	}})
 	h.eng, err = engine.New(engine.Options{
 		Loops:  loops,
-		Binds:  []engine.BindOptions{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreePort(t, "127.0.0.1")), Protocol: "Do53"}},
+		Binds:  []engine.BindOptions{{Addr: testutil.FreeAddr(t, "127.0.0.1"), Protocol: "Do53"}},
 		Logger: quietLogger(),
 	}, st)
 	if err != nil {
